@@ -1,0 +1,2 @@
+export * from './driver/domain.js';
+export * from './host/physical-memory.js';
