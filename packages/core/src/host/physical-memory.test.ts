@@ -2,46 +2,57 @@ import { describe, expect, it } from '@jest/globals';
 import { FRAME_SIZE, PhysicalMemory } from './physical-memory.js';
 
 describe('PhysicalMemory', () => {
-  it('reads zeros from frames never written, without materialising them', () => {
+  it('allocates zeroed contiguous runs, never frame 0, never reusing frame numbers', () => {
     const m = new PhysicalMemory();
-    const f = m.allocFrames(4);
-    expect(m.read(f * FRAME_SIZE, new Uint8Array(3 * FRAME_SIZE)).every((b) => b === 0)).toBe(true);
-    expect(m.readU64(f * FRAME_SIZE + 8)).toBe(0n);
-    expect(m.residentFrameCount).toBe(0);
+    const a = m.allocRun(8);
+    expect(a.firstFrame).toBeGreaterThan(0);
+    expect(a.bytes.length).toBe(8 * FRAME_SIZE);
+    expect(a.bytes.every((b) => b === 0)).toBe(true);
+    const b = m.allocRun(2);
+    expect(b.firstFrame).toBe(a.firstFrame + 8);
+    m.freeRun(a.firstFrame);
+    expect(m.allocRun(1).firstFrame).toBe(b.firstFrame + 2);
+    expect(m.allocatedFrameCount).toBe(3);
   });
 
-  it('writes and reads across frame boundaries', () => {
+  it('a run is one plain Uint8Array over shared memory; physical reads see its writes', () => {
     const m = new PhysicalMemory();
-    const pa = m.allocFrames(2) * FRAME_SIZE + FRAME_SIZE - 3;
-    m.write(pa, Uint8Array.from([1, 2, 3, 4, 5, 6]));
-    expect(Array.from(m.read(pa, new Uint8Array(6)))).toEqual([1, 2, 3, 4, 5, 6]);
-    m.writeU64(pa, 0x1122334455667788n);
-    expect(m.readU64(pa)).toBe(0x1122334455667788n);
-    expect(m.readU32(pa)).toBe(0x55667788);
-    expect(m.readU64Hi(pa)).toBe(0x11223344);
-    expect(m.residentFrameCount).toBe(2);
+    const r = m.allocRun(2);
+    expect(r.bytes.buffer).toBeInstanceOf(SharedArrayBuffer);
+    const pa = r.firstFrame * FRAME_SIZE;
+    r.bytes.set([1, 2, 3, 4, 5, 6], FRAME_SIZE - 3);
+    expect(Array.from(m.read(pa + FRAME_SIZE - 3, new Uint8Array(6)))).toEqual([1, 2, 3, 4, 5, 6]);
+    m.writeU64(pa + 16, 0x1122334455667788n);
+    expect(m.readU64(pa + 16)).toBe(0x1122334455667788n);
+    expect(m.readU32(pa + 20)).toBe(0x11223344);
+    expect(r.bytes[16]).toBe(0x88);
   });
 
-  it('hands out contiguous runs, never frame 0, and reuses freed runs zeroed', () => {
+  it('reads zero from unbacked or freed addresses and drops writes there', () => {
     const m = new PhysicalMemory();
-    const a = m.allocFrames(8);
-    expect(a).toBeGreaterThan(0);
-    const b = m.allocFrames(2);
-    expect(b).toBe(a + 8);
-    m.writeU32(a * FRAME_SIZE, 0xdeadbeef);
-    m.freeFrames(a, 8);
-    expect(m.allocatedFrameCount).toBe(2);
-    const c = m.allocFrames(4);
-    expect(c).toBe(a);
-    expect(m.readU32(c * FRAME_SIZE)).toBe(0);
+    const r = m.allocRun(1);
+    const pa = r.firstFrame * FRAME_SIZE;
+    m.writeU32(pa, 0xdeadbeef);
+    m.freeRun(r.firstFrame);
+    expect(m.readU32(pa)).toBe(0);
+    m.writeU32(pa, 1);
+    expect(m.readU32(pa)).toBe(0);
+    expect(m.runAt(pa)).toBeUndefined();
   });
 
-  it('shares frame bytes through SharedArrayBuffer locations', () => {
+  it('reads and writes spanning two runs and a hole', () => {
     const m = new PhysicalMemory();
-    const f = m.allocFrames(1);
-    const loc = m.frameLocation(f);
-    expect(loc.slab).toBeInstanceOf(SharedArrayBuffer);
-    new Uint8Array(loc.slab, loc.offset, FRAME_SIZE)[5] = 0x42;
-    expect(m.read(f * FRAME_SIZE + 5, new Uint8Array(1))[0]).toBe(0x42);
+    const a = m.allocRun(1);
+    m.allocRun(1);
+    const pa = a.firstFrame * FRAME_SIZE + FRAME_SIZE - 2;
+    m.write(pa, Uint8Array.from([9, 8, 7, 6]));
+    expect(Array.from(m.read(pa, new Uint8Array(4)))).toEqual([9, 8, 7, 6]);
+    expect(m.readU32(pa)).toBe(0x06070809);
+  });
+
+  it('rejects bad sizes and frees of unknown runs', () => {
+    const m = new PhysicalMemory();
+    expect(() => m.allocRun(0)).toThrow(RangeError);
+    expect(() => m.freeRun(12345)).toThrow(RangeError);
   });
 });

@@ -1,140 +1,98 @@
 // The simulated host's one physical memory. User memory, guest RAM, page tables, queues and device
 // DMA all meet here, as bytes in the hardware's own formats.
 //
-// Frames are 4 KiB and materialised lazily: a frame that was never written reads as zeros and costs
-// nothing. Frame storage comes from SharedArrayBuffer slabs so that a hardware model running in a
-// worker thread can see the same bytes (see `frameLocation`).
+// Memory is handed out in runs of physically contiguous 4 KiB frames, each run backed by one
+// SharedArrayBuffer: the OS commits its pages only when touched (so a large, sparse guest RAM costs
+// what is used), a run is one plain Uint8Array for whoever owns it, and a hardware model in a
+// worker thread can share the very same bytes.
 
 export const FRAME_SHIFT = 12;
 export const FRAME_SIZE = 1 << FRAME_SHIFT;
-const FRAMES_PER_SLAB = 256; // 1 MiB slabs
+/** The largest run one allocation may be (a single SharedArrayBuffer). */
+export const MAX_RUN_BYTES = 2 ** 31;
 
-export interface FrameLocation {
-  readonly slab: SharedArrayBuffer;
-  readonly offset: number;
+export interface FrameRun {
+  readonly firstFrame: number;
+  readonly frames: number;
+  /** The run's bytes: index 0 is physical address firstFrame * FRAME_SIZE. */
+  readonly bytes: Uint8Array;
 }
 
 export class PhysicalMemory {
-  /** Frame number -> its 4 KiB of storage; absent means all zero. */
-  private readonly frames = new Map<number, Uint8Array>();
-  private readonly slabs: SharedArrayBuffer[] = [];
-  private readonly freeStorage: Uint8Array[] = [];
-  /** Next never-used frame number; frame 0 is kept unused so physical address 0 never holds data. */
+  /** Live runs, sorted by first frame. */
+  private readonly runs: FrameRun[] = [];
+  /** Frame numbers are never reused, so a stale physical address can never alias new memory. Frame 0 stays unused. */
   private nextFrame = 1;
-  private readonly freeRuns: { first: number; count: number }[] = [];
-  private allocatedFrames = 0;
-  private readonly zeroFrame = new Uint8Array(FRAME_SIZE);
+  private allocated = 0;
+  private lastHit: FrameRun | undefined;
 
-  /** Allocates `count` physically contiguous frames and returns the first frame number. */
-  allocFrames(count: number): number {
-    if (!Number.isInteger(count) || count <= 0) throw new RangeError(`allocFrames: bad count ${count}`);
-    const i = this.freeRuns.findIndex((r) => r.count >= count);
-    let first: number;
-    if (i >= 0) {
-      const run = this.freeRuns[i]!;
-      first = run.first;
-      run.first += count;
-      run.count -= count;
-      if (run.count === 0) this.freeRuns.splice(i, 1);
-    } else {
-      first = this.nextFrame;
-      this.nextFrame += count;
+  /** Allocates `frames` contiguous zeroed frames. */
+  allocRun(frames: number): FrameRun {
+    if (!Number.isInteger(frames) || frames <= 0 || frames * FRAME_SIZE > MAX_RUN_BYTES) {
+      throw new RangeError(`allocRun: cannot allocate ${frames} frames`);
     }
-    this.allocatedFrames += count;
-    return first;
+    const run: FrameRun = {
+      firstFrame: this.nextFrame,
+      frames,
+      bytes: new Uint8Array(new SharedArrayBuffer(frames * FRAME_SIZE)),
+    };
+    this.nextFrame += frames;
+    this.runs.push(run); // frame numbers only grow: stays sorted
+    this.allocated += frames;
+    return run;
   }
 
-  /** Returns frames to the allocator; their contents are discarded (they read as zero again). */
-  freeFrames(first: number, count: number): void {
-    for (let f = first; f < first + count; f++) {
-      const storage = this.frames.get(f);
-      if (storage) {
-        storage.fill(0);
-        this.freeStorage.push(storage);
-        this.frames.delete(f);
-      }
-    }
-    this.allocatedFrames -= count;
-    this.freeRuns.push({ first, count });
+  /** Releases a run. Its frames read as zero afterwards and are never handed out again. */
+  freeRun(firstFrame: number): void {
+    const i = this.indexOf(firstFrame);
+    const run = i >= 0 ? this.runs[i] : undefined;
+    if (!run || run.firstFrame !== firstFrame) throw new RangeError(`freeRun: no run starts at frame ${firstFrame}`);
+    this.runs.splice(i, 1);
+    this.allocated -= run.frames;
+    if (this.lastHit === run) this.lastHit = undefined;
   }
 
-  /** Frames handed out and not freed. */
+  /** Frames in live runs. */
   get allocatedFrameCount(): number {
-    return this.allocatedFrames;
+    return this.allocated;
   }
 
-  /** Frames that hold storage (were written at least once). */
-  get residentFrameCount(): number {
-    return this.frames.size;
-  }
-
-  /** The storage of one frame, created on first use when `create` is set. */
-  frame(pfn: number, create: true): Uint8Array;
-  frame(pfn: number, create?: boolean): Uint8Array | undefined;
-  frame(pfn: number, create = false): Uint8Array | undefined {
-    let storage = this.frames.get(pfn);
-    if (!storage && create) {
-      storage = this.freeStorage.pop() ?? this.newStorage();
-      this.frames.set(pfn, storage);
+  /** The run holding physical address `pa`, or undefined (unbacked: reads zero, writes are dropped). */
+  runAt(pa: number): FrameRun | undefined {
+    const frame = Math.floor(pa / FRAME_SIZE);
+    const hit = this.lastHit;
+    if (hit && frame >= hit.firstFrame && frame < hit.firstFrame + hit.frames) return hit;
+    const i = this.indexOf(frame);
+    const run = i >= 0 ? this.runs[i] : undefined;
+    if (run && frame < run.firstFrame + run.frames) {
+      this.lastHit = run;
+      return run;
     }
-    return storage;
-  }
-
-  /** Where a frame's bytes live, for sharing with a worker thread. Materialises the frame. */
-  frameLocation(pfn: number): FrameLocation {
-    const storage = this.frame(pfn, true);
-    return { slab: storage.buffer as SharedArrayBuffer, offset: storage.byteOffset };
+    return undefined;
   }
 
   read(pa: number, into: Uint8Array): Uint8Array {
-    let done = 0;
-    while (done < into.length) {
-      const addr = pa + done;
-      const off = addr % FRAME_SIZE;
-      const n = Math.min(FRAME_SIZE - off, into.length - done);
-      const storage = this.frames.get(Math.floor(addr / FRAME_SIZE)) ?? this.zeroFrame;
-      into.set(storage.subarray(off, off + n), done);
-      done += n;
-    }
+    this.copy(pa, into.length, (run, off, pos, n) => into.set(run.bytes.subarray(off, off + n), pos), (pos, n) => into.fill(0, pos, pos + n));
     return into;
   }
 
+  /** Writes bytes; bytes that fall outside every run are dropped, like a write to unbacked space. */
   write(pa: number, bytes: Uint8Array): void {
-    let done = 0;
-    while (done < bytes.length) {
-      const addr = pa + done;
-      const off = addr % FRAME_SIZE;
-      const n = Math.min(FRAME_SIZE - off, bytes.length - done);
-      this.frame(Math.floor(addr / FRAME_SIZE), true).set(bytes.subarray(done, done + n), off);
-      done += n;
-    }
+    this.copy(pa, bytes.length, (run, off, pos, n) => run.bytes.set(bytes.subarray(pos, pos + n), off), () => {});
   }
 
   readU32(pa: number): number {
-    const off = pa % FRAME_SIZE;
-    if (off > FRAME_SIZE - 4) return this.readSlow(pa, 4);
-    const s = this.frames.get(Math.floor(pa / FRAME_SIZE));
-    if (!s) return 0;
-    return (s[off]! | (s[off + 1]! << 8) | (s[off + 2]! << 16) | (s[off + 3]! << 24)) >>> 0;
+    const run = this.runAt(pa);
+    const off = run ? pa - run.firstFrame * FRAME_SIZE : 0;
+    if (!run || off + 4 > run.bytes.length) return this.readSlow(pa, 4);
+    const b = run.bytes;
+    return (b[off]! | (b[off + 1]! << 8) | (b[off + 2]! << 16) | (b[off + 3]! << 24)) >>> 0;
   }
 
   writeU32(pa: number, value: number): void {
-    const off = pa % FRAME_SIZE;
-    if (off > FRAME_SIZE - 4) return this.writeSlow(pa, 4, value);
-    const s = this.frame(Math.floor(pa / FRAME_SIZE), true);
-    s[off] = value;
-    s[off + 1] = value >>> 8;
-    s[off + 2] = value >>> 16;
-    s[off + 3] = value >>> 24;
-  }
-
-  /** A 64-bit little-endian word as its low and high 32-bit halves (hot paths avoid bigint). */
-  readU64Lo(pa: number): number {
-    return this.readU32(pa);
-  }
-
-  readU64Hi(pa: number): number {
-    return this.readU32(pa + 4);
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setUint32(0, value >>> 0, true);
+    this.write(pa, b);
   }
 
   readU64(pa: number): bigint {
@@ -142,27 +100,51 @@ export class PhysicalMemory {
   }
 
   writeU64(pa: number, value: bigint): void {
-    this.writeU32(pa, Number(value & 0xffff_ffffn));
-    this.writeU32(pa + 4, Number((value >> 32n) & 0xffff_ffffn));
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setBigUint64(0, BigInt.asUintN(64, value), true);
+    this.write(pa, b);
   }
 
-  private newStorage(): Uint8Array {
-    const index = this.frames.size + this.freeStorage.length;
-    const slabIndex = Math.floor(index / FRAMES_PER_SLAB);
-    while (this.slabs.length <= slabIndex) this.slabs.push(new SharedArrayBuffer(FRAMES_PER_SLAB * FRAME_SIZE));
-    return new Uint8Array(this.slabs[slabIndex]!, (index % FRAMES_PER_SLAB) * FRAME_SIZE, FRAME_SIZE);
+  private indexOf(frame: number): number {
+    // Last run whose firstFrame <= frame.
+    let lo = 0;
+    let hi = this.runs.length - 1;
+    let found = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.runs[mid]!.firstFrame <= frame) {
+        found = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    return found;
+  }
+
+  private copy(
+    pa: number,
+    length: number,
+    backed: (run: FrameRun, offset: number, pos: number, n: number) => void,
+    unbacked: (pos: number, n: number) => void,
+  ): void {
+    let pos = 0;
+    while (pos < length) {
+      const addr = pa + pos;
+      const run = this.runAt(addr);
+      if (run) {
+        const off = addr - run.firstFrame * FRAME_SIZE;
+        const n = Math.min(run.bytes.length - off, length - pos);
+        backed(run, off, pos, n);
+        pos += n;
+      } else {
+        const n = Math.min(FRAME_SIZE - (addr % FRAME_SIZE), length - pos);
+        unbacked(pos, n);
+        pos += n;
+      }
+    }
   }
 
   private readSlow(pa: number, n: number): number {
     const b = this.read(pa, new Uint8Array(n));
-    let v = 0;
-    for (let i = n - 1; i >= 0; i--) v = v * 256 + b[i]!;
-    return v;
-  }
-
-  private writeSlow(pa: number, n: number, value: number): void {
-    const b = new Uint8Array(n);
-    for (let i = 0; i < n; i++) b[i] = (value >>> (8 * i)) & 0xff;
-    this.write(pa, b);
+    return new DataView(b.buffer).getUint32(0, true);
   }
 }

@@ -1,0 +1,48 @@
+import { describe, expect, it } from '@jest/globals';
+import { AddressSpace } from './address-space.js';
+import { FRAME_SIZE, PhysicalMemory } from './physical-memory.js';
+
+describe('AddressSpace', () => {
+  it('allocates page-aligned zeroed memory whose bytes are the physical bytes', () => {
+    const phys = new PhysicalMemory();
+    const mm = new AddressSpace(phys);
+    const { addr, bytes } = mm.alloc(3 * FRAME_SIZE - 100);
+    expect(addr % BigInt(FRAME_SIZE)).toBe(0n);
+    expect(bytes.length).toBe(3 * FRAME_SIZE);
+    bytes[FRAME_SIZE + 7] = 0x5a;
+    const frame = mm.frameOf(addr + BigInt(FRAME_SIZE))!;
+    expect(phys.read(frame * FRAME_SIZE + 7, new Uint8Array(1))[0]).toBe(0x5a);
+  });
+
+  it('copy_from_user / copy_to_user fault with EFAULT outside mappings, including the guard gap', () => {
+    const mm = new AddressSpace(new PhysicalMemory());
+    const { addr } = mm.alloc(FRAME_SIZE);
+    mm.write(addr + 10n, Uint8Array.from([1, 2]));
+    expect(Array.from(mm.read(addr + 10n, 2))).toEqual([1, 2]);
+    expect(() => mm.read(addr + BigInt(FRAME_SIZE) - 1n, 2)).toThrow(expect.objectContaining({ code: 'EFAULT' }));
+    expect(() => mm.read(0n, 1)).toThrow(expect.objectContaining({ code: 'EFAULT' }));
+    expect(mm.frameOf(addr + BigInt(FRAME_SIZE))).toBeUndefined();
+  });
+
+  it('read-only shared mappings refuse writes and write pins', () => {
+    const phys = new PhysicalMemory();
+    const mm = new AddressSpace(phys);
+    const run = phys.allocRun(2);
+    const { addr } = mm.mapShared(run, FRAME_SIZE, FRAME_SIZE, false);
+    expect(mm.frameOf(addr)).toBe(run.firstFrame + 1);
+    expect(mm.frameOf(addr, true)).toBeUndefined();
+    expect(() => mm.write(addr, Uint8Array.of(1))).toThrow(expect.objectContaining({ code: 'EFAULT' }));
+    mm.free(addr);
+    expect(phys.allocatedFrameCount).toBe(2); // shared pages stay with their owner
+  });
+
+  it('free releases the frames and only takes mapping starts', () => {
+    const phys = new PhysicalMemory();
+    const mm = new AddressSpace(phys);
+    const { addr } = mm.alloc(2 * FRAME_SIZE);
+    expect(() => mm.free(addr + 1n)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    mm.free(addr);
+    expect(phys.allocatedFrameCount).toBe(0);
+    expect(mm.find(addr)).toBeUndefined();
+  });
+});
