@@ -1,0 +1,63 @@
+// The iommufd ioctl dispatcher, in the kernel's exact order (spec 3.1):
+//   1. command number outside the table -> the VFIO type1 compatibility handler (ENOTTY if unknown)
+//   2. read the u32 `size` at the argument (EFAULT)
+//   3. empty slot or a different full request number -> ENOTTY
+//   4. size < the command's minimum -> EINVAL
+//   5. copy the struct: a short one is zero-extended; bytes past sizeof must be zero (E2BIG)
+//   6. run the handler; a new object it handed over is finalized on success, aborted on failure.
+
+import { SystemError, type IoctlArg } from '@viommu/uapi';
+import type { IommufdContext } from '../context.js';
+import type { AddressSpace } from '../host/address-space.js';
+import { IOMMUFD_CMD_BASE, IOMMUFD_TABLE_LEN, ioctlSlot } from './registry.js';
+import { Ucmd, UserArg, type UcmdProcess } from './ucmd.js';
+
+/** The VFIO container compatibility ioctls (spec 12), set by src/vfio-compat.ts. */
+export type CompatHandler = (ctx: IommufdContext, request: number, user: UserArg, memory: AddressSpace) => number;
+let compatHandler: CompatHandler | undefined;
+
+export function setVfioCompatHandler(h: CompatHandler): void {
+  compatHandler = h;
+}
+
+export function dispatchIommufdIoctl(ctx: IommufdContext, proc: UcmdProcess, memory: AddressSpace, request: number, arg: IoctlArg): number {
+  request >>>= 0;
+  const nr = request & 0xff;
+  const user = new UserArg(arg, memory);
+  if (nr < IOMMUFD_CMD_BASE || nr - IOMMUFD_CMD_BASE >= IOMMUFD_TABLE_LEN) {
+    if (!compatHandler) throw new SystemError('ENOTTY', 'ioctl');
+    return compatHandler(ctx, request, user, memory);
+  }
+  const sizeBytes = user.read(0, 4);
+  const userSize = (sizeBytes[0]! | (sizeBytes[1]! << 8) | (sizeBytes[2]! << 16) | (sizeBytes[3]! << 24)) >>> 0;
+  const op = ioctlSlot(nr);
+  if (!op || op.request >>> 0 !== request) throw new SystemError('ENOTTY', 'ioctl');
+  if (userSize < (op.minSize ?? op.struct.minSize)) throw new SystemError('EINVAL', 'ioctl', `size ${userSize} below the minimum ${op.minSize ?? op.struct.minSize} of ${op.name}`);
+  const cmd = copyStructFromArg(user, op.struct.size, userSize);
+
+  const ucmd = new Ucmd(ctx, cmd, userSize, memory, user, proc);
+  let rc: number | void;
+  try {
+    rc = op.handler(ucmd);
+  } catch (e) {
+    if (ucmd.newObj) ctx.objects.abort(ucmd.newObj);
+    throw e;
+  }
+  if (ucmd.newObj) ctx.objects.finalize(ucmd.newObj);
+  return rc ?? 0;
+}
+
+/** copy_struct_from_user over the ioctl argument. */
+function copyStructFromArg(user: UserArg, ksize: number, usize: number): Uint8Array {
+  const cmd = new Uint8Array(ksize);
+  if (usize > ksize) {
+    // The kernel scans the whole tail, however large `size` is, in chunks; so do we.
+    const CHUNK = 1 << 16;
+    for (let off = ksize; off < usize; off += CHUNK) {
+      const tail = user.read(off, Math.min(CHUNK, usize - off));
+      for (let i = 0; i < tail.length; i++) if (tail[i] !== 0) throw new SystemError('E2BIG', 'ioctl', 'non-zero bytes past the known struct');
+    }
+  }
+  cmd.set(user.read(0, Math.min(ksize, usize)));
+  return cmd;
+}

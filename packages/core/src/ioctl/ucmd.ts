@@ -1,0 +1,80 @@
+// One ioctl call as a handler sees it (the kernel's struct iommufd_ucmd): the kernel's copy of the
+// struct, the size userspace passed, the context, and the caller's memory for side buffers.
+
+import { SystemError, type IoctlArg } from '@viommu/uapi';
+import type { IommufdContext } from '../context.js';
+import type { AddressSpace } from '../host/address-space.js';
+import type { IommufdObject } from '../object/object.js';
+import type { OpenFile } from '../process/file.js';
+
+/** The caller's side of an ioctl argument: struct bytes, a pointer into user memory, or NULL. */
+export class UserArg {
+  constructor(
+    readonly arg: IoctlArg,
+    private readonly memory: AddressSpace,
+  ) {}
+
+  /** Copies `length` bytes at `offset` of the argument in (EFAULT when not readable). */
+  read(offset: number, length: number): Uint8Array {
+    const a = this.arg;
+    if (a instanceof Uint8Array) {
+      if (offset + length > a.length) throw new SystemError('EFAULT', 'ioctl', 'argument shorter than its size');
+      return a.slice(offset, offset + length);
+    }
+    if (typeof a === 'number' && a !== 0) return this.memory.read(BigInt(a) + BigInt(offset), length);
+    throw new SystemError('EFAULT', 'ioctl', 'NULL argument');
+  }
+
+  /** Copies bytes out at `offset` of the argument (EFAULT when not writable). */
+  write(offset: number, bytes: Uint8Array): void {
+    const a = this.arg;
+    if (a instanceof Uint8Array) {
+      if (offset + bytes.length > a.length) throw new SystemError('EFAULT', 'ioctl', 'argument shorter than its size');
+      a.set(bytes, offset);
+      return;
+    }
+    if (typeof a === 'number' && a !== 0) {
+      this.memory.write(BigInt(a) + BigInt(offset), bytes);
+      return;
+    }
+    throw new SystemError('EFAULT', 'ioctl', 'NULL argument');
+  }
+}
+
+export interface UcmdProcess {
+  installFd(file: OpenFile): number;
+  uninstallFd(fd: number): void;
+}
+
+export class Ucmd {
+  /** The object this ioctl is creating: finalized by the dispatcher on success, aborted on failure. */
+  newObj: IommufdObject | undefined;
+
+  constructor(
+    readonly ctx: IommufdContext,
+    /** The kernel's copy of the struct: sizeof bytes, zero past the user's size. Handlers may edit it. */
+    readonly cmd: Uint8Array,
+    /** The `size` userspace passed. */
+    readonly userSize: number,
+    /** The caller's address space: side buffers (data_uptr, allowed_iovas, ...) are read and written here. */
+    readonly memory: AddressSpace,
+    readonly user: UserArg,
+    readonly process: UcmdProcess,
+  ) {}
+
+  /** iommufd_ucmd_respond: copies min(user size, sizeof) bytes of `cmd` back to the caller (EFAULT). */
+  respond(length = this.cmd.length): void {
+    this.user.write(0, this.cmd.subarray(0, Math.min(this.userSize, length)));
+  }
+
+  /** Hands the dispatcher a reserved object to finalize on success or abort on failure. */
+  newObject(obj: IommufdObject): void {
+    if (this.newObj) throw new Error('one new object per ioctl');
+    this.newObj = obj;
+  }
+
+  /** Installs an fd for a new file in the calling process (fault and vEVENTQ fds). */
+  installFd(file: OpenFile): number {
+    return this.process.installFd(file);
+  }
+}

@@ -1,0 +1,138 @@
+// A simulated process (the Process contract of @viommu/uapi): an fd table over OpenFiles, user
+// memory (an AddressSpace over the host's physical memory), and mmaps of files.
+
+import { POLLIN, POLLNVAL, POLLOUT, SystemError, type IoctlArg, type Process } from '@viommu/uapi';
+import type { AddressSpace } from '../host/address-space.js';
+import type { OpenFile } from './file.js';
+
+/** What the host resolves paths with. */
+export interface PathResolver {
+  openPath(proc: SimProcess, path: string, flags: number): OpenFile;
+}
+
+/** The first fd handed out (0-2 are stdio in a real process). */
+const FIRST_FD = 3;
+
+export class SimProcess implements Process {
+  readonly memory: AddressSpace;
+  private readonly fds: (OpenFile | undefined)[] = [];
+  private readonly fileMaps = new Map<number, { length: number; unmap(): void }>();
+  private exited = false;
+
+  constructor(
+    private readonly resolver: PathResolver,
+    memory: AddressSpace,
+  ) {
+    this.memory = memory;
+  }
+
+  open(path: string, flags = 2): number {
+    this.alive('open');
+    return this.installFd(this.resolver.openPath(this, path, flags));
+  }
+
+  close(fd: number): void {
+    const file = this.file(fd, 'close');
+    this.fds[fd] = undefined;
+    file.release();
+  }
+
+  ioctl(fd: number, request: number, arg: IoctlArg): number {
+    const file = this.file(fd, 'ioctl');
+    if (!file.ioctl) throw new SystemError('ENOTTY', 'ioctl');
+    return file.ioctl(request, arg);
+  }
+
+  read(fd: number, buf: Uint8Array): number {
+    const file = this.file(fd, 'read');
+    if (!file.read) throw new SystemError('EINVAL', 'read');
+    return file.read(buf);
+  }
+
+  write(fd: number, buf: Uint8Array): number {
+    const file = this.file(fd, 'write');
+    if (!file.write) throw new SystemError('EINVAL', 'write');
+    return file.write(buf);
+  }
+
+  poll(fd: number, events: number, timeoutMs: number): Promise<number> {
+    const file = this.fds[fd];
+    if (!file) return Promise.resolve(POLLNVAL);
+    if (!file.poll) return Promise.resolve(events & (POLLIN | POLLOUT));
+    return file.poll(events, timeoutMs);
+  }
+
+  mmap(fd: number, length: number, offset: bigint): { addr: bigint; bytes: Uint8Array } {
+    const file = this.file(fd, 'mmap');
+    if (!file.mmap) throw new SystemError('ENODEV', 'mmap');
+    const m = file.mmap(length, offset);
+    try {
+      const out = this.memory.mapShared(m.run, m.runOffset, length, m.writable);
+      this.fileMaps.set(Number(out.addr), { length, unmap: () => m.unmap() });
+      return out;
+    } catch (e) {
+      m.unmap();
+      throw e;
+    }
+  }
+
+  munmap(addr: bigint, length: number): void {
+    const key = Number(addr);
+    const fm = this.fileMaps.get(key);
+    if (fm) {
+      // Partial munmap of a device mapping is not modelled: the whole mapping goes.
+      this.fileMaps.delete(key);
+      this.memory.free(addr);
+      fm.unmap();
+      return;
+    }
+    if (!this.memory.find(addr)) return; // munmap of an unmapped range succeeds
+    void length;
+    this.memory.free(addr);
+  }
+
+  /** Installs `file` at the lowest free fd. */
+  installFd(file: OpenFile): number {
+    let fd = FIRST_FD;
+    while (this.fds[fd] !== undefined) fd++;
+    this.fds[fd] = file;
+    return fd;
+  }
+
+  /** Takes an fd back without releasing its file (undoing installFd in a failed ioctl). */
+  uninstallFd(fd: number): void {
+    this.fds[fd] = undefined;
+  }
+
+  /** The open file behind `fd`, or undefined. */
+  fileOf(fd: number): OpenFile | undefined {
+    return this.fds[fd];
+  }
+
+  /** Process exit: every fd closed, every file mapping unmapped (as the kernel does on exit). */
+  exit(): void {
+    if (this.exited) return;
+    for (const [addr, fm] of [...this.fileMaps]) {
+      this.fileMaps.delete(addr);
+      this.memory.free(BigInt(addr));
+      fm.unmap();
+    }
+    for (let fd = 0; fd < this.fds.length; fd++) if (this.fds[fd]) this.close(fd);
+    this.exited = true;
+  }
+
+  get openFdCount(): number {
+    return this.fds.filter((f) => f !== undefined).length;
+  }
+
+  private file(fd: number, syscall: string): OpenFile {
+    const f = Number.isInteger(fd) && fd >= 0 ? this.fds[fd] : undefined;
+    if (!f) throw new SystemError('EBADF', syscall);
+    return f;
+  }
+
+  private alive(syscall: string): void {
+    if (this.exited) throw new SystemError('ESRCH', syscall, 'process exited');
+  }
+}
+
