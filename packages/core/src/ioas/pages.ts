@@ -1,0 +1,223 @@
+// The pages behind areas (the kernel's iopt_pages): a window of user memory or of a memfd, pinned
+// lazily. Several areas (COPY, also across IOASes) share one Pages; a page is pinned once however
+// many users need it. Users are the index ranges of areas filled into domains and the exact ranges
+// accesses pinned; `segments` keeps, per run of indexes with contiguous frames, how many users
+// cover it. Pins are charged to the owner that created the pages (or took them over with
+// CHANGE_PROCESS).
+
+import { SystemError } from '@viommu/uapi';
+import type { AddressSpace } from '../host/address-space.js';
+import type { MemFile } from '../host/mem-file.js';
+import { FRAME_SHIFT, FRAME_SIZE, type PhysicalMemory } from '../host/physical-memory.js';
+import { charge, uncharge } from './accounting.js';
+import { adjustPins } from './pin-counts.js';
+import type { AccountMode, PinOwner } from './types.js';
+
+/** Indexes [start, last] are backed by frames [frame, frame + last - start] and covered by `users` users. */
+export interface Segment {
+  start: number;
+  last: number;
+  frame: number;
+  users: number;
+}
+
+/** An exact index range pinned by accesses (iopt_pages_access), with how many pinned it. */
+interface AccessRange {
+  start: number;
+  last: number;
+  users: number;
+}
+
+export type PagesSource =
+  | { readonly kind: 'user'; readonly mm: AddressSpace; /** page-aligned user VA of index 0 */ readonly base: bigint }
+  | { readonly kind: 'file'; readonly file: MemFile; /** byte offset of index 0 in the file (page aligned) */ readonly base: bigint };
+
+export class Pages {
+  /** Pages currently pinned (npinned) and charged (last_npinned); equal between operations. */
+  npinned = 0;
+  private segments: Segment[] = [];
+  private accesses: AccessRange[] = [];
+
+  constructor(
+    readonly physical: PhysicalMemory,
+    readonly source: PagesSource,
+    /** Number of PAGE_SIZE pages (may exceed what is mapped: checked at pin time). */
+    readonly npages: number,
+    readonly writable: boolean,
+    public owner: PinOwner,
+    public accountMode: AccountMode,
+  ) {}
+
+  get isFile(): boolean {
+    return this.source.kind === 'file';
+  }
+
+  /** Pinned segments, ascending (read-only view for filling domains and checks). */
+  pinnedSegments(): readonly Segment[] {
+    return this.segments;
+  }
+
+  /** Index of the first segment whose last >= index. */
+  segmentIndexFor(index: number): number {
+    const s = this.segments;
+    let lo = 0;
+    let hi = s.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (s[mid]!.last < index) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** Frame pinned at `index`, or undefined. */
+  pinnedFrame(index: number): number | undefined {
+    const seg = this.segments[this.segmentIndexFor(index)];
+    return seg && seg.start <= index ? seg.frame + (index - seg.start) : undefined;
+  }
+
+  /**
+   * Adds a user over [start, last]: pins what is not pinned yet (EFAULT / EINVAL from the source,
+   * then ENOMEM from the memlock charge), all or nothing.
+   */
+  addUser(start: number, last: number): void {
+    // 1. Find the frames of every unpinned index, without changing anything.
+    const fresh: Segment[] = [];
+    let idx = start;
+    for (let i = this.segmentIndexFor(start); idx <= last; i++) {
+      const seg = this.segments[i];
+      const gapEnd = seg && seg.start <= last ? seg.start - 1 : last;
+      while (idx <= gapEnd) {
+        const { frame, count } = this.resolve(idx, gapEnd - idx + 1);
+        fresh.push({ start: idx, last: idx + count - 1, frame, users: 1 });
+        idx += count;
+      }
+      if (!seg || seg.start > last) break;
+      idx = seg.last + 1;
+    }
+    let newly = 0;
+    for (const f of fresh) newly += f.last - f.start + 1;
+    // 2. Charge them; 3. commit.
+    charge(this.owner, this.accountMode, newly);
+    for (const f of fresh) adjustPins(this.physical, f.frame, f.last - f.start + 1, 1);
+    this.npinned += newly;
+    this.splitAt(start);
+    this.splitAt(last + 1);
+    for (const seg of this.segments) if (seg.start >= start && seg.last <= last) seg.users++;
+    if (fresh.length) {
+      this.segments.push(...fresh);
+      this.segments.sort((a, b) => a.start - b.start);
+    }
+    this.merge();
+  }
+
+  /** Drops a user over [start, last]; pages nobody covers any more are unpinned and uncharged. */
+  removeUser(start: number, last: number): void {
+    this.splitAt(start);
+    this.splitAt(last + 1);
+    let freed = 0;
+    const keep: Segment[] = [];
+    for (const seg of this.segments) {
+      if (seg.start >= start && seg.last <= last) {
+        if (seg.users === 0) throw new Error(`pages: removing a user that was never added at ${seg.start}`);
+        if (--seg.users === 0) {
+          const n = seg.last - seg.start + 1;
+          adjustPins(this.physical, seg.frame, n, -1);
+          freed += n;
+          continue;
+        }
+      }
+      keep.push(seg);
+    }
+    this.segments = keep;
+    this.npinned -= freed;
+    uncharge(this.owner, this.accountMode, freed);
+    this.merge();
+  }
+
+  /** Records an access to exactly [start, last] (pinning it for the first one). */
+  addAccess(start: number, last: number): void {
+    const a = this.accesses.find((r) => r.start === start && r.last === last);
+    if (a) {
+      a.users++;
+      return;
+    }
+    this.addUser(start, last);
+    this.accesses.push({ start, last, users: 1 });
+  }
+
+  /** Undoes addAccess. */
+  removeAccess(start: number, last: number): void {
+    const i = this.accesses.findIndex((r) => r.start === start && r.last === last);
+    if (i < 0) throw new Error(`pages: no access at [${start}, ${last}]`);
+    const a = this.accesses[i]!;
+    if (--a.users > 0) return;
+    this.accesses.splice(i, 1);
+    this.removeUser(start, last);
+  }
+
+  /** Access ranges (for invariant checks). */
+  accessRanges(): readonly { start: number; last: number; users: number }[] {
+    return this.accesses;
+  }
+
+  /**
+   * The frame behind `index` for a CPU copy (iopt_pages_rw_access): the pinned one, else the
+   * source's current one without pinning. EFAULT (user memory) / EINVAL (file) when there is none.
+   */
+  frameForRw(index: number, write: boolean): number {
+    const pinned = this.pinnedFrame(index);
+    if (pinned !== undefined) return pinned;
+    return this.resolve(index, 1, write).frame;
+  }
+
+  /** Re-parents the pages (CHANGE_PROCESS): the caller moved the charge. */
+  changeOwner(owner: PinOwner): void {
+    this.owner = owner;
+  }
+
+  /**
+   * The frame behind `index` and how many of the next `max` indexes follow contiguously: what
+   * pin_user_pages / memfd_pin_folios find. Throws as they fail.
+   */
+  private resolve(index: number, max: number, write = this.writable): { frame: number; count: number } {
+    const src = this.source;
+    if (src.kind === 'user') {
+      const va = Number(src.base) + index * FRAME_SIZE;
+      const m = Number.isSafeInteger(va) ? src.mm.find(va) : undefined;
+      if (!m || (write && !m.writable)) {
+        throw new SystemError('EFAULT', 'ioctl', `cannot pin user page at 0x${(src.base + BigInt(index) * BigInt(FRAME_SIZE)).toString(16)}`);
+      }
+      const frame = m.run.firstFrame + Math.floor((m.runOffset + va - m.addr) / FRAME_SIZE);
+      const count = Math.min(max, Math.floor((m.addr + m.length - va) / FRAME_SIZE));
+      return { frame, count };
+    }
+    const file = src.file;
+    const page = Number(src.base >> BigInt(FRAME_SHIFT)) + index;
+    const frame = file.isShmem && Number.isSafeInteger(page) ? file.frameOf(page) : undefined;
+    if (frame === undefined) throw new SystemError('EINVAL', 'ioctl', `cannot pin page ${page} of ${file.name}`);
+    return { frame, count: Math.min(max, file.contiguousFrom(page)) };
+  }
+
+  private splitAt(index: number): void {
+    const i = this.segmentIndexFor(index);
+    const seg = this.segments[i];
+    if (!seg || seg.start >= index) return;
+    const right: Segment = { start: index, last: seg.last, frame: seg.frame + (index - seg.start), users: seg.users };
+    seg.last = index - 1;
+    this.segments.splice(i + 1, 0, right);
+  }
+
+  private merge(): void {
+    const s = this.segments;
+    let w = 0;
+    for (let r = 0; r < s.length; r++) {
+      const cur = s[r]!;
+      const prev = w > 0 ? s[w - 1]! : undefined;
+      if (prev && prev.last + 1 === cur.start && prev.users === cur.users && prev.frame + (cur.start - prev.start) === cur.frame) {
+        prev.last = cur.last;
+      } else s[w++] = cur;
+    }
+    s.length = w;
+  }
+}
