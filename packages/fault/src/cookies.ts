@@ -1,0 +1,91 @@
+// The FAULT object's response table (an xarray with XA_FLAGS_ALLOC1 and a 32-bit limit): a group
+// read from the fd gets the lowest free index >= 1 as its cookie, and the index is free again as
+// soon as the group is answered. Cookies are small dense integers, so a plain array indexed by
+// cookie plus a min-heap of freed indices gives O(1) lookup and O(log n) allocation.
+
+const MAX_COOKIE = 0xffff_ffff;
+
+export class CookieTable<T> {
+  private readonly slots: (T | undefined)[] = [undefined]; // index 0 is never allocated
+  private readonly free: number[] = []; // min-heap of indices < slots.length that are empty
+  private used = 0;
+
+  get size(): number {
+    return this.used;
+  }
+
+  /** Stores `value` at the lowest free cookie and returns it; 0 when every cookie is taken (EBUSY). */
+  alloc(value: T): number {
+    let cookie: number;
+    if (this.free.length > 0) cookie = this.popFree();
+    else if (this.slots.length <= MAX_COOKIE) cookie = this.slots.push(undefined) - 1;
+    else return 0;
+    this.slots[cookie] = value;
+    this.used++;
+    return cookie;
+  }
+
+  get(cookie: number): T | undefined {
+    return cookie > 0 && cookie < this.slots.length ? this.slots[cookie] : undefined;
+  }
+
+  /** Removes and returns the value stored under `cookie` (xa_erase), or undefined. */
+  take(cookie: number): T | undefined {
+    const value = this.get(cookie);
+    if (value === undefined) return undefined;
+    this.slots[cookie] = undefined;
+    this.used--;
+    this.pushFree(cookie);
+    return value;
+  }
+
+  /** Removes every value for which `pick` is true, in cookie order, and returns them. */
+  takeWhere(pick: (value: T) => boolean): T[] {
+    const cookies: number[] = [];
+    const out: T[] = [];
+    let seen = 0;
+    for (let cookie = 1; cookie < this.slots.length && seen < this.used; cookie++) {
+      const value = this.slots[cookie];
+      if (value === undefined) continue;
+      seen++;
+      if (!pick(value)) continue;
+      cookies.push(cookie);
+      out.push(value);
+    }
+    // Collected first, removed after: `pick` never sees a half-updated table.
+    for (const cookie of cookies) this.take(cookie);
+    return out;
+  }
+
+  private pushFree(cookie: number): void {
+    const h = this.free;
+    let i = h.push(cookie) - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (h[parent]! <= cookie) break;
+      h[i] = h[parent]!;
+      i = parent;
+    }
+    h[i] = cookie;
+  }
+
+  private popFree(): number {
+    const h = this.free;
+    const top = h[0]!;
+    const last = h.pop()!;
+    if (h.length > 0) {
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        if (l >= h.length) break;
+        const r = l + 1;
+        const c = r < h.length && h[r]! < h[l]! ? r : l;
+        if (h[c]! >= last) break;
+        h[i] = h[c]!;
+        i = c;
+      }
+      h[i] = last;
+    }
+    return top;
+  }
+}
