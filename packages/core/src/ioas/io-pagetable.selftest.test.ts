@@ -65,7 +65,7 @@ describe.each([
     iovas.forEach((iova, i) => iopt.unmap(iova, PAGE_SIZE * BigInt(i + 1)));
     // Avoids a reserved region
     const resv = { start: PAGE_SIZE * 4n, length: PAGE_SIZE * 100n };
-    iopt.reserve(resv.start, resv.start + resv.length - 1n, 'test');
+    iopt.reserve(resv.start, resv.start + resv.length - 1n, null);
     iovas.length = 0;
     for (let i = 1n; i <= 10n; i++) {
       const length = PAGE_SIZE * i;
@@ -93,7 +93,7 @@ describe.each([
 
   it('reserved_overflow', () => {
     const f = fixture(mockDomains);
-    f.iopt.reserve(6n, 6n + 0xffffffffffff8001n - 1n, 'test');
+    f.iopt.reserve(6n, 6n + 0xffffffffffff8001n - 1n, null);
     expect(() => f.map(f.buffer, 0x5000n)).toThrow(errno('ENOSPC'));
   });
 
@@ -103,9 +103,9 @@ describe.each([
     const range = { start: f.baseIova, last: f.baseIova + PAGE_SIZE * 600n };
     iopt.allowIovas([range]);
     const resv = [range.start + PAGE_SIZE, range.start + 2n * PAGE_SIZE - 1n] as const;
-    expect(() => iopt.reserve(...resv, 'test')).toThrow(errno('EADDRINUSE'));
+    expect(() => iopt.reserve(...resv, null)).toThrow(errno('EADDRINUSE'));
     iopt.allowIovas([]);
-    iopt.reserve(...resv, 'test');
+    iopt.reserve(...resv, null);
     expect(() => iopt.allowIovas([range])).toThrow(errno('EADDRINUSE'));
     expect(iopt.allowedIovas()).toEqual([]);
   });
@@ -128,7 +128,7 @@ describe.each([
     expect(f.iopt.alignment).toBe(alignment);
     const one = mockDomains ? [{ start: MOCK_APERTURE_START, last: MOCK_APERTURE_LAST }] : [{ start: 0n, last: U64_MAX }];
     expect(f.iopt.iovaRanges()).toEqual(one);
-    f.iopt.reserve(PAGE_SIZE, 2n * PAGE_SIZE - 1n, 'test');
+    f.iopt.reserve(PAGE_SIZE, 2n * PAGE_SIZE - 1n, null);
     expect(f.iopt.iovaRanges()).toEqual(
       mockDomains ? one : [{ start: 0n, last: PAGE_SIZE - 1n }, { start: 2n * PAGE_SIZE, last: U64_MAX }],
     );

@@ -102,8 +102,8 @@ export class PagesList {
   release(): void {}
 }
 
-/** Owner of reserved ranges: a device (its reserved regions), a domain (outside its aperture), or whatever core picks. */
-export type ReservedOwner = object;
+/** Owner of reserved ranges: a device (its reserved regions), a domain (outside its aperture), null for IOMMU_TEST_OP_ADD_RESERVED (as the kernel), or whatever core picks. */
+export type ReservedOwner = object | null;
 
 interface Reserved extends IovaRange {
   readonly owner: ReservedOwner;
