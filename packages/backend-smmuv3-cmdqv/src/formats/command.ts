@@ -1,0 +1,269 @@
+// Command queue entries: 16 bytes, 2 dwords (vendors.md 2.7; field positions of arm-smmu-v3.h).
+// One flat record for every opcode keeps the consumer allocation-free: fields an opcode does not
+// carry read as 0.
+import { bytesFromWords, getAddr, getBit, getBits, setAddr, setBit, setBits, wordsFromBytes } from './bits.js';
+
+export const CMD_SIZE = 16;
+
+export const CMDQ_OP_PREFETCH_CFG = 0x01;
+export const CMDQ_OP_PREFETCH_ADDR = 0x02;
+export const CMDQ_OP_CFGI_STE = 0x03;
+/** CFGI_STE_RANGE; the kernel calls it CFGI_ALL and always sends Range 31. */
+export const CMDQ_OP_CFGI_ALL = 0x04;
+export const CMDQ_OP_CFGI_CD = 0x05;
+export const CMDQ_OP_CFGI_CD_ALL = 0x06;
+export const CMDQ_OP_TLBI_NH_ALL = 0x10;
+export const CMDQ_OP_TLBI_NH_ASID = 0x11;
+export const CMDQ_OP_TLBI_NH_VA = 0x12;
+export const CMDQ_OP_TLBI_NH_VAA = 0x13;
+export const CMDQ_OP_TLBI_EL2_ALL = 0x20;
+export const CMDQ_OP_TLBI_EL2_ASID = 0x21;
+export const CMDQ_OP_TLBI_EL2_VA = 0x22;
+export const CMDQ_OP_TLBI_S12_VMALL = 0x28;
+export const CMDQ_OP_TLBI_S2_IPA = 0x2a;
+export const CMDQ_OP_TLBI_NSNH_ALL = 0x30;
+export const CMDQ_OP_ATC_INV = 0x40;
+export const CMDQ_OP_PRI_RESP = 0x41;
+export const CMDQ_OP_RESUME = 0x44;
+export const CMDQ_OP_STALL_TERM = 0x45;
+export const CMDQ_OP_CMD_SYNC = 0x46;
+
+export const ATC_INV_SIZE_ALL = 52;
+
+export const CMDQ_RESUME_RESP_TERM = 0;
+export const CMDQ_RESUME_RESP_RETRY = 1;
+export const CMDQ_RESUME_RESP_ABORT = 2;
+
+export const PRI_RESP_DENY = 0;
+export const PRI_RESP_FAIL = 1;
+export const PRI_RESP_SUCC = 2;
+
+export interface Command {
+  opcode: number;
+  ssv: boolean;
+  /** StreamID (CFGI, PREFETCH, ATC_INV, PRI_RESP, RESUME, STALL_TERM). */
+  sid: number;
+  /** SubstreamID (CFGI_CD, ATC_INV, PRI_RESP). */
+  ssid: number;
+  vmid: number;
+  asid: number;
+  /** Range TLBI: (num + 1) * 2^scale pages of granule tg. */
+  num: number;
+  scale: number;
+  leaf: boolean;
+  /** TLBI level hint, 0 = any. */
+  ttl: number;
+  /** TLBI range granule: 0 = single address, 1 = 4 KiB, 2 = 16 KiB, 3 = 64 KiB. */
+  tg: number;
+  /** VA / IPA / ATC address / PREFETCH address / MSI address, in place. */
+  addr: number;
+  /** PREFETCH_ADDR size, ATC_INV size (log2 of 4 KiB pages). */
+  size: number;
+  /** CFGI_STE_RANGE: 2^(range + 1) StreamIDs. */
+  range: number;
+  /** ATC_INV Global. */
+  global: boolean;
+  /** PRI_RESP / RESUME response code. */
+  resp: number;
+  prgIndex: number;
+  stag: number;
+  /** CMD_SYNC completion signal, MSI shareability, attributes and data. */
+  cs: number;
+  msh: number;
+  msiAttr: number;
+  msiData: number;
+}
+
+export function emptyCommand(): Command {
+  return {
+    opcode: 0, ssv: false, sid: 0, ssid: 0, vmid: 0, asid: 0, num: 0, scale: 0, leaf: false, ttl: 0, tg: 0,
+    addr: 0, size: 0, range: 0, global: false, resp: 0, prgIndex: 0, stag: 0, cs: 0, msh: 0, msiAttr: 0, msiData: 0,
+  };
+}
+
+/** Decodes the 4 32-bit halves of one entry into `out` (reused by the queue consumer). */
+export function decodeCommandInto(w: Uint32Array, out: Command): Command {
+  const op = getBits(w, 0, 7, 0);
+  Object.assign(out, EMPTY);
+  out.opcode = op;
+  out.ssv = getBit(w, 0, 11);
+  switch (op) {
+    case CMDQ_OP_PREFETCH_CFG:
+      out.sid = getBits(w, 0, 63, 32);
+      break;
+    case CMDQ_OP_PREFETCH_ADDR:
+      out.sid = getBits(w, 0, 63, 32);
+      out.size = getBits(w, 1, 4, 0);
+      out.addr = getAddr(w, 1, 63, 12);
+      break;
+    case CMDQ_OP_CFGI_STE:
+      out.sid = getBits(w, 0, 63, 32);
+      out.leaf = getBit(w, 1, 0);
+      break;
+    case CMDQ_OP_CFGI_ALL:
+      out.sid = getBits(w, 0, 63, 32);
+      out.range = getBits(w, 1, 4, 0);
+      break;
+    case CMDQ_OP_CFGI_CD:
+      out.ssid = getBits(w, 0, 31, 12);
+      out.sid = getBits(w, 0, 63, 32);
+      out.leaf = getBit(w, 1, 0);
+      break;
+    case CMDQ_OP_CFGI_CD_ALL:
+      out.sid = getBits(w, 0, 63, 32);
+      break;
+    case CMDQ_OP_TLBI_NH_ALL:
+    case CMDQ_OP_TLBI_S12_VMALL:
+      out.vmid = getBits(w, 0, 47, 32);
+      break;
+    case CMDQ_OP_TLBI_NH_ASID:
+    case CMDQ_OP_TLBI_EL2_ASID:
+      out.vmid = getBits(w, 0, 47, 32);
+      out.asid = getBits(w, 0, 63, 48);
+      break;
+    case CMDQ_OP_TLBI_NH_VA:
+    case CMDQ_OP_TLBI_EL2_VA:
+    case CMDQ_OP_TLBI_NH_VAA:
+      if (op !== CMDQ_OP_TLBI_NH_VAA) out.asid = getBits(w, 0, 63, 48);
+      out.num = getBits(w, 0, 16, 12);
+      out.scale = getBits(w, 0, 24, 20);
+      out.vmid = getBits(w, 0, 47, 32);
+      out.leaf = getBit(w, 1, 0);
+      out.ttl = getBits(w, 1, 9, 8);
+      out.tg = getBits(w, 1, 11, 10);
+      out.addr = getAddr(w, 1, 63, 12);
+      break;
+    case CMDQ_OP_TLBI_S2_IPA:
+      out.num = getBits(w, 0, 16, 12);
+      out.scale = getBits(w, 0, 24, 20);
+      out.vmid = getBits(w, 0, 47, 32);
+      out.leaf = getBit(w, 1, 0);
+      out.ttl = getBits(w, 1, 9, 8);
+      out.tg = getBits(w, 1, 11, 10);
+      out.addr = getAddr(w, 1, 51, 12);
+      break;
+    case CMDQ_OP_ATC_INV:
+      out.global = getBit(w, 0, 9);
+      out.ssid = getBits(w, 0, 31, 12);
+      out.sid = getBits(w, 0, 63, 32);
+      out.size = getBits(w, 1, 5, 0);
+      out.addr = getAddr(w, 1, 63, 12);
+      break;
+    case CMDQ_OP_PRI_RESP:
+      out.ssid = getBits(w, 0, 31, 12);
+      out.sid = getBits(w, 0, 63, 32);
+      out.prgIndex = getBits(w, 1, 8, 0);
+      out.resp = getBits(w, 1, 13, 12);
+      break;
+    case CMDQ_OP_RESUME:
+    case CMDQ_OP_STALL_TERM:
+      out.resp = getBits(w, 0, 13, 12);
+      out.sid = getBits(w, 0, 63, 32);
+      out.stag = getBits(w, 1, 15, 0);
+      break;
+    case CMDQ_OP_CMD_SYNC:
+      out.cs = getBits(w, 0, 13, 12);
+      out.msh = getBits(w, 0, 23, 22);
+      out.msiAttr = getBits(w, 0, 27, 24);
+      out.msiData = getBits(w, 0, 63, 32);
+      out.addr = getAddr(w, 1, 51, 2);
+      break;
+    default:
+      break;
+  }
+  return out;
+}
+
+const EMPTY = Object.freeze(emptyCommand());
+
+export function decodeCommand(bytes: Uint8Array): Command {
+  return decodeCommandInto(wordsFromBytes(bytes.subarray(0, CMD_SIZE), new Uint32Array(4)), emptyCommand());
+}
+
+/** Builds the 16-byte entry for `c`; only the fields its opcode carries are written. */
+export function encodeCommandWords(c: Partial<Command> & { opcode: number }): Uint32Array {
+  const f = { ...emptyCommand(), ...c };
+  const w = new Uint32Array(4);
+  setBits(w, 0, 7, 0, f.opcode);
+  setBit(w, 0, 11, f.ssv);
+  switch (f.opcode) {
+    case CMDQ_OP_PREFETCH_CFG:
+    case CMDQ_OP_CFGI_CD_ALL:
+      setBits(w, 0, 63, 32, f.sid);
+      break;
+    case CMDQ_OP_PREFETCH_ADDR:
+      setBits(w, 0, 63, 32, f.sid);
+      setBits(w, 1, 4, 0, f.size);
+      setAddr(w, 1, 63, 12, f.addr);
+      break;
+    case CMDQ_OP_CFGI_STE:
+      setBits(w, 0, 63, 32, f.sid);
+      setBit(w, 1, 0, f.leaf);
+      break;
+    case CMDQ_OP_CFGI_ALL:
+      setBits(w, 0, 63, 32, f.sid);
+      setBits(w, 1, 4, 0, f.range);
+      break;
+    case CMDQ_OP_CFGI_CD:
+      setBits(w, 0, 31, 12, f.ssid);
+      setBits(w, 0, 63, 32, f.sid);
+      setBit(w, 1, 0, f.leaf);
+      break;
+    case CMDQ_OP_TLBI_NH_ALL:
+    case CMDQ_OP_TLBI_S12_VMALL:
+      setBits(w, 0, 47, 32, f.vmid);
+      break;
+    case CMDQ_OP_TLBI_NH_ASID:
+    case CMDQ_OP_TLBI_EL2_ASID:
+      setBits(w, 0, 47, 32, f.vmid);
+      setBits(w, 0, 63, 48, f.asid);
+      break;
+    case CMDQ_OP_TLBI_NH_VA:
+    case CMDQ_OP_TLBI_EL2_VA:
+    case CMDQ_OP_TLBI_NH_VAA:
+    case CMDQ_OP_TLBI_S2_IPA:
+      setBits(w, 0, 16, 12, f.num);
+      setBits(w, 0, 24, 20, f.scale);
+      setBits(w, 0, 47, 32, f.vmid);
+      if (f.opcode !== CMDQ_OP_TLBI_NH_VAA && f.opcode !== CMDQ_OP_TLBI_S2_IPA) setBits(w, 0, 63, 48, f.asid);
+      setBit(w, 1, 0, f.leaf);
+      setBits(w, 1, 9, 8, f.ttl);
+      setBits(w, 1, 11, 10, f.tg);
+      if (f.opcode === CMDQ_OP_TLBI_S2_IPA) setAddr(w, 1, 51, 12, f.addr);
+      else setAddr(w, 1, 63, 12, f.addr);
+      break;
+    case CMDQ_OP_ATC_INV:
+      setBit(w, 0, 9, f.global);
+      setBits(w, 0, 31, 12, f.ssid);
+      setBits(w, 0, 63, 32, f.sid);
+      setBits(w, 1, 5, 0, f.size);
+      setAddr(w, 1, 63, 12, f.addr);
+      break;
+    case CMDQ_OP_PRI_RESP:
+      setBits(w, 0, 31, 12, f.ssid);
+      setBits(w, 0, 63, 32, f.sid);
+      setBits(w, 1, 8, 0, f.prgIndex);
+      setBits(w, 1, 13, 12, f.resp);
+      break;
+    case CMDQ_OP_RESUME:
+    case CMDQ_OP_STALL_TERM:
+      setBits(w, 0, 13, 12, f.resp);
+      setBits(w, 0, 63, 32, f.sid);
+      setBits(w, 1, 15, 0, f.stag);
+      break;
+    case CMDQ_OP_CMD_SYNC:
+      setBits(w, 0, 13, 12, f.cs);
+      setBits(w, 0, 23, 22, f.msh);
+      setBits(w, 0, 27, 24, f.msiAttr);
+      setBits(w, 0, 63, 32, f.msiData);
+      setAddr(w, 1, 51, 2, f.addr);
+      break;
+    default:
+      break;
+  }
+  return w;
+}
+
+export function encodeCommand(c: Partial<Command> & { opcode: number }): Uint8Array {
+  return bytesFromWords(encodeCommandWords(c));
+}
