@@ -6,6 +6,7 @@
 
 import { SystemError } from '@viommu/uapi';
 import { FaultQueue } from '@viommu/fault';
+import type { FaultLike } from '../hwpt/hwpt.js';
 import { IommufdObject, OBJ, ref } from '../object/object.js';
 import { EventFile } from './event-file.js';
 import type { FamilyContext } from './family.js';
@@ -53,7 +54,7 @@ export function faultAlloc(fc: FamilyContext, flags: number): Fault {
 
 /** Something that can be made fault-capable: a HWPT of either kind. */
 export interface FaultCapableHwpt {
-  fault: Fault | undefined;
+  fault: FaultLike | undefined;
   readonly domain: { setFaultCapable?(capable: boolean): void } | undefined;
 }
 
