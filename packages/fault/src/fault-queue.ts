@@ -17,6 +17,23 @@ const RESPONSE = iommu_hwpt_page_response.size; // 8
 const F = iommu_hwpt_pgfault.fields;
 const R = iommu_hwpt_page_response.fields;
 
+// Records are written byte by byte: a DataView per caller buffer costs more than the record.
+// The 64-bit address goes through a scratch u64 in host byte order, reversed on a big-endian host.
+const addr64 = new BigUint64Array(1);
+const addr8 = new Uint8Array(addr64.buffer);
+const HOST_LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+function putU32(buf: Uint8Array, at: number, v: number): void {
+  buf[at] = v & 0xff;
+  buf[at + 1] = (v >>> 8) & 0xff;
+  buf[at + 2] = (v >>> 16) & 0xff;
+  buf[at + 3] = v >>> 24;
+}
+
+function getU32(buf: Uint8Array, at: number): number {
+  return (buf[at]! | (buf[at + 1]! << 8) | (buf[at + 2]! << 16) | (buf[at + 3]! << 24)) >>> 0;
+}
+
 export interface FaultQueueOptions {
   /**
    * Simulator policy, not kernel ABI: a group not answered within this many milliseconds of its
@@ -56,8 +73,6 @@ export class FaultQueue extends EventQueue {
   private readonly byAge = new Deque<FaultGroup>();
   private timer: unknown = undefined;
   private expiring = false;
-
-  private view: DataView | undefined;
 
   constructor(options: FaultQueueOptions = {}) {
     super();
@@ -123,7 +138,6 @@ export class FaultQueue extends EventQueue {
     const count = buf.length;
     if (count % RECORD !== 0) throw new SystemError('ESPIPE', 'read', `length ${count} is not a multiple of ${RECORD}`);
     let done = 0;
-    let dv: DataView | undefined;
     for (;;) {
       const group = this.deliver.peek();
       if (!group) break;
@@ -141,18 +155,19 @@ export class FaultQueue extends EventQueue {
       group.cookie = cookie;
       group.state = GroupState.Awaiting;
       this.stats.read++;
-      dv ??= this.viewOf(buf);
       const devId = group.handle.devId;
       for (const f of group.faults) {
-        dv.setUint32(done + F.flags.offset, f.flags, true);
-        dv.setUint32(done + F.dev_id.offset, devId, true);
-        dv.setUint32(done + F.pasid.offset, f.pasid, true);
-        dv.setUint32(done + F.grpid.offset, f.grpid, true);
-        dv.setUint32(done + F.perm.offset, f.perm, true);
-        dv.setUint32(done + F.__reserved.offset, 0, true);
-        dv.setBigUint64(done + F.addr.offset, f.addr, true);
-        dv.setUint32(done + F.length.offset, 0, true); // the kernel never fills in a length
-        dv.setUint32(done + F.cookie.offset, cookie, true);
+        putU32(buf, done + F.flags.offset, f.flags);
+        putU32(buf, done + F.dev_id.offset, devId);
+        putU32(buf, done + F.pasid.offset, f.pasid);
+        putU32(buf, done + F.grpid.offset, f.grpid);
+        putU32(buf, done + F.perm.offset, f.perm);
+        putU32(buf, done + F.__reserved.offset, 0);
+        addr64[0] = f.addr;
+        if (!HOST_LE) addr8.reverse();
+        buf.set(addr8, done + F.addr.offset);
+        putU32(buf, done + F.length.offset, 0); // the kernel never fills in a length
+        putU32(buf, done + F.cookie.offset, cookie);
         done += RECORD;
       }
     }
@@ -170,10 +185,9 @@ export class FaultQueue extends EventQueue {
     if (count % RESPONSE !== 0) throw new SystemError('ESPIPE', 'write', `length ${count} is not a multiple of ${RESPONSE}`);
     let done = 0;
     let error: SystemError | undefined;
-    const dv = count > 0 ? this.viewOf(buf) : undefined;
     while (done < count) {
-      const cookie = dv!.getUint32(done + R.cookie.offset, true);
-      const code = dv!.getUint32(done + R.code.offset, true);
+      const cookie = getU32(buf, done + R.cookie.offset);
+      const code = getU32(buf, done + R.code.offset);
       if (code !== 0 && code !== 1) {
         error = new SystemError('EINVAL', 'write', `page response code ${code}`);
         break;
@@ -187,6 +201,7 @@ export class FaultQueue extends EventQueue {
       group.device.respond(group, code);
       done += RESPONSE;
     }
+    this.trimAnswered();
     if (done === 0 && error) throw error;
     return done;
   }
@@ -200,6 +215,7 @@ export class FaultQueue extends EventQueue {
     const groups = this.deliver.removeWhere((g) => g.handle === handle);
     for (const g of this.awaiting.takeWhere((x) => x.handle === handle)) groups.push(g);
     this.answerAll(groups);
+    this.trimAnswered();
     return groups.length;
   }
 
@@ -222,22 +238,25 @@ export class FaultQueue extends EventQueue {
     }
   }
 
-  private viewOf(buf: Uint8Array): DataView {
-    const v = this.view;
-    if (v && v.buffer === buf.buffer && v.byteOffset === buf.byteOffset && v.byteLength === buf.byteLength) return v;
-    return (this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength));
-  }
-
   // --- response-timeout policy -------------------------------------------------------------
 
-  /** Arms one timer for the oldest unanswered group, unless one is armed or expiry is running. */
-  private armTimer(): void {
-    if (this.timer !== undefined || this.expiring) return;
+  /**
+   * Drops answered groups from the head of the age list. Responses mostly come oldest first, so
+   * this keeps the list as short as the number of groups in flight.
+   */
+  private trimAnswered(): void {
     let head = this.byAge.peek();
     while (head && head.state === GroupState.Answered) {
       this.byAge.shift();
       head = this.byAge.peek();
     }
+  }
+
+  /** Arms one timer for the oldest unanswered group, unless one is armed or expiry is running. */
+  private armTimer(): void {
+    if (this.timer !== undefined || this.expiring) return;
+    this.trimAnswered();
+    const head = this.byAge.peek();
     if (!head) return;
     this.timer = this.clock.setTimer(this.onTimer, Math.max(0, head.deadline - this.clock.now()));
   }
