@@ -1,0 +1,30 @@
+#!/usr/bin/env node
+// Compares two runner reports case by case (the real kernel against the simulator).
+//   node compare.mjs KERNEL.json SIM.json [TABLE_OUT]
+// Prints both result lines and every case whose status differs; writes the full table to
+// TABLE_OUT if given. Exit 0 only when the kernel run has no failure and every case agrees.
+import { readFileSync, writeFileSync } from 'node:fs';
+
+const [kernelPath, simPath, tablePath] = process.argv.slice(2);
+const kernel = JSON.parse(readFileSync(kernelPath, 'utf8'));
+const sim = simPath ? JSON.parse(readFileSync(simPath, 'utf8')) : undefined;
+
+const simByName = new Map((sim?.results ?? []).map((r) => [r.name, r]));
+const note = (r) => (r ? (r.status === 'pass' ? 'pass' : `${r.status}: ${r.reason ?? r.message}`) : 'not run');
+const rows = [];
+let differ = 0;
+for (const k of kernel.results) {
+  const s = simByName.get(k.name);
+  const same = s !== undefined && s.status === k.status;
+  if (!same) differ += 1;
+  rows.push(`${same ? 'same ' : 'DIFF '} ${k.name}\n        kernel: ${note(k)}\n        sim:    ${note(s)}`);
+}
+
+console.log(`real kernel ${kernel.kernel}: ${kernel.line}`);
+console.log(`simulator:  ${sim ? sim.line : 'not run'}`);
+if (sim) {
+  console.log(`per case: ${kernel.results.length - differ} same, ${differ} different`);
+  for (const row of rows) if (row.startsWith('DIFF')) console.log(row);
+}
+if (tablePath) writeFileSync(tablePath, rows.join('\n') + '\n');
+process.exitCode = kernel.failed === 0 && (!sim || differ === 0) ? 0 : 1;
