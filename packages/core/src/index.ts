@@ -1,11 +1,19 @@
+import './families.js';
+
 export * from './context.js';
+export * from './device/device.js';
 export * from './device/sim-device.js';
+export * from './device/vfio-cdev.js';
 export * from './driver/domain.js';
 export * from './driver/driver.js';
 export * from './host/address-space.js';
 export * from './host/fail-nth.js';
 export * from './host/physical-memory.js';
 export * from './host/sim-host.js';
+export * from './hwpt/hwpt.js';
+export * from './hwpt/paging.js';
+export * from './iommufd/ioas.js';
+export * from './iommufd/vfio-compat.js';
 export * from './ioctl/dispatch.js';
 export * from './ioctl/registry.js';
 export * from './ioctl/ucmd.js';

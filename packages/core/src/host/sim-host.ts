@@ -9,11 +9,13 @@
 // createSimHost() with no options registers the selftest mock driver (ADR 0003) and no devices.
 
 import { SystemError } from '@viommu/uapi';
+import '../families.js';
 import { IommufdContext } from '../context.js';
 import { SimDevice } from '../device/sim-device.js';
 import { VfioDeviceFile } from '../device/vfio-cdev.js';
 import { assertDriverV1, PAGE_RESP_INVALID, type DeviceInfo, type DriverDevice, type DriverHost, type DriverV1, type PageRequest } from '../driver/driver.js';
 import { IommufdFile } from '../iommufd-file.js';
+import { MemlockUser } from '../ioas/index.js';
 import type { OpenFile } from '../process/file.js';
 import { SimProcess } from '../process/sim-process.js';
 import { AddressSpace } from './address-space.js';
@@ -41,8 +43,19 @@ export interface SimHostOptions {
   readonly devices?: readonly SimDeviceSpec[];
 }
 
+export interface SpawnOptions {
+  /** The user the process runs as; processes of one uid share pinned-page accounting. Default 0. */
+  readonly uid?: number;
+  /** RLIMIT_MEMLOCK in bytes. Default unlimited. */
+  readonly memlockLimit?: number;
+  /** Default true (root). */
+  readonly capIpcLock?: boolean;
+  /** Default true (root). */
+  readonly capSysResource?: boolean;
+}
+
 export interface SimHost extends HostCore {
-  spawn(): SimProcess;
+  spawn(opts?: SpawnOptions): SimProcess;
   /** The device named `name` (throws if there is none). */
   device(name: string): SimDevice;
   /**
@@ -69,6 +82,7 @@ class SimHostImpl implements SimHost, DriverHost {
   readonly devices = new Map<string, SimDevice>();
   readonly contexts = new Set<IommufdContext>();
   private readonly byDriverDevice = new Map<DriverDevice, SimDevice>();
+  private readonly users = new Map<number, MemlockUser>();
   private nextCdev = 0;
 
   constructor(options: SimHostOptions) {
@@ -83,8 +97,16 @@ class SimHostImpl implements SimHost, DriverHost {
     for (const spec of options.devices ?? []) this.addDevice(spec);
   }
 
-  spawn(): SimProcess {
-    return new SimProcess(this, new AddressSpace(this.physical));
+  spawn(opts: SpawnOptions = {}): SimProcess {
+    const uid = opts.uid ?? 0;
+    let user = this.users.get(uid);
+    if (!user) this.users.set(uid, (user = new MemlockUser(uid)));
+    return new SimProcess(this, new AddressSpace(this.physical), {
+      user,
+      memlockLimit: opts.memlockLimit ?? Infinity,
+      capIpcLock: opts.capIpcLock ?? true,
+      capSysResource: opts.capSysResource ?? true,
+    });
   }
 
   device(name: string): SimDevice {

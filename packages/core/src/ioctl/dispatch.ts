@@ -13,7 +13,7 @@ import { IOMMUFD_CMD_BASE, IOMMUFD_TABLE_LEN, ioctlSlot } from './registry.js';
 import { Ucmd, UserArg, type UcmdProcess } from './ucmd.js';
 
 /** The VFIO container compatibility ioctls (spec 12), set by src/vfio-compat.ts. */
-export type CompatHandler = (ctx: IommufdContext, request: number, user: UserArg, memory: AddressSpace) => number;
+export type CompatHandler = (ctx: IommufdContext, request: number, user: UserArg, memory: AddressSpace, proc: UcmdProcess) => number;
 let compatHandler: CompatHandler | undefined;
 
 export function setVfioCompatHandler(h: CompatHandler): void {
@@ -26,7 +26,7 @@ export function dispatchIommufdIoctl(ctx: IommufdContext, proc: UcmdProcess, mem
   const user = new UserArg(arg, memory);
   if (nr < IOMMUFD_CMD_BASE || nr - IOMMUFD_CMD_BASE >= IOMMUFD_TABLE_LEN) {
     if (!compatHandler) throw new SystemError('ENOTTY', 'ioctl');
-    return compatHandler(ctx, request, user, memory);
+    return compatHandler(ctx, request, user, memory, proc);
   }
   const sizeBytes = user.read(0, 4);
   const userSize = (sizeBytes[0]! | (sizeBytes[1]! << 8) | (sizeBytes[2]! << 16) | (sizeBytes[3]! << 24)) >>> 0;

@@ -6,6 +6,10 @@ import type { IommufdContext } from '../context.js';
 import type { AddressSpace } from '../host/address-space.js';
 import type { IommufdObject } from '../object/object.js';
 import type { OpenFile } from '../process/file.js';
+import type { MemFile } from '../host/mem-file.js';
+import { MemlockUser, type PinOwner } from '../ioas/index.js';
+
+const ROOT_USER = new MemlockUser(0);
 
 /** The caller's side of an ioctl argument: struct bytes, a pointer into user memory, or NULL. */
 export class UserArg {
@@ -44,6 +48,15 @@ export class UserArg {
 export interface UcmdProcess {
   installFd(file: OpenFile): number;
   uninstallFd(fd: number): void;
+  // Optional so that test doubles need not provide them; Ucmd supplies root-like defaults.
+  /** The calling task as the io page table charges it (mm, user, RLIMIT_MEMLOCK, CAP_IPC_LOCK). */
+  readonly task?: PinOwner;
+  /** CAP_SYS_RESOURCE (IOMMU_OPTION RLIMIT_MODE SET). */
+  readonly capSysResource?: boolean;
+  /** The file behind `fd` as a MemFile (a non-shmem stand-in for other files); EBADF if not open. */
+  memFileOf?(fd: number): MemFile;
+  /** The open file behind `fd`, or undefined. */
+  fileOf?(fd: number): OpenFile | undefined;
 }
 
 export class Ucmd {
@@ -71,6 +84,21 @@ export class Ucmd {
   newObject(obj: IommufdObject): void {
     if (this.newObj) throw new Error('one new object per ioctl');
     this.newObj = obj;
+  }
+
+  /** The calling task (for pinning and accounting); root without limits when the process does not say. */
+  get task(): PinOwner {
+    return this.process.task ?? { mm: this.memory, user: ROOT_USER, memlockLimit: Infinity, capIpcLock: true };
+  }
+
+  get capSysResource(): boolean {
+    return this.process.capSysResource ?? true;
+  }
+
+  /** The MemFile behind `fd` (MAP_FILE); EBADF when the process cannot resolve it. */
+  memFileOf(fd: number): MemFile {
+    if (!this.process.memFileOf) throw new SystemError('EBADF', 'ioctl');
+    return this.process.memFileOf(fd);
   }
 
   /** Installs an fd for a new file in the calling process (fault and vEVENTQ fds). */

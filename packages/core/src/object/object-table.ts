@@ -141,6 +141,11 @@ export class ObjectTable {
     return this.liveCount;
   }
 
+  /** IDs in use of any kind: live, reserved, tombstoned (the kernel's !xa_empty). */
+  get occupied(): number {
+    return this.slots.length - 1 - this.freeHeap.length;
+  }
+
   get tombstoneCount(): number {
     return this.tombstones;
   }

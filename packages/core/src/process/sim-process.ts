@@ -3,11 +3,38 @@
 
 import { POLLIN, POLLNVAL, POLLOUT, SystemError, type IoctlArg, type Process } from '@viommu/uapi';
 import type { AddressSpace } from '../host/address-space.js';
-import type { OpenFile } from './file.js';
+import { MemFile } from '../host/mem-file.js';
+import type { MemlockUser, PinOwner } from '../ioas/index.js';
+import type { FileMapping, OpenFile } from './file.js';
 
 /** What the host resolves paths with. */
 export interface PathResolver {
   openPath(proc: SimProcess, path: string, flags: number): OpenFile;
+}
+
+/** Who a process runs as and what it may do (root with no limits by default, as the kernel selftest runs). */
+export interface ProcessCredentials {
+  readonly user: MemlockUser;
+  /** RLIMIT_MEMLOCK in bytes (Infinity = unlimited). */
+  readonly memlockLimit: number;
+  readonly capIpcLock: boolean;
+  readonly capSysResource: boolean;
+}
+
+/** A memfd open in a process. */
+export class MemFdFile implements OpenFile {
+  readonly kind = 'memfd';
+  constructor(readonly file: MemFile) {}
+
+  mmap(length: number, offset: bigint): FileMapping {
+    const s = this.file.slice(Number(offset), length);
+    if (!s) throw new SystemError('EINVAL', 'mmap', 'range not inside one run of the memfd (or past its end)');
+    return { run: s.run, runOffset: s.runOffset, writable: true, unmap() {} };
+  }
+
+  release(): void {
+    // The io page table may still hold the file's pages; the pages stay with the host's memory.
+  }
 }
 
 /** The first fd handed out (0-2 are stdio in a real process). */
@@ -22,8 +49,39 @@ export class SimProcess implements Process {
   constructor(
     private readonly resolver: PathResolver,
     memory: AddressSpace,
+    readonly credentials: ProcessCredentials,
   ) {
     this.memory = memory;
+  }
+
+  /** The task as the io page table charges pins to it. */
+  get task(): PinOwner {
+    const c = this.credentials;
+    return { mm: this.memory, user: c.user, memlockLimit: c.memlockLimit, capIpcLock: c.capIpcLock };
+  }
+
+  get capSysResource(): boolean {
+    return this.credentials.capSysResource;
+  }
+
+  /** memfd_create: a new empty shmem file, returned as an fd (size it with ftruncate). */
+  memfdCreate(name = 'memfd'): number {
+    this.alive('memfd_create');
+    return this.installFd(new MemFdFile(new MemFile(this.memory.physical, name)));
+  }
+
+  /** ftruncate on a memfd. */
+  ftruncate(fd: number, size: number): void {
+    const f = this.file(fd, 'ftruncate');
+    if (!(f instanceof MemFdFile)) throw new SystemError('EINVAL', 'ftruncate');
+    f.file.truncate(size);
+  }
+
+  /** The MemFile behind a memfd, or a non-shmem stand-in for any other open file; EBADF if `fd` is not open. */
+  memFileOf(fd: number): MemFile {
+    const f = this.file(fd, 'ioctl');
+    if (f instanceof MemFdFile) return f.file;
+    return new MemFile(this.memory.physical, f.kind, false);
   }
 
   open(path: string, flags = 2): number {
