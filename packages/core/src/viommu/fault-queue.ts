@@ -48,6 +48,12 @@ export function faultAlloc(fc: FamilyContext, flags: number): Fault {
   if (flags !== 0) throw new SystemError('EOPNOTSUPP', 'ioctl', 'FAULT_QUEUE_ALLOC: flags must be 0');
   const f = new Fault();
   fc.ctx.objects.reserve(f);
+  try {
+    fc.ctx.host.failNth.point('fault:anon_inode_getfile');
+  } catch (e) {
+    fc.ctx.objects.abort(f);
+    throw e;
+  }
   f.file = new FaultFile(fc.ctx, f, f.queue, 0);
   return f;
 }

@@ -177,6 +177,7 @@ export function hwQueueAlloc(fc: FamilyContext, a: HwQueueAllocArgs): HwQueue {
 /** iommufd_hw_queue_alloc_phys: creates, attaches and pins the hidden access; returns the physical base. */
 function pinQueue(fc: FamilyContext, q: HwQueue, viommu: Viommu): number {
   const span = queueSpan(q.baseIova, q.length);
+  fc.ctx.host.failNth.point('hw_queue:kvzalloc pages');
   const access = InternalAccess.create(fc);
   let frames: number[];
   try {

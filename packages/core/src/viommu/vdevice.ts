@@ -78,6 +78,8 @@ export function vdeviceAlloc(fc: FamilyContext, a: VdeviceAllocArgs): Vdevice {
   ref(idev);
   idev.vdev = vdev;
   try {
+    // xa_insert can fail to allocate.
+    fc.ctx.host.failNth.point('vdevice:xa_insert');
     vdev.claimSlot();
     const init = viommu.impl?.vdeviceInit;
     if (init) {

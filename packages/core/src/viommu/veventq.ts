@@ -50,6 +50,13 @@ export class Veventq extends IommufdObject {
    */
   report(payload: Uint8Array): ErrnoName | undefined {
     if (payload.length === 0) return 'EINVAL';
+    try {
+      // The event is allocated without sleeping; when that fails the lost-events record stands in.
+      this.viommu.ctx.host.failNth.point('vevent:kzalloc');
+    } catch {
+      this.queue.reportAllocFailure();
+      return 'ENOMEM';
+    }
     this.queue.report(payload);
     return undefined;
   }
@@ -99,6 +106,12 @@ export function veventqAlloc(fc: FamilyContext, a: VeventqAllocArgs): Veventq {
   const q = new Veventq(viommu, a.type, a.depth);
   fc.ctx.objects.reserve(q);
   q.link();
+  try {
+    fc.ctx.host.failNth.point('veventq:anon_inode_getfile');
+  } catch (e) {
+    fc.ctx.objects.abort(q);
+    throw e;
+  }
   q.file = new VeventqFile(fc.ctx, q, q.queue, 0);
   return q;
 }
