@@ -161,17 +161,24 @@ export function openNativeProcess(options: NativeProcessOptions = {}): NativePro
   const device = options.checkDevice ?? '/dev/iommu';
   if (device !== false) {
     const fd = addon.open(device, O_RDWR);
-    if (fd < 0) {
-      const e = systemError(fd, 'open');
-      if (-fd === ERRNO.ENOENT || -fd === ERRNO.ENODEV || -fd === ERRNO.ENXIO) {
-        throw new NativeUnavailableError('no-iommu', `${device} does not exist: this kernel has no iommufd (CONFIG_IOMMUFD) or it is not loaded`, e);
-      }
-      if (-fd === ERRNO.EACCES || -fd === ERRNO.EPERM) {
-        throw new NativeUnavailableError('permission-denied', `no permission to open ${device}: run as root or grant access to the device`, e);
-      }
-      throw new NativeUnavailableError('open-failed', `cannot open ${device}: ${e.message}`, e);
-    }
+    if (fd < 0) throw openFailure(device, fd);
     addon.close(fd);
   }
   return new NativeProcess(addon);
+}
+
+/** Why `device` could not be opened (`ret` is the negative errno), in the caller's terms. */
+export function openFailure(device: string, ret: number): NativeUnavailableError {
+  const e = systemError(ret, 'open');
+  switch (-ret) {
+    case ERRNO.ENOENT:
+    case ERRNO.ENODEV:
+    case ERRNO.ENXIO:
+      return new NativeUnavailableError('no-iommu', `${device} does not exist: this kernel has no iommufd (CONFIG_IOMMUFD) or it is not loaded`, e);
+    case ERRNO.EACCES:
+    case ERRNO.EPERM:
+      return new NativeUnavailableError('permission-denied', `no permission to open ${device}: run as root or grant access to the device`, e);
+    default:
+      return new NativeUnavailableError('open-failed', `cannot open ${device}: ${e.message}`, e);
+  }
 }
