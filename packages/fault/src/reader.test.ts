@@ -2,12 +2,15 @@ import { describe, expect, it } from '@jest/globals';
 import {
   IOMMUFD_PAGE_RESP_SUCCESS,
   IOMMU_VEVENTQ_TYPE_SELFTEST,
+  POLLNVAL,
+  type Process,
+  SystemError,
   iommu_viommu_event_selftest,
 } from '@viommu/uapi';
 import { IOMMU_FAULT_PAGE_REQUEST_LAST_PAGE as LAST, IOMMU_PAGE_RESP_INVALID, IOMMU_PAGE_RESP_SUCCESS } from './constants.js';
 import { FaultQueue } from './fault-queue.js';
 import { IopfDevice, type IopfHandle } from './iopf.js';
-import { type DeliveredFaultGroup, type VeventItem, VeventDecoder, readFaultGroups, readVevents } from './reader.js';
+import { type DeliveredFaultGroup, type VeventItem, VeventDecoder, fdSource, readFaultGroups, readVevents } from './reader.js';
 import { VeventQueue } from './veventq.js';
 
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -140,5 +143,91 @@ describe('readFaultGroups', () => {
     const next = it.next();
     queue.destroy();
     expect(await next).toEqual({ done: true, value: undefined });
+  });
+});
+
+/** Just enough of a Process for fd-based reading: fds over in-process queues, like core's files. */
+class FdProcess {
+  private fds = new Map<number, VeventQueue | FaultQueue>();
+  private next = 3;
+  open(q: VeventQueue | FaultQueue): number {
+    this.fds.set(this.next, q);
+    return this.next++;
+  }
+  close(fd: number): void {
+    this.fds.delete(fd);
+  }
+  private get(fd: number, syscall: string) {
+    const q = this.fds.get(fd);
+    if (!q) throw new SystemError('EBADF', syscall);
+    return q;
+  }
+  read(fd: number, buf: Uint8Array): number {
+    return this.get(fd, 'read').read(buf);
+  }
+  write(fd: number, buf: Uint8Array): number {
+    const q = this.get(fd, 'write');
+    if (!(q instanceof FaultQueue)) throw new SystemError('EINVAL', 'write');
+    return q.write(buf);
+  }
+  poll(fd: number, events: number, timeoutMs: number): Promise<number> {
+    const q = this.fds.get(fd);
+    if (!q) return Promise.resolve(POLLNVAL);
+    const ready = q.poll() & events;
+    if (ready || timeoutMs === 0) return Promise.resolve(ready);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        off();
+        resolve(0);
+      }, timeoutMs);
+      const off = q.subscribe(() => {
+        if (!(q.poll() & events)) return;
+        clearTimeout(timer);
+        off();
+        resolve(q.poll() & events);
+      });
+    });
+  }
+}
+
+describe('reading through a Process fd', () => {
+  it('reads vEVENTs with poll + read and ends when the fd is closed', async () => {
+    const q = new VeventQueue({ depth: 2, type: IOMMU_VEVENTQ_TYPE_SELFTEST });
+    const p = new FdProcess();
+    const fd = p.open(q);
+    q.report(ev(5));
+    const seen: number[] = [];
+    const done = (async () => {
+      for await (const item of readVevents(fdSource(p as unknown as Process, fd), { type: IOMMU_VEVENTQ_TYPE_SELFTEST })) seen.push(idOf(item));
+    })();
+    await tick();
+    q.report(ev(6));
+    await tick();
+    expect(seen).toEqual([5, 6]);
+    p.close(fd);
+    q.report(ev(7)); // wakes the pending poll, which now finds the fd closed
+    await done;
+    expect(seen).toEqual([5, 6]);
+  });
+
+  it('reads fault groups and writes responses through the fd', async () => {
+    const queue = new FaultQueue();
+    const codes: number[] = [];
+    const dev = new IopfDevice((_r, code) => codes.push(code));
+    const p = new FdProcess();
+    const fd = p.open(queue);
+    dev.report({ flags: LAST, pasid: 0, grpid: 1, perm: 1, addr: 0n }, { devId: 2, queue });
+    const it = readFaultGroups(fdSource(p as unknown as Process, fd));
+    const g = (await it.next()).value as DeliveredFaultGroup;
+    expect([g.cookie, g.devId]).toEqual([1, 2]);
+    g.respond(IOMMUFD_PAGE_RESP_SUCCESS);
+    expect(codes).toEqual([IOMMU_PAGE_RESP_SUCCESS]);
+    p.close(fd);
+    expect(await it.next()).toEqual({ done: true, value: undefined });
+  });
+
+  it('needs the payload size or the type for an fd', async () => {
+    const p = new FdProcess();
+    await expect(readVevents(fdSource(p as unknown as Process, 3)).next()).rejects.toThrow(RangeError);
   });
 });

@@ -1,9 +1,15 @@
-// Readers for in-process consumers: decoders for the bytes read(2) returns on a vEVENTQ or FAULT
-// fd, and async iterators over the queues built on exactly those reads, so a consumer sees what a
-// VMM reading the fd would see. Iterators end when the queue is destroyed.
+// Readers: decoders for the bytes read(2) returns on a vEVENTQ or FAULT fd, and async iterators
+// built on exactly those reads — over an in-process queue, or over an fd of any Process target —
+// so an in-process consumer sees what a VMM reading the fd would see. Iterators end when the
+// queue is destroyed or the fd closed.
 
 import {
   IOMMU_VEVENTQ_FLAG_LOST_EVENTS,
+  POLLERR,
+  POLLHUP,
+  POLLIN,
+  POLLNVAL,
+  type Process,
   SystemError,
   iommu_hwpt_page_response,
   iommu_hwpt_pgfault,
@@ -11,8 +17,8 @@ import {
   type StructValue,
 } from '@viommu/uapi';
 import { VEVENT_HEADER_SIZE, VEVENT_PAYLOAD_SIZE, VEVENT_SEQUENCE_MASK } from './constants.js';
-import type { FaultQueue } from './fault-queue.js';
-import type { VeventQueue } from './veventq.js';
+import { FaultQueue } from './fault-queue.js';
+import { VeventQueue } from './veventq.js';
 
 /** One record of a vEVENTQ read, or the news that events were lost before the next one. */
 export type VeventItem =
@@ -100,30 +106,114 @@ export interface ReaderOptions {
 export interface VeventReaderOptions extends ReaderOptions {
   /** Payload bytes per event; defaults to the size of the queue type's event struct. */
   payloadSize?: number;
+  /** The vEVENTQ type, to find the payload size when reading from an fd. */
+  type?: number;
+}
+
+/**
+ * What the readers read from: an in-process queue, or an fd of any Process target (simulator,
+ * native bridge, daemon client) through `fdSource`.
+ */
+export interface RecordSource {
+  /** read(2); 0 when nothing is queued. */
+  read(buf: Uint8Array): number;
+  /** write(2) (page responses on a FAULT source). */
+  write(buf: Uint8Array): number;
+  /** Resolves true once something may be readable, false once nothing ever will be (destroyed, closed). */
+  wait(signal?: AbortSignal): Promise<boolean>;
+}
+
+function queueSource(queue: VeventQueue | FaultQueue): RecordSource {
+  return {
+    read: (buf) => (queue.destroyed ? 0 : queue.read(buf)),
+    write: (buf) => {
+      if (!('write' in queue)) throw new SystemError('EINVAL', 'write', 'a vEVENTQ is not writable');
+      return queue.write(buf);
+    },
+    wait: async (signal) => {
+      await queue.waitReadable(signal);
+      return !queue.destroyed;
+    },
+  };
+}
+
+/** How long one poll waits before checking again that the fd is still open. */
+const FD_POLL_MS = 1000;
+
+/**
+ * A FAULT or vEVENTQ fd of a Process as a record source: waits with poll(POLLIN) and reads with
+ * read(2). The source ends when the fd is closed (EBADF, POLLNVAL) or reports an error or hangup.
+ */
+export function fdSource(process: Process, fd: number): RecordSource {
+  let ended = false;
+  const endOnBadFd = <T>(fn: () => T, fallback: T): T => {
+    try {
+      return fn();
+    } catch (e) {
+      if (isErrnoError(e) && e.code === 'EBADF') {
+        ended = true;
+        return fallback;
+      }
+      throw e;
+    }
+  };
+  return {
+    read: (buf) => (ended ? 0 : endOnBadFd(() => process.read(fd, buf), 0)),
+    write: (buf) => process.write(fd, buf),
+    wait: async (signal) => {
+      while (!ended) {
+        signal?.throwIfAborted();
+        const polled = process.poll(fd, POLLIN, FD_POLL_MS);
+        const revents = await (signal ? raceAbort(polled, signal) : polled);
+        if (revents & (POLLNVAL | POLLERR | POLLHUP)) ended = true;
+        else if (revents & POLLIN) return true;
+      }
+      return false;
+    },
+  };
+}
+
+function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
 }
 
 /**
  * Async iterator over a vEVENTQ: events in sequence order, with a `lost` item wherever events were
- * dropped (a LOST_EVENTS header, or a gap in sequence numbers). Ends when the queue is destroyed.
+ * dropped (a LOST_EVENTS header, or a gap in sequence numbers). Ends when the queue is destroyed
+ * (or the fd closed).
  */
-export async function* readVevents(queue: VeventQueue, options: VeventReaderOptions = {}): AsyncGenerator<VeventItem, void, undefined> {
-  const payloadSize = options.payloadSize ?? VEVENT_PAYLOAD_SIZE.get(queue.type);
-  if (payloadSize === undefined) throw new RangeError(`no known payload size for vEVENTQ type ${queue.type}; pass payloadSize`);
+export async function* readVevents(from: VeventQueue | RecordSource, options: VeventReaderOptions = {}): AsyncGenerator<VeventItem, void, undefined> {
+  const type = options.type ?? (from instanceof VeventQueue ? from.type : undefined);
+  const payloadSize = options.payloadSize ?? (type === undefined ? undefined : VEVENT_PAYLOAD_SIZE.get(type));
+  if (payloadSize === undefined) throw new RangeError(`no known payload size for vEVENTQ type ${type}; pass payloadSize`);
+  const source = from instanceof VeventQueue ? queueSource(from) : from;
   const decoder = new VeventDecoder(payloadSize);
   const buf = new Uint8Array((options.batch ?? 64) * (VEVENT_HEADER_SIZE + payloadSize));
   for (;;) {
     options.signal?.throwIfAborted();
-    if (queue.destroyed) return;
-    const n = queue.read(buf);
+    const n = source.read(buf);
     if (n > 0) {
       yield* decoder.decode(buf, n);
       continue;
     }
-    await queue.waitReadable(options.signal);
+    if (!(await source.wait(options.signal))) return;
   }
 }
 
-/** A fault group handed to an in-process consumer, with the way to answer it. */
+/** A fault group handed to a consumer, with the way to answer it. */
 export interface DeliveredFaultGroup extends FaultGroupRecords {
   /**
    * Writes the page response for this group (IOMMUFD_PAGE_RESP_SUCCESS or _INVALID). Throws the
@@ -133,23 +223,24 @@ export interface DeliveredFaultGroup extends FaultGroupRecords {
 }
 
 /**
- * Async iterator over a FAULT queue: whole groups, oldest first, each already given its cookie.
- * Ends when the queue is destroyed (whose teardown answers anything unanswered with INVALID).
+ * Async iterator over a FAULT queue (or fd): whole groups, oldest first, each already given its
+ * cookie. Ends when the queue is destroyed, whose teardown answers anything unanswered INVALID
+ * (or when the fd is closed).
  */
-export async function* readFaultGroups(queue: FaultQueue, options: ReaderOptions = {}): AsyncGenerator<DeliveredFaultGroup, void, undefined> {
+export async function* readFaultGroups(from: FaultQueue | RecordSource, options: ReaderOptions = {}): AsyncGenerator<DeliveredFaultGroup, void, undefined> {
+  const source = from instanceof FaultQueue ? queueSource(from) : from;
   let buf = new Uint8Array((options.batch ?? 16) * iommu_hwpt_pgfault.size);
   const respond = (cookie: number, code: number) => {
-    queue.write(iommu_hwpt_page_response.encode({ cookie, code }));
+    source.write(iommu_hwpt_page_response.encode({ cookie, code }));
   };
   for (;;) {
     options.signal?.throwIfAborted();
-    if (queue.destroyed) return;
     let n: number;
     try {
-      n = queue.read(buf);
+      n = source.read(buf);
     } catch (e) {
       // The oldest group is larger than the buffer: grow and read again.
-      if (isErrnoError(e) && e.code === 'EINVAL' && e instanceof SystemError) {
+      if (isErrnoError(e) && e.code === 'EINVAL') {
         buf = new Uint8Array(buf.length * 2);
         continue;
       }
@@ -159,6 +250,6 @@ export async function* readFaultGroups(queue: FaultQueue, options: ReaderOptions
       for (const g of decodeFaultGroups(buf, n)) yield { ...g, respond: (code: number) => respond(g.cookie, code) };
       continue;
     }
-    await queue.waitReadable(options.signal);
+    if (!(await source.wait(options.signal))) return;
   }
 }
