@@ -16,3 +16,8 @@ export * from './smmu/regs.js';
 export * from './smmu/smmu.js';
 export * from './smmu/tlb.js';
 export * from './testing/rig.js';
+export * from './cmdqv/cmdqv.js';
+export * from './driver/domains.js';
+export * from './driver/driver.js';
+export * from './driver/master.js';
+export * from './driver/vsmmu.js';

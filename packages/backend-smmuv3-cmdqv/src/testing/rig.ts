@@ -118,9 +118,9 @@ export class Guest {
     readonly ramIpa: number,
     readonly ramBytes: number,
     vmid: number,
-    s2Options: { granuleShift?: number; ipaBits?: number } = {},
+    s2Options: { granuleShift?: number; ipaBits?: number; domain?: Stage2Domain } = {},
   ) {
-    this.s2 = new Stage2Domain(mem, { vmid, ...s2Options });
+    this.s2 = s2Options.domain ?? new Stage2Domain(mem, { vmid, ...s2Options });
     this.ramPa = mem.allocRun(Math.ceil(ramBytes / FRAME_SIZE)).firstFrame * FRAME_SIZE;
     this.s2.map(BigInt(ramIpa), BigInt(this.ramPa), BigInt(ramBytes), 3);
     this.next = ramIpa;
