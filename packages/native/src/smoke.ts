@@ -3,7 +3,12 @@
 // and tools/testing/selftests/iommu/iommufd.c). Same shape as @viommu/backend-mock's scenarios, so
 // tooling/kernel-lane/runner.mjs runs either, on the real kernel or on the simulator.
 import {
-  IO, IOMMUFD_CMD_BASE, IOMMUFD_TYPE, IOMMU_DESTROY, IOMMU_IOAS_ALLOC, IOMMU_IOAS_MAP, IOMMU_IOAS_MAP_FIXED_IOVA,
+  IO, IOMMUFD_CMD_BASE, IOMMUFD_PAGE_RESP_SUCCESS, IOMMUFD_TYPE, IOMMU_DESTROY, IOMMU_FAULT_QUEUE_ALLOC, IOMMU_HWPT_ALLOC,
+  IOMMU_HWPT_ALLOC_NEST_PARENT, IOMMU_HWPT_DATA_SELFTEST, IOMMU_HWPT_FAULT_ID_VALID, IOMMU_PGFAULT_FLAGS_LAST_PAGE,
+  IOMMU_PGFAULT_FLAGS_PASID_VALID, IOMMU_PGFAULT_PERM_READ, IOMMU_PGFAULT_PERM_WRITE, IOMMU_TEST_IOTLB_DEFAULT,
+  IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE, IOMMU_TEST_OP_TRIGGER_IOPF, POLLIN, iommu_fault_alloc, iommu_hwpt_alloc,
+  iommu_hwpt_page_response, iommu_hwpt_pgfault, iommu_hwpt_selftest, iommu_test_cmd_mock_domain_replace,
+  iommu_test_cmd_trigger_iopf, IOMMU_IOAS_ALLOC, IOMMU_IOAS_MAP, IOMMU_IOAS_MAP_FIXED_IOVA,
   IOMMU_IOAS_MAP_READABLE, IOMMU_IOAS_MAP_WRITEABLE, IOMMU_IOAS_UNMAP, IOMMU_TEST_CMD, IOMMU_TEST_OP_MD_CHECK_MAP,
   IOMMU_TEST_OP_MOCK_DOMAIN, MOCK_APERTURE_START, O_RDWR, PAGE_SIZE, iommu_destroy, iommu_ioas_alloc, iommu_ioas_map,
   iommu_ioas_unmap, iommu_test_cmd_check_map, iommu_test_cmd_mock_domain, isErrnoError, type Process,
@@ -81,12 +86,39 @@ class Ctx {
     this.p.ioctl(this.fd, IOMMU_TEST_CMD, cmd);
   }
 
+  hwptAlloc(devId: number, ptId: number, flags: number, data?: { type: number; bytes: Uint8Array }, faultId = 0): number {
+    let uptr = 0n;
+    if (data) {
+      // data_uptr is a user pointer: the driver data has to sit in process memory.
+      const mem = this.p.memory.alloc(data.bytes.length);
+      mem.bytes.set(data.bytes);
+      uptr = mem.addr;
+    }
+    const cmd = iommu_hwpt_alloc.encode({
+      flags, dev_id: devId, pt_id: ptId, data_type: data?.type ?? 0, data_len: data?.bytes.length ?? 0, data_uptr: uptr, fault_id: faultId,
+    });
+    this.p.ioctl(this.fd, IOMMU_HWPT_ALLOC, cmd);
+    if (data) this.p.memory.free(uptr);
+    return iommu_hwpt_alloc.get(cmd, 'out_hwpt_id');
+  }
+
+  faultAlloc(): { id: number; fd: number } {
+    const cmd = iommu_fault_alloc.encode({});
+    this.p.ioctl(this.fd, IOMMU_FAULT_QUEUE_ALLOC, cmd);
+    return { id: iommu_fault_alloc.get(cmd, 'out_fault_id'), fd: iommu_fault_alloc.get(cmd, 'out_fault_fd') };
+  }
+
+  replace(stdevId: number, ptId: number): void {
+    const cmd = iommu_test_cmd_mock_domain_replace.encode({ op: IOMMU_TEST_OP_MOCK_DOMAIN_REPLACE, id: stdevId, pt_id: ptId });
+    this.p.ioctl(this.fd, IOMMU_TEST_CMD, cmd);
+  }
+
   close(): void {
     this.p.close(this.fd);
   }
 }
 
-function scenario(name: string, body: (ctx: Ctx) => void): Scenario {
+function scenario(name: string, body: (ctx: Ctx) => void | Promise<void>): Scenario {
   return {
     name: `smoke.${name}`,
     async run(p: Process): Promise<Outcome> {
@@ -97,7 +129,7 @@ function scenario(name: string, body: (ctx: Ctx) => void): Scenario {
         return { status: 'fail', message: `open /dev/iommu: ${String(e)}` };
       }
       try {
-        body(ctx);
+        await body(ctx);
         return { status: 'pass' };
       } catch (e) {
         const message = e instanceof Failed ? e.message : isErrnoError(e) ? `unexpected ${e.code}: ${e.message}` : String(e);
@@ -197,6 +229,47 @@ export const scenarios: readonly Scenario[] = [
     expectErrno('EFAULT', 'IOAS_MAP of unmapped user memory', map({ user_va: gone.addr }));
     c.map(ioas, buf.addr, LEN, IOVA);
     expectErrno('EEXIST', 'IOAS_MAP over a used fixed IOVA', map({ flags: RW | IOMMU_IOAS_MAP_FIXED_IOVA, iova: IOVA }));
+    c.destroy(dom.stdev);
+  }),
+
+  // A page request through a fault queue: the fault fd wakes a pending poll(), read() returns the
+  // iommu_hwpt_pgfault, write() answers it (TEST_OP_TRIGGER_IOPF, eventq.c).
+  scenario('iopf_poll_read_respond', async (c) => {
+    const ioas = c.ioasAlloc();
+    const dom = c.mockDomain(ioas);
+    const parent = c.hwptAlloc(dom.idev, ioas, IOMMU_HWPT_ALLOC_NEST_PARENT);
+    const fault = c.faultAlloc();
+    const selftest = { type: IOMMU_HWPT_DATA_SELFTEST, bytes: iommu_hwpt_selftest.encode({ iotlb: IOMMU_TEST_IOTLB_DEFAULT }) };
+    expectErrno('ENOENT', 'HWPT_ALLOC with a fault id that is no fault queue', () =>
+      c.hwptAlloc(dom.idev, parent, IOMMU_HWPT_FAULT_ID_VALID, selftest, 0xffffffff));
+    const iopfHwpt = c.hwptAlloc(dom.idev, parent, IOMMU_HWPT_FAULT_ID_VALID, selftest, fault.id);
+    c.replace(dom.stdev, iopfHwpt);
+    expectErrno('EBUSY', 'DESTROY of the attached IOPF HWPT', () => c.destroy(iopfHwpt));
+
+    expectEq('poll before any fault', await c.p.poll(fault.fd, POLLIN, 0), 0);
+    const woken = c.p.poll(fault.fd, POLLIN, 60_000);
+    const perm = IOMMU_PGFAULT_PERM_READ | IOMMU_PGFAULT_PERM_WRITE;
+    c.p.ioctl(c.fd, IOMMU_TEST_CMD, iommu_test_cmd_trigger_iopf.encode({
+      op: IOMMU_TEST_OP_TRIGGER_IOPF, dev_id: dom.idev, pasid: 1, grpid: 2, perm, addr: 0xdeadbeafn,
+    }));
+    expectEq('poll after the fault', (await woken) & POLLIN, POLLIN);
+    const msg = new Uint8Array(iommu_hwpt_pgfault.size);
+    expectEq('read of one fault', c.p.read(fault.fd, msg), iommu_hwpt_pgfault.size);
+    const pf = iommu_hwpt_pgfault.decode(msg);
+    expectEq('pgfault.flags', pf.flags, IOMMU_PGFAULT_FLAGS_PASID_VALID | IOMMU_PGFAULT_FLAGS_LAST_PAGE);
+    expectEq('pgfault.dev_id', pf.dev_id, dom.idev);
+    expectEq('pgfault.pasid', pf.pasid, 1);
+    expectEq('pgfault.grpid', pf.grpid, 2);
+    expectEq('pgfault.perm', pf.perm, perm);
+    expectEq('pgfault.addr', pf.addr, 0xdeadbeafn);
+    const response = iommu_hwpt_page_response.encode({ cookie: pf.cookie, code: IOMMUFD_PAGE_RESP_SUCCESS });
+    expectEq('write of the response', c.p.write(fault.fd, response), iommu_hwpt_page_response.size);
+    expectEq('poll once answered', await c.p.poll(fault.fd, POLLIN, 0), 0);
+
+    c.replace(dom.stdev, ioas);
+    c.destroy(iopfHwpt);
+    c.destroy(parent);
+    c.p.close(fault.fd);
     c.destroy(dom.stdev);
   }),
 
