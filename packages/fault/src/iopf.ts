@@ -4,6 +4,7 @@
 // domain the request targets. For iommufd that handler is a FAULT queue; whoever ends up owning
 // the group answers it exactly once, and the answer reaches the device as one page response.
 
+import { ERRNO } from '@viommu/uapi';
 import type { FaultQueue } from './fault-queue.js';
 import { IOMMU_FAULT_PAGE_REQUEST_LAST_PAGE, IOMMU_PAGE_RESP_FAILURE, IOMMU_PAGE_RESP_INVALID } from './constants.js';
 
@@ -100,7 +101,7 @@ export class IopfDevice<R extends PageRequest = PageRequest> {
   report(request: R, handle: IopfHandle | undefined): number {
     if (!handle || this.removed) {
       this.sink.pageResponse(request, IOMMU_PAGE_RESP_INVALID, undefined);
-      return -22; // -EINVAL
+      return -ERRNO.EINVAL;
     }
     if (!(request.flags & IOMMU_FAULT_PAGE_REQUEST_LAST_PAGE)) {
       // Not the last page: no response is due for it on its own.

@@ -325,7 +325,7 @@ describe('VeventQueue accounting', () => {
       fc.record({ op: fc.constant('read' as const), bytes: fc.integer({ min: 8, max: 120 }) }),
     );
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 0, max: 0x7fff_ffff }), fc.array(step, { maxLength: 60 }), (depth, start, steps) => {
+      fc.property(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 0, max: 0x7fff_ffff }), fc.array(step, { maxLength: 60 }), fc.boolean(), (depth, start, steps, destroy) => {
         const q = new VeventQueue({ depth, type: IOMMU_VEVENTQ_TYPE_SELFTEST, initialSequence: start });
         // starting anywhere makes the property cover the 2^31 wrap too
         const decoder = new VeventDecoder(SELFTEST, start);
@@ -363,6 +363,15 @@ describe('VeventQueue accounting', () => {
             }
           } else drain(s.bytes);
           expect(q.numEvents).toBeLessThanOrEqual(depth);
+        }
+        if (destroy) {
+          // teardown frees what is queued: the queue's own books still balance
+          q.destroy();
+          const st = q.stats;
+          expect(st.produced).toBe(produced);
+          expect(st.read + st.lost + st.freed).toBe(produced);
+          expect(st.read).toBe(read);
+          return;
         }
         while (drain(4096) > 0);
         expect(read + lost).toBe(produced);
