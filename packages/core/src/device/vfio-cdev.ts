@@ -68,7 +68,8 @@ export class VfioDeviceFile implements OpenFile {
     const file = this.proc.fileOf(iommufd);
     if (!file) throw new SystemError('EBADF', 'ioctl');
     if (!(file instanceof IommufdFile)) throw ebadfd();
-    if (this.dev.bound) throw new SystemError('EBUSY', 'ioctl', 'device is bound through another fd');
+    // The cdev path opens a device once at a time (vfio_df_open).
+    if (this.dev.bound) throw new SystemError('EINVAL', 'ioctl', 'device is already open through another fd');
     const idev = deviceBind(file.ctx, this.dev);
     try {
       const out = new Uint8Array(4);

@@ -16,6 +16,7 @@ import { VfioDeviceFile } from '../device/vfio-cdev.js';
 import { assertDriverV1, PAGE_RESP_INVALID, type DeviceInfo, type DriverDevice, type DriverHost, type DriverV1, type PageRequest } from '../driver/driver.js';
 import { IommufdFile } from '../iommufd-file.js';
 import { MemlockUser } from '../ioas/index.js';
+import type { IommufdObject } from '../object/object.js';
 import type { OpenFile } from '../process/file.js';
 import { SimProcess } from '../process/sim-process.js';
 import { AddressSpace } from './address-space.js';
@@ -69,6 +70,8 @@ export interface SimHost extends HostCore {
   driver(name: string): DriverV1;
   /** Live iommufd contexts (for the invariant checker). */
   readonly contexts: ReadonlySet<IommufdContext>;
+  /** Objects a context release could not destroy (a reference leak; empty in a correct model). */
+  readonly leaks: readonly IommufdObject[];
 }
 
 export function createSimHost(options: SimHostOptions = {}): SimHost {
@@ -81,6 +84,7 @@ class SimHostImpl implements SimHost, DriverHost {
   readonly drivers = new Map<string, DriverV1>();
   readonly devices = new Map<string, SimDevice>();
   readonly contexts = new Set<IommufdContext>();
+  readonly leaks: IommufdObject[] = [];
   private readonly byDriverDevice = new Map<DriverDevice, SimDevice>();
   private readonly users = new Map<number, MemlockUser>();
   private nextCdev = 0;
@@ -152,7 +156,10 @@ class SimHostImpl implements SimHost, DriverHost {
     if (path === '/dev/iommu') {
       const ctx = new IommufdContext(this, proc.memory);
       this.contexts.add(ctx);
-      ctx.onRelease = (c) => this.contexts.delete(c);
+      ctx.onRelease = (c) => {
+        this.contexts.delete(c);
+        this.leaks.push(...c.leaked);
+      };
       return new IommufdFile(ctx, proc, proc.memory);
     }
     const m = /^\/dev\/vfio\/devices\/vfio(\d+)$/.exec(path);

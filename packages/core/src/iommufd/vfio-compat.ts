@@ -118,6 +118,87 @@ function unmapDma(ctx: IommufdContext, user: UserArg): number {
   return 0;
 }
 
+function pageSizes(ioas: Ioas): bigint {
+  const ULONG = (1n << 64n) - 1n;
+  const PAGE = 4096n;
+  let bitmap = ULONG;
+  for (const d of ioas.iopt.domains()) bitmap &= d.geometry.pgsizeBitmap;
+  if (bitmap & (PAGE - 1n)) {
+    bitmap &= ~(PAGE - 1n) & ULONG;
+    bitmap |= PAGE;
+  }
+  const align = BigInt(ioas.iopt.alignment);
+  return bitmap > align ? bitmap : align;
+}
+
+function putU32(b: Uint8Array, o: number, v: number): void {
+  new DataView(b.buffer, b.byteOffset, b.byteLength).setUint32(o, v, true);
+}
+
+/** VFIO_IOMMU_GET_INFO: page sizes, then the DMA_AVAIL and IOVA_RANGE capabilities as room allows. */
+function getInfo(ctx: IommufdContext, user: UserArg): number {
+  const INFO_SIZE = 24;
+  let minsz = 16; // offsetofend(iova_pgsizes)
+  const head = user.read(0, minsz);
+  const argsz = u32(head, 0);
+  if (argsz < minsz) throw new SystemError('EINVAL', 'ioctl', 'VFIO_IOMMU_GET_INFO argsz');
+  minsz = Math.min(argsz, INFO_SIZE);
+  const ioas = getCompatIoas(ctx);
+  const info = new Uint8Array(INFO_SIZE);
+  let flags = 1; // VFIO_IOMMU_INFO_PGSIZES
+  putU64(info, 8, pageSizes(ioas));
+  const ranges = ioas.iopt.iovaRanges();
+  // Each capability writes itself only where the user's buffer has room for it.
+  const fills: ((at: number, avail: number) => number)[] = [
+    (at, avail) => {
+      const cap = new Uint8Array(12);
+      cap[0] = 3; // VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL
+      cap[2] = 1; // version
+      putU32(cap, 8, 0xffffffff);
+      if (avail >= cap.length) user.write(at, cap);
+      return cap.length;
+    },
+    (at, avail) => {
+      const n = ranges.length;
+      for (let i = 0; i < n; i++) {
+        if (avail >= 16 + 16 * (i + 1)) {
+          const r = new Uint8Array(16);
+          putU64(r, 0, ranges[i]!.start);
+          putU64(r, 8, ranges[i]!.last);
+          user.write(at + 16 + 16 * i, r);
+        }
+      }
+      if (avail >= 16 + 16 * n) {
+        const hdr = new Uint8Array(16);
+        hdr[0] = 1; // VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE
+        hdr[2] = 1;
+        putU32(hdr, 8, n);
+        user.write(at, hdr);
+      }
+      return 16 + 16 * n;
+    },
+  ];
+  let total = INFO_SIZE;
+  let lastCap = -1;
+  for (const fill of fills) {
+    const size = argsz > total ? fill(total, argsz - total) : fill(total, 0);
+    const aligned = (size + 7) & ~7;
+    if (lastCap >= 0 && argsz >= total) {
+      const next = new Uint8Array(4);
+      putU32(next, 0, total);
+      user.write(lastCap + 4, next);
+    }
+    lastCap = total;
+    total += aligned;
+  }
+  if (argsz >= total) putU32(info, 16, INFO_SIZE);
+  putU32(info, 0, total);
+  flags |= 2; // VFIO_IOMMU_INFO_CAPS
+  putU32(info, 4, flags);
+  user.write(0, info.subarray(0, minsz));
+  return 0;
+}
+
 export function vfioCompatIoctl(ctx: IommufdContext, request: number, user: UserArg, memory: AddressSpace, proc: UcmdProcess): number {
   switch (request) {
     case VFIO_GET_API_VERSION:
@@ -126,6 +207,8 @@ export function vfioCompatIoctl(ctx: IommufdContext, request: number, user: User
       return setIommu(ctx, intArg(user));
     case VFIO_CHECK_EXTENSION:
       return checkExtension(ctx, intArg(user));
+    case VFIO_IOMMU_GET_INFO:
+      return getInfo(ctx, user);
     case VFIO_IOMMU_MAP_DMA:
       return mapDma(ctx, user, memory, proc);
     case VFIO_IOMMU_UNMAP_DMA:
