@@ -223,6 +223,8 @@ export const iommufd_dirty_tracking: Fixture<DirtySelf, DirtyVariant> = {
   },
   teardown(self) {
     self.teardownIommufd();
+    // free(self->buffer), after the context is gone so nothing holds the pages
+    if (self.dbuffer) self.munmap(self.dbuffer);
   },
 };
 

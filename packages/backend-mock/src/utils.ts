@@ -119,6 +119,8 @@ export type N = number | bigint;
 export interface UserBuf {
   readonly addr: bigint;
   readonly bytes: Uint8Array;
+  /** The start of the whole allocation when `addr` is inside it (aligned allocations); what munmap frees. */
+  readonly base?: bigint;
 }
 
 /** `buf + off` in C. */
@@ -210,6 +212,22 @@ export function errnoOf(call: () => unknown): string | undefined {
   }
 }
 
+/**
+ * memfd_create(2) and ftruncate(2): not in the Process contract, but targets that have them (the
+ * simulator's SimProcess does) let the IOMMU_IOAS_MAP_FILE cases run; elsewhere those cases skip.
+ */
+export interface MemfdProcess {
+  memfdCreate(name?: string): number;
+  ftruncate(fd: number, size: number): void;
+}
+
+export function memfdOf(process: Process): MemfdProcess | undefined {
+  const p = process as Partial<MemfdProcess>;
+  return typeof p.memfdCreate === 'function' && typeof p.ftruncate === 'function' ? (p as MemfdProcess) : undefined;
+}
+
+export const NO_MEMFD = 'needs memfd_create and ftruncate, which this target does not offer (they are not in the Process contract)';
+
 export interface MockDomain {
   stdevId: number;
   hwptId: number;
@@ -262,7 +280,38 @@ export class Self {
   mmapAligned(length: number, align: number): UserBuf {
     const raw = this.process.memory.alloc(length + align);
     const pad = Number((BigInt(align) - (raw.addr % BigInt(align))) % BigInt(align));
-    return at({ addr: raw.addr, bytes: raw.bytes.subarray(0, pad + length) }, pad);
+    return { ...at({ addr: raw.addr, bytes: raw.bytes.subarray(0, pad + length) }, pad), base: raw.addr };
+  }
+
+  /** munmap of a whole allocation made by mem / put / mmapAligned. */
+  munmap(buf: UserBuf): void {
+    this.process.memory.free(buf.base ?? buf.addr);
+  }
+
+  private mfdCache: { fd: number; buf: UserBuf } | undefined;
+
+  /** memfd_mmap: a memfd of `length` bytes and a shared mapping of it (skips the case without memfd). */
+  memfdMmap(length: number): { fd: number; buf: UserBuf } {
+    const m = memfdOf(this.process);
+    if (!m) skip(NO_MEMFD);
+    const fd = m!.memfdCreate('buffer');
+    m!.ftruncate(fd, length);
+    return { fd, buf: this.process.mmap(fd, length, 0n) };
+  }
+
+  /** The C file's global `mfd` and `mfd_buffer`: a BUFFER_SIZE memfd and its mapping. */
+  get mfd(): number {
+    return (this.mfdCache ??= this.memfdMmap(BUFFER_SIZE)).fd;
+  }
+
+  get mfd_buffer(): UserBuf {
+    return (this.mfdCache ??= this.memfdMmap(BUFFER_SIZE)).buf;
+  }
+
+  ftruncate(fd: number, size: number): void {
+    const m = memfdOf(this.process);
+    if (!m) skip(NO_MEMFD);
+    m!.ftruncate(fd, size);
   }
 
   // ---- raw ioctls ----------------------------------------------------------------------------

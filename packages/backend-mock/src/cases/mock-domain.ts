@@ -17,9 +17,7 @@ import {
 } from '@viommu/uapi';
 import { iommufd_mock_domain, type MockDomainSelf, type MockDomainVariant } from '../fixtures.js';
 import { testF, type Scenario } from '../harness.js';
-import { BUFFER_SIZE, PAGE_SIZE, assertEq, at, enc, num, skip } from '../utils.js';
-
-const NO_MEMFD = 'needs memfd_create (IOMMU_IOAS_MAP_FILE of a memfd), which the Process contract does not have';
+import { BUFFER_SIZE, PAGE_SIZE, assertEq, at, enc, num } from '../utils.js';
 
 function basicMmap(self: MockDomainSelf): void {
   const bufSize = self.mmap_buf_size;
@@ -30,22 +28,34 @@ function basicMmap(self: MockDomainSelf): void {
   const half = self.mmapBuf(bufSize / 2);
   self.errIoctlIoasMap('EFAULT', half, bufSize);
   // EFAULT on first page
-  self.process.memory.free(half.addr);
+  self.munmap(half);
   self.errIoctlIoasMap('EFAULT', half, bufSize);
+}
+
+function basicFile(self: MockDomainSelf): void {
+  const bufSize = self.mmap_buf_size;
+  // Simple one page map
+  const iova = self.testIoctlIoasMapFile(self.mfd, 0, PAGE_SIZE);
+  self.checkMockIova(self.mfd_buffer, iova, PAGE_SIZE);
+  const tmp = self.memfdMmap(bufSize);
+  self.errIoctlIoasMapFile('EINVAL', tmp.fd, 0, bufSize + 1);
+  self.ftruncate(tmp.fd, 0);
+  self.errIoctlIoasMapFile('EINVAL', tmp.fd, 0, bufSize);
+  self.process.close(tmp.fd);
 }
 
 /** all_aligns and all_aligns_copy: map every size and alignment in a region and check it landed. */
 function allAligns(self: MockDomainSelf, variant: MockDomainVariant, withCopy: boolean): void {
-  if (variant.file) skip(NO_MEMFD);
   const bufSize = self.mmap_buf_size;
   const testStep = variant.hugepages ? bufSize / 16 : MOCK_PAGE_SIZE;
-  const buf = self.mmapBuf(bufSize);
+  const mfd = variant.file ? self.memfdMmap(bufSize) : undefined;
+  const buf = mfd ? mfd.buf : self.mmapBuf(bufSize);
   self.checkRefs(buf, bufSize, 0);
   // Every combination of page size and alignment; fewer for huge pages, which take long.
   for (let start = 0; start < bufSize; start += testStep) {
     for (let end = variant.hugepages ? bufSize : start + MOCK_PAGE_SIZE; end < bufSize; end += MOCK_PAGE_SIZE) {
       const length = end - start;
-      const iova = self.testIoctlIoasMap(at(buf, start), length);
+      const iova = mfd ? self.testIoctlIoasMapFile(mfd.fd, start, length) : self.testIoctlIoasMap(at(buf, start), length);
       let stdev = 0;
       const oldId = self.hwpt_ids[1];
       if (withCopy) {
@@ -65,12 +75,16 @@ function allAligns(self: MockDomainSelf, variant: MockDomainVariant, withCopy: b
     }
   }
   self.checkRefs(buf, bufSize, 0);
+  if (mfd) {
+    self.process.munmap(buf.addr, bufSize);
+    self.process.close(mfd.fd);
+  } else self.munmap(buf);
 }
 
 export const mockDomainCases: Scenario[] = [
   ...testF(iommufd_mock_domain, 'basic', (self, variant) => {
-    if (variant.file) skip(NO_MEMFD);
-    basicMmap(self);
+    if (variant.file) basicFile(self);
+    else basicMmap(self);
   }),
 
   ...testF(iommufd_mock_domain, 'ro_unshare', (self) => {
@@ -91,8 +105,7 @@ export const mockDomainCases: Scenario[] = [
   ...testF(iommufd_mock_domain, 'all_aligns_copy', (self, variant) => allAligns(self, variant, true)),
 
   ...testF(iommufd_mock_domain, 'user_copy', (self, variant) => {
-    if (variant.file) skip(NO_MEMFD);
-    const buf = self.buffer;
+    const buf = variant.file ? self.mfd_buffer : self.buffer;
     const access = enc(iommu_test_cmd_access_pages, { op: IOMMU_TEST_OP_ACCESS_PAGES, length: BUFFER_SIZE, uptr: buf.addr });
     const copy = enc(iommu_ioas_copy, {
       flags: IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_WRITEABLE,
@@ -104,7 +117,7 @@ export const mockDomainCases: Scenario[] = [
 
     // Pin the pages in an IOAS with no domains then copy to an IOAS with domains
     const ioasId = self.testIoctlIoasAlloc();
-    let srcIova = self.testIoctlIoasMapId(ioasId, buf, BUFFER_SIZE);
+    let srcIova = variant.file ? self.testIoctlIoasMapIdFile(ioasId, self.mfd, 0, BUFFER_SIZE) : self.testIoctlIoasMapId(ioasId, buf, BUFFER_SIZE);
     const accessId = self.testCmdCreateAccess(ioasId, MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES);
     iommu_test_cmd_access_pages.set(access, 'id', accessId);
     iommu_test_cmd_access_pages.set(access, 'iova', BigInt(srcIova));
@@ -116,7 +129,7 @@ export const mockDomainCases: Scenario[] = [
 
     // Now replace the ioas with a new one
     const newIoasId = self.testIoctlIoasAlloc();
-    srcIova = self.testIoctlIoasMapId(newIoasId, buf, BUFFER_SIZE);
+    srcIova = variant.file ? self.testIoctlIoasMapIdFile(newIoasId, self.mfd, 0, BUFFER_SIZE) : self.testIoctlIoasMapId(newIoasId, buf, BUFFER_SIZE);
     self.testCmdAccessReplaceIoas(accessId, newIoasId);
 
     // Destroy the old ioas and cleanup copied mapping

@@ -74,7 +74,8 @@ export class MockDevice implements DriverDevice {
   readonly dirtyTracking: boolean;
   readonly atsUsable = false;
   readonly pci = false;
-  readonly enforceCacheCoherency = true;
+  // The mock answers IOMMU_CAP_CACHE_COHERENCY but not IOMMU_CAP_ENFORCE_CACHE_COHERENCY.
+  readonly enforceCacheCoherency = false;
   readonly flags: number;
   /** The device cache the vIOMMU invalidation clears (MOCK_DEV_CACHE_NUM slots). */
   readonly cache = new Uint32Array(MOCK_DEV_CACHE_NUM).fill(IOMMU_TEST_DEV_CACHE_DEFAULT);
@@ -188,8 +189,10 @@ export class MockViommu implements DriverViommu {
     if (index && !prev) fail('EIO', `queue ${index - 1} must exist first`);
     // Catches a core that converted the queue's IOVA to the wrong physical address.
     if (BigInt(req.basePa) !== this.s2Parent.iovaToPhys(req.baseIova)) fail('EFAULT', 'queue base does not match the S2 translation');
-    // TODO(core): queue i holds queue i-1 (iommufd_hw_queue_depend); the core's HW queue object
-    // needs a hook for that dependency so destroying queue 0 first is EBUSY.
+    // Queue i holds queue i-1 (iommufd_hw_queue_depend), so they must go in descending order. The
+    // core passes `dependOn` with the request (viommu/hw-queue.ts) until driver.ts declares it.
+    const dependOn = (req as HwQueueInitRequest & { dependOn?: (other: DriverHwQueue) => void }).dependOn;
+    if (prev && dependOn) dependOn(prev);
     const q = new MockHwQueue(this, index, prev);
     this.hwQueues[index] = q;
     return q;
@@ -214,17 +217,32 @@ function nestedIotlb(data: UserData): number {
   return iommu_hwpt_selftest.decode(copyUserData(data, IOMMU_HWPT_DATA_SELFTEST, iommu_hwpt_selftest.size, 4)).iotlb;
 }
 
+export type MockDriver = DriverV1 & { readonly host: DriverHost | undefined };
+
+const mockDrivers = new WeakSet<DriverV1>();
+
+/** True for a driver made by mockIommu() (IOMMU_TEST_CMD finds the host's mock this way). */
+export function isMockDriver(d: DriverV1): d is MockDriver {
+  return mockDrivers.has(d);
+}
+
 export interface MockIommuOptions {
   /** Instance name devices refer to. Default 'mock'. */
   readonly name?: string;
 }
 
 /** The selftest mock IOMMU driver; `createSimHost()` registers one by default. */
-export function mockIommu(options: MockIommuOptions = {}): DriverV1 & { readonly host: DriverHost | undefined } {
+export function mockIommu(options: MockIommuOptions = {}): MockDriver {
   let host: DriverHost | undefined;
   const driver = {
     apiVersion: 1 as const,
     name: options.name ?? 'mock',
+    /**
+     * iommu_ops.user_pasid_table: page requests for a PASID with nothing attached go to the nested
+     * domain on the RID (the guest owns the PASID table). TODO(core): declare it in DriverV1 and
+     * honour it when routing page requests (device.ts routePageRequest).
+     */
+    userPasidTable: true,
     get host() {
       return host;
     },
@@ -327,5 +345,6 @@ export function mockIommu(options: MockIommuOptions = {}): DriverV1 & { readonly
       return v;
     },
   };
+  mockDrivers.add(driver);
   return driver;
 }
