@@ -56,6 +56,27 @@ describe('nested vIOMMU flow on the mock driver', () => {
     k.destroy(s2);
   });
 
+  it('maps the vIOMMU vendor pages through the iommufd only at the exact offset (viommu_alloc_with_data)', () => {
+    const { p, fd, k, devId, s2 } = boot();
+    const data = p.memory.alloc(4096);
+    U.iommu_viommu_selftest.encode({ in_data: 0xbeef }, data.bytes);
+    const viommu = k.viommuAlloc(devId, s2, U.IOMMU_VIOMMU_TYPE_SELFTEST, { uptr: data.addr, len: U.iommu_viommu_selftest.size });
+    const out = U.iommu_viommu_selftest.decode(data.bytes);
+    expect(out.out_data).toBe(0xbeef);
+    const len = Number(out.out_mmap_length);
+    const off = out.out_mmap_offset;
+    expect(errnoOf(() => p.mmap(fd, len, off + 4096n))).toBe('ENXIO');
+    expect(errnoOf(() => p.mmap(fd, len, off + 8192n))).toBe('ENXIO');
+    expect(errnoOf(() => p.mmap(fd, len / 2, off))).toBe('ENXIO');
+    expect(errnoOf(() => p.mmap(fd, len * 2, off))).toBe('ENXIO');
+    const m = p.mmap(fd, len, off);
+    expect(new DataView(m.bytes.buffer, m.bytes.byteOffset).getUint32(0, true)).toBe(0xbeef);
+    // The mapping holds the vIOMMU.
+    expect(errnoOf(() => k.destroy(viommu))).toBe('EBUSY');
+    p.munmap(m.addr, len);
+    k.destroy(viommu);
+  });
+
   it('invalidates nested IOTLBs with entry_num written back (alloc_hwpt_nested)', () => {
     const { k, devId, s2 } = boot();
     const nested = k.hwptAllocNested(devId, s2);

@@ -143,8 +143,8 @@ export function viommuAlloc(fc: FamilyContext, a: ViommuAllocArgs): Viommu {
       type: a.type,
       dev: idev.dev,
       parent: hwpt.domain,
-      // The kernel passes no user data at all when data_len is 0.
-      data: { type: a.type, uptr: a.dataUptr, len: a.dataLen, memory: fc.memory },
+      // The kernel passes no user data at all when data_len is 0 (type 0, length 0 here).
+      data: a.dataLen ? { type: a.type, uptr: a.dataUptr, len: a.dataLen, memory: fc.memory } : { type: 0, uptr: 0n, len: 0, memory: fc.memory },
       core: v.core,
     });
   } catch (e) {
