@@ -3,10 +3,11 @@
 import { describe, expect, it } from '@jest/globals';
 import * as core from '@viommu/core';
 import { IOMMU_IOAS_ALLOC, IOMMU_TEST_CMD, IOMMU_TEST_OP_MOCK_DOMAIN, O_RDWR, iommu_ioas_alloc, iommu_test_cmd_mock_domain, type Process } from '@viommu/uapi';
+import { failNthScenarios } from './fail-nth.js';
 import { pendingOnSimulator } from './pending.js';
 import { contractSkips, kernelSkips, scenarios } from './scenarios.js';
 
-type SimHostFactory = () => { spawn(): Process };
+type SimHostFactory = () => { spawn(): Process; failNth: { arm(n: number): void; disarm(): void; readonly fired: boolean } };
 // createSimHost lands with the core's object model; until then every case is reported pending.
 const createSimHost = (core as Record<string, unknown>)['createSimHost'] as SimHostFactory | undefined;
 
@@ -56,6 +57,28 @@ describe('iommufd selftest on the simulator', () => {
       const reason = contractSkips.get(s.name) ?? (kernelSkips.has(s.name) ? 'skipped by the kernel too' : undefined);
       if (reason === undefined) expect(outcome).toEqual({ status: 'pass' });
       else expect(outcome.status).toBe('skip');
+    });
+  }
+});
+
+describe('iommufd fail_nth on the simulator', () => {
+  for (const s of failNthScenarios) {
+    if (missing !== undefined) {
+      it.skip(`${s.name} — pending: ${missing}`, () => {});
+      continue;
+    }
+    it(s.name, async () => {
+      const host = createSimHost!();
+      const control = {
+        enable: (n: number) => host.failNth.arm(n),
+        disable: () => {
+          const fired = host.failNth.fired;
+          host.failNth.disarm();
+          return fired;
+        },
+      };
+      const outcome = await s.run(host.spawn(), control);
+      expect(outcome.status).toBe('pass');
     });
   }
 });

@@ -258,8 +258,11 @@ export class Self {
   /** The C file's global `buffer`: BUFFER_SIZE bytes aligned to HUGEPAGE_SIZE, shared anonymous memory. */
   buffer: UserBuf;
 
-  constructor(readonly process: Process) {
-    this.buffer = this.mmapAligned(BUFFER_SIZE, HUGEPAGE_SIZE);
+  constructor(
+    readonly process: Process,
+    buffer?: UserBuf,
+  ) {
+    this.buffer = buffer ?? this.mmapAligned(BUFFER_SIZE, HUGEPAGE_SIZE);
   }
 
   // ---- memory --------------------------------------------------------------------------------
@@ -288,7 +291,8 @@ export class Self {
     this.process.memory.free(buf.base ?? buf.addr);
   }
 
-  private mfdCache: { fd: number; buf: UserBuf } | undefined;
+  /** The memfd behind `mfd` / `mfd_buffer`, made on first use (a fixture may provide its own). */
+  mfdCache: { fd: number; buf: UserBuf } | undefined;
 
   /** memfd_mmap: a memfd of `length` bytes and a shared mapping of it (skips the case without memfd). */
   memfdMmap(length: number): { fd: number; buf: UserBuf } {
@@ -937,7 +941,7 @@ export class Self {
     this.process.close(this.fd);
     const fd = this.process.open('/dev/iommu', O_RDWR);
     assertNe(-1, fd, 'open /dev/iommu');
-    this.process.ioctl(fd, IOMMU_TEST_CMD, enc(iommu_test_cmd_check_refs, { op: IOMMU_TEST_OP_MD_CHECK_REFS, length: BUFFER_SIZE, uptr: this.buffer.addr }));
+    this.process.ioctl(fd, IOMMU_TEST_CMD, enc(iommu_test_cmd_check_refs, { op: IOMMU_TEST_OP_MD_CHECK_REFS, length: this.buffer.bytes.length, uptr: this.buffer.addr }));
     this.process.close(fd);
     this.fd = -1;
   }

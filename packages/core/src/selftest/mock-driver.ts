@@ -152,13 +152,16 @@ export class MockViommu implements DriverViommu {
 
   allocNested(_dev: DriverDevice, flags: number, data: UserData): DriverNestedDomain {
     if (flags & ~IOMMU_HWPT_ALLOC_PASID) fail('EOPNOTSUPP', 'unsupported nested flags');
-    return new MockNestedDomain(this.s2Parent, this, nestedIotlb(data));
+    const iotlb = nestedIotlb(data);
+    this.host.failPoint('mock_nested_alloc');
+    return new MockNestedDomain(this.s2Parent, this, iotlb);
   }
 
   cacheInvalidate(array: UserDataArray): void {
     // A zero-length array is allowed to validate the array type
     if (array.entryNum === 0 && array.type === IOMMU_VIOMMU_INVALIDATE_DATA_SELFTEST) return;
     const size = iommu_viommu_invalidate_selftest.size;
+    this.host.failPoint('mock_viommu_invalidate_cmds');
     let done = 0;
     try {
       const cmds = copyFullUserArray(array, IOMMU_VIOMMU_INVALIDATE_DATA_SELFTEST, size);
@@ -275,7 +278,9 @@ export function mockIommu(options: MockIommuOptions = {}): MockDriver {
     allocNestedDomain(_dev: DriverDevice, parent: DriverPagingDomain, flags: number, data: UserData): DriverNestedDomain {
       if (flags & ~IOMMU_HWPT_ALLOC_PASID) fail('EOPNOTSUPP', 'unsupported nested flags');
       if (!(parent instanceof MockPagingDomain)) fail('EINVAL', 'parent is not a mock paging domain');
-      return new MockNestedDomain(parent as MockPagingDomain, undefined, nestedIotlb(data));
+      const iotlb = nestedIotlb(data);
+      host?.failPoint('mock_nested_alloc');
+      return new MockNestedDomain(parent as MockPagingDomain, undefined, iotlb);
     },
 
     attach(dev: DriverDevice, pasid: number, domain: DriverDomain | null): void {
@@ -326,6 +331,7 @@ export function mockIommu(options: MockIommuOptions = {}): MockDriver {
       if (req.data.len) {
         const data = iommu_viommu_selftest.decode(copyUserData(req.data, IOMMU_VIOMMU_TYPE_SELFTEST, iommu_viommu_selftest.size, 8));
         // Two zeroed pages, the first u32 looping back in_data, mapped through the iommufd.
+        host!.failPoint('mock_viommu_pages');
         const run = host!.physical.allocRun(2);
         v.pagePa = run.firstFrame * PAGE_SIZE;
         v.mmapOffset = req.core.registerMmap(v.pagePa, PAGE_SIZE * 2);

@@ -98,6 +98,7 @@ function mockDomain(ucmd: Ucmd, op: number): void {
   ctx.objects.reserve(sobj);
   ucmd.newObject(sobj); // aborted (destroy() undoes what was done) if anything below fails
   const driver = mockDriverOf(ctx);
+  ctx.host.failNth.point('selftest:mock_dev_create');
   const name = mockDeviceName(ctx);
   sobj.sim = deviceHost(ctx).addDevice(
     { name, iommu: driver.name, rid: Number(name.slice('iommufd_mock'.length)), pasidBits: devFlags & U.MOCK_FLAGS_DEVICE_PASID ? U.MOCK_PASID_WIDTH : 0, flags: devFlags },
@@ -204,6 +205,7 @@ function dirty(ucmd: Ucmd): void {
   if (max > 16 * 1024 * 1024 * 8) fail('EOVERFLOW', 'DIRTY range too long');
   const domain = mockPaging(ucmd.ctx, headerId(ucmd.cmd));
   if (!domain.dirty?.enabled) fail('EINVAL', 'dirty tracking is not enabled');
+  ucmd.ctx.host.failNth.point('selftest:dirty_bitmap');
   const bits = ucmd.memory.read(c.uptr, Math.ceil(max / 8));
   const iova = Number(c.iova);
   const ps = Number(c.page_size);
@@ -295,6 +297,7 @@ function createAccess(ucmd: Ucmd): void {
   const flags = U.iommu_test_cmd_create_access.get(ucmd.cmd, 'flags');
   if (flags & ~U.MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES) fail('EOPNOTSUPP', 'CREATE_ACCESS flags');
   const ctx = ucmd.ctx;
+  ctx.host.failNth.point('selftest:alloc_access');
   const access = new SelftestAccess(ctx, (flags & U.MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES) !== 0);
   ctx.objects.reserve(access);
   ctx.holdFile();
@@ -326,6 +329,7 @@ function accessPages(ucmd: Ucmd): void {
   // MOCK_FLAGS_ACCESS_SYZ converts a syzkaller IOVA; the port never sets it. TODO: model it.
   if (!access.ioas) fail('ENOENT', 'the access has no IOAS');
   const iopt = access.ioas!.iopt;
+  ucmd.ctx.host.failNth.point('selftest:access_pages_array');
   const frames = iopt.pinPages(access, c.iova, c.length, c.flags & U.MOCK_FLAGS_ACCESS_WRITE ? ACCESS_RW_WRITE : 0);
   try {
     if (c.uptr) {
@@ -335,6 +339,7 @@ function accessPages(ucmd: Ucmd): void {
         if (userFrame(ucmd, first + BigInt(i * PAGE)) !== frames[i]) fail('EIO', `pinned page ${i} is not the user's page (the kernel says EBADE)`);
       }
     }
+    ucmd.ctx.host.failNth.point('selftest:access_item');
   } catch (e) {
     iopt.unpinPages(access, c.iova, c.length);
     throw e;
@@ -360,6 +365,7 @@ function accessRw(ucmd: Ucmd): void {
   if (c.flags & ~(U.MOCK_ACCESS_RW_WRITE | U.MOCK_ACCESS_RW_SLOW_PATH | U.MOCK_FLAGS_ACCESS_SYZ)) fail('EOPNOTSUPP', 'ACCESS_RW flags');
   const access = accessOf(ucmd, headerId(ucmd.cmd));
   const write = (c.flags & U.MOCK_ACCESS_RW_WRITE) !== 0;
+  ucmd.ctx.host.failNth.point('selftest:access_rw_buffer');
   const tmp = write ? ucmd.memory.read(c.uptr, Number(c.length)) : new Uint8Array(Number(c.length));
   if (!access.ioas) fail('ENOENT', 'the access has no IOAS');
   // SLOW_PATH picks the kernel's page-by-page copy; the result is the same here.
