@@ -83,9 +83,11 @@ export function emptyCommand(): Command {
 
 /** Decodes the 4 32-bit halves of one entry into `out` (reused by the queue consumer). */
 export function decodeCommandInto(w: Uint32Array, out: Command): Command {
-  const op = getBits(w, 0, 7, 0);
-  Object.assign(out, EMPTY);
+  const op = w[0]! & 0xff;
   out.opcode = op;
+  out.sid = out.ssid = out.vmid = out.asid = out.num = out.scale = out.ttl = out.tg = out.addr = out.size = 0;
+  out.range = out.resp = out.prgIndex = out.stag = out.cs = out.msh = out.msiAttr = out.msiData = 0;
+  out.leaf = out.global = false;
   out.ssv = getBit(w, 0, 11);
   switch (op) {
     case CMDQ_OP_PREFETCH_CFG:
@@ -173,8 +175,6 @@ export function decodeCommandInto(w: Uint32Array, out: Command): Command {
   }
   return out;
 }
-
-const EMPTY = Object.freeze(emptyCommand());
 
 export function decodeCommand(bytes: Uint8Array): Command {
   return decodeCommandInto(wordsFromBytes(bytes.subarray(0, CMD_SIZE), new Uint32Array(4)), emptyCommand());

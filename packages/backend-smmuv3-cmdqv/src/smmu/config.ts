@@ -24,6 +24,8 @@ export interface StreamConfig {
   s1CdMax: number;
   s1dss: number;
   ste: Ste;
+  /** The CDs cached under this STE, by SubstreamID (invalidating the STE drops them). */
+  readonly cds: Map<number, ContextConfig>;
 }
 
 export interface ContextConfig {
@@ -44,7 +46,7 @@ export function streamConfig(ste: Ste, f: SmmuFeatures): StreamConfig | undefine
   if (!ste.v) return undefined;
   const cfg: StreamConfig = {
     mode: STREAM_ABORT, s1: false, s2: false, vmid: ste.s2vmid, s2r: ste.s2r, cdPtr: ste.s1ContextPtr,
-    s1fmt: ste.s1fmt, s1CdMax: ste.s1CdMax, s1dss: ste.s1dss, ste,
+    s1fmt: ste.s1fmt, s1CdMax: ste.s1CdMax, s1dss: ste.s1dss, ste, cds: new Map(),
     s2params: { ttb: 0, granuleShift: 12, inputBits: 0, startLevel: 0, outputBits: 0, affd: false },
   };
   if ((ste.config & 4) === 0) return cfg; // every Config with bit 2 clear aborts, silently

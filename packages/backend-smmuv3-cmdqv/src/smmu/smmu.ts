@@ -17,6 +17,7 @@ import {
   EVT_ID_BAD_SUBSTREAMID_CONFIG, EVT_ID_PERMISSION_FAULT, EVT_ID_STREAM_DISABLED_FAULT, EVT_ID_TRANSLATION_FAULT,
   EVT_SIZE, encodeEventWords, emptyEvent, type SmmuEvent,
 } from '../formats/event.js';
+import { storeU32 } from '../formats/mem.js';
 import { STE_S1DSS_BYPASS, STE_S1DSS_TERMINATE, STE_SIZE, decodeSte } from '../formats/ste.js';
 import { PERM_ALL, Walker, accessPerm, type TableFetch } from '../pgtable/walk.js';
 import { STREAM_ABORT, STREAM_BYPASS, contextConfig, streamConfig, type ContextConfig, type StreamConfig } from './config.js';
@@ -87,7 +88,6 @@ export class Smmu {
   private evtqCons = 0;
 
   private readonly steCache = new Map<number, StreamConfig | null>();
-  private readonly cdCache = new Map<number, ContextConfig | null>();
   private readonly walker: Walker;
   private readonly steWords = new Uint32Array(16);
   private readonly cdWords = new Uint32Array(16);
@@ -281,8 +281,7 @@ export class Smmu {
    */
   private context(s: StreamConfig, sid: number, ssid: number): ContextConfig | null {
     const index = ssid < 0 ? 0 : ssid;
-    const key = sid * 0x10_0000 + index;
-    const hit = this.cdCache.get(key);
+    const hit = s.cds.get(index);
     if (hit) return hit;
     let addr: number;
     if (s.s1fmt === 0) {
@@ -307,7 +306,7 @@ export class Smmu {
     for (let i = 0; i < 16; i++) w[i] = this.mem.readU32(addr + i * 4);
     const cfg = contextConfig(decodeCd(w), this.features);
     if (!cfg) return this.fault(EVT_ID_BAD_CD_CONFIG, true, false, 0, 0);
-    this.cdCache.set(key, cfg);
+    s.cds.set(index, cfg);
     return cfg;
   }
 
@@ -475,7 +474,7 @@ export class Smmu {
     }
     const w = encodeEventWords(e, this.evtWords);
     const addr = this.evtqAddr + (this.evtqProd & ((1 << log2) - 1)) * EVT_SIZE;
-    for (let i = 0; i < 8; i++) this.mem.writeU32(addr + i * 4, w[i]!);
+    for (let i = 0; i < 8; i++) storeU32(this.mem, addr + i * 4, w[i]!);
     const wrapMask = (2 << log2) - 1;
     this.evtqProd = ((this.evtqProd & Q_OVERFLOW_FLAG) | ((this.evtqProd + 1) & wrapMask)) >>> 0;
     this.hooks.eventIrq?.();
@@ -537,7 +536,6 @@ export class Smmu {
       case CMDQ_OP_CFGI_ALL: {
         if (c.range >= 31) {
           this.steCache.clear();
-          this.cdCache.clear();
           return CERROR_NONE;
         }
         const n = 2 ** (c.range + 1);
@@ -547,7 +545,7 @@ export class Smmu {
       }
       case CMDQ_OP_CFGI_CD:
         if (c.ssid >= 2 ** f.ssidBits) return CERROR_ILL;
-        this.cdCache.delete(c.sid * 0x10_0000 + c.ssid);
+        this.steCache.get(c.sid)?.cds.delete(c.ssid);
         return CERROR_NONE;
       case CMDQ_OP_CFGI_CD_ALL:
         this.invalidateCds(c.sid);
@@ -610,20 +608,19 @@ export class Smmu {
     return (c.num + 1) * 2 ** c.scale * 2 ** granule;
   }
 
+  /** CFGI_STE: the STE and, cached under it, its CDs. */
   private invalidateSte(sid: number): void {
     this.steCache.delete(sid);
-    // An STE's CDs are cached under it, so invalidating the STE drops them too.
-    this.invalidateCds(sid);
   }
 
   private invalidateCds(sid: number): void {
-    const lo = sid * 0x10_0000;
-    const hi = lo + 0x10_0000;
-    for (const key of this.cdCache.keys()) if (key >= lo && key < hi) this.cdCache.delete(key);
+    this.steCache.get(sid)?.cds.clear();
   }
 
   /** Number of configuration entries cached (STEs + CDs). */
   get configCacheSize(): number {
-    return this.steCache.size + this.cdCache.size;
+    let n = 0;
+    for (const s of this.steCache.values()) n += 1 + (s ? s.cds.size : 0);
+    return n;
   }
 }

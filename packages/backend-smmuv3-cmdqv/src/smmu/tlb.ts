@@ -3,8 +3,8 @@
 // IPA. An entry stays until an invalidation that covers it, whatever happens to the tables in
 // memory: that is what makes a missing TLBI observable.
 //
-// Entries of any size live in one Map per context, under key = (address >> shift) * 64 + shift;
-// a lookup probes each size present in the context.
+// Each context keeps one Map per entry size, keyed by address >> size (small integers for the
+// address ranges in use); a lookup probes each size present in the context.
 
 export interface TlbEntry {
   /** Output address of the entry's first byte (PA). */
@@ -19,19 +19,27 @@ export interface TlbEntry {
 }
 
 class Context {
-  readonly map = new Map<number, TlbEntry>();
+  /** One Map per entry size (index = log2 size), keyed by address >> size: small integer keys. */
+  readonly maps: (Map<number, TlbEntry> | undefined)[] = [];
   shifts: number[] = [];
+  count = 0;
 
-  add(key: number, shift: number, e: TlbEntry): void {
-    if (!this.shifts.includes(shift)) this.shifts = [...this.shifts, shift].sort((a, b) => a - b);
-    this.map.set(key, e);
+  add(shift: number, addr: number, e: TlbEntry): void {
+    let m = this.maps[shift];
+    if (!m) {
+      m = this.maps[shift] = new Map();
+      this.shifts = [...this.shifts, shift].sort((a, b) => a - b);
+    }
+    const key = Math.floor(addr / POW2[shift]!);
+    if (!m.has(key)) this.count++;
+    m.set(key, e);
   }
 
   find(addr: number): TlbEntry | undefined {
     const shifts = this.shifts;
     for (let i = 0; i < shifts.length; i++) {
       const s = shifts[i]!;
-      const e = this.map.get(Math.floor(addr / POW2[s]!) * 64 + s);
+      const e = this.maps[s]!.get(Math.floor(addr / POW2[s]!));
       if (e) return e;
     }
     return undefined;
@@ -39,19 +47,16 @@ class Context {
 
   /** Removes every entry overlapping [start, start + length). */
   removeRange(start: number, length: number): void {
-    if (this.map.size === 0) return;
-    let probes = 0;
-    for (const s of this.shifts) probes += Math.ceil(length / POW2[s]!) + 1;
-    if (probes <= this.map.size) {
-      for (const s of this.shifts) {
-        const step = POW2[s]!;
-        for (let a = Math.floor(start / step) * step; a < start + length; a += step) this.map.delete((a / step) * 64 + s);
+    for (const s of this.shifts) {
+      const m = this.maps[s]!;
+      if (m.size === 0) continue;
+      const first = Math.floor(start / POW2[s]!);
+      const last = Math.floor((start + length - 1) / POW2[s]!);
+      if (last - first + 1 <= m.size) {
+        for (let k = first; k <= last; k++) if (m.delete(k)) this.count--;
+      } else {
+        for (const k of m.keys()) if (k >= first && k <= last && m.delete(k)) this.count--;
       }
-      return;
-    }
-    for (const [key, e] of this.map) {
-      const base = Math.floor(key / 64) * POW2[e.shift]!;
-      if (base < start + length && base + POW2[e.shift]! > start) this.map.delete(key);
     }
   }
 }
@@ -89,7 +94,7 @@ export class Tlb {
       if (!set) this.s1ByVmid.set(vmid, (set = new Set()));
       set.add(key);
     }
-    ctx.add(Math.floor(va / POW2[e.shift]!) * 64 + e.shift, e.shift, e);
+    ctx.add(e.shift, va, e);
   }
 
   lookupS2(vmid: number, ipa: number): TlbEntry | undefined {
@@ -102,7 +107,7 @@ export class Tlb {
   insertS2(vmid: number, ipa: number, e: TlbEntry): void {
     let ctx = this.s2.get(vmid);
     if (!ctx) this.s2.set(vmid, (ctx = new Context()));
-    ctx.add(Math.floor(ipa / POW2[e.shift]!) * 64 + e.shift, e.shift, e);
+    ctx.add(e.shift, ipa, e);
   }
 
   /** TLBI_NH_ASID: the non-global entries of one ASID. */
@@ -146,8 +151,8 @@ export class Tlb {
 
   get size(): number {
     let n = 0;
-    for (const c of this.s1.values()) n += c.map.size;
-    for (const c of this.s2.values()) n += c.map.size;
+    for (const c of this.s1.values()) n += c.count;
+    for (const c of this.s2.values()) n += c.count;
     return n;
   }
 

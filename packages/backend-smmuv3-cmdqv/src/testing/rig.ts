@@ -121,7 +121,11 @@ export class Guest {
     s2Options: { granuleShift?: number; ipaBits?: number; domain?: Stage2Domain } = {},
   ) {
     this.s2 = s2Options.domain ?? new Stage2Domain(mem, { vmid, ...s2Options });
-    this.ramPa = mem.allocRun(Math.ceil(ramBytes / FRAME_SIZE)).firstFrame * FRAME_SIZE;
+    // Backed like a VMM backs guest RAM with huge pages: the PA is 2 MiB aligned, so
+    // naturally aligned guest buffers (HW queues) are physically aligned as well.
+    const HUGE = 2 << 20;
+    const run = mem.allocRun(Math.ceil((ramBytes + HUGE) / FRAME_SIZE));
+    this.ramPa = Math.ceil((run.firstFrame * FRAME_SIZE) / HUGE) * HUGE;
     this.s2.map(BigInt(ramIpa), BigInt(this.ramPa), BigInt(ramBytes), 3);
     this.next = ramIpa;
     this.tables = {
