@@ -6,4 +6,4 @@ import './iommufd/vfio-compat.js';
 import './device/device.js';
 import './hwpt/paging.js';
 import './viommu/index.js';
-// TODO(core): import './selftest/index.js' (IOMMU_TEST_CMD) once the selftest family is committed.
+import './selftest/index.js';

@@ -87,14 +87,25 @@ export class IommufdDevice extends IommufdObject {
       perm: req.perm,
       addr: req.addr,
     };
+    const handle = this.faultHandle(req.pasid);
     if (!req.last) {
-      this.iopf.report(request, this.iopfHandles.get(req.pasid));
+      this.iopf.report(request, handle);
       return Promise.resolve(PAGE_RESP_INVALID);
     }
     return new Promise((resolve) => {
       this.waiting.set(request, resolve);
-      this.iopf.report(request, this.iopfHandles.get(req.pasid));
+      this.iopf.report(request, handle);
     });
+  }
+
+  /**
+   * The attachment a page request goes to (iommu_report_device_fault): the one at its PASID; for a
+   * PASID with nothing attached, the RID's nested HWPT when the guest owns the PASID table.
+   */
+  private faultHandle(pasid: number): IopfHandle | undefined {
+    if (pasid === NO_PASID || this.attached.has(pasid)) return this.iopfHandles.get(pasid);
+    if (!this.sim.driver.userPasidTable || this.attached.get(NO_PASID)?.type !== OBJ.HWPT_NESTED) return undefined;
+    return this.iopfHandles.get(NO_PASID);
   }
 
   /** Attachment at `pasid` now goes to `hwpt`: fault-capable ones get an IOPF handle. */

@@ -335,6 +335,13 @@ export interface DriverV1 {
    */
   translate(dev: DriverDevice, pasid: number, iova: number, access: number, out: Translation): number;
 
+  /**
+   * The guest owns the PASID table (the kernel's iommu_ops.user_pasid_table, e.g. SMMUv3 CD
+   * tables, the mock): a page request for a PASID with nothing attached goes to the nested HWPT
+   * attached to the RID.
+   */
+  readonly userPasidTable?: boolean;
+
   /** Userspace answered a page request (the kernel's ops->page_response). */
   pageResponse?(dev: DriverDevice, req: PageRequest, code: number): void;
 
