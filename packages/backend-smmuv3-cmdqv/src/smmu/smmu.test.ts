@@ -334,3 +334,39 @@ describe('event queue', () => {
     expect(rig.events().map((e) => e.inputAddr)).toEqual([0, 4096]);
   });
 });
+
+describe('global entries and two-level CD tables', () => {
+  it('a global (nG = 0) entry matches every ASID and survives TLBI_NH_ASID, not TLBI_NH_VA', () => {
+    const { rig, guest, s1, cdTable } = nestedSetup({ cdLog2: 2 });
+    const g = guest.alloc(4096);
+    guest.write(g, text('GLOB'));
+    s1.map(0x6000_0000, g, 4096, s1LeafAttrs({ ap: 1, nG: false }));
+    guest.writeCd(cdTable, 1, guest.cdFor(guest.s1Table(), ASID + 3)); // an empty table at another ASID
+    expect(read(rig, 0x6000_0000, 4)).toBe('GLOB');
+    // Substream 1 has no mapping of its own, but the global entry matches its ASID too.
+    expect(read(rig, 0x6000_0000, 4, 1)).toBe('GLOB');
+    rig.submit({ opcode: CMDQ_OP_TLBI_NH_ASID, vmid: VMID, asid: ASID });
+    expect(read(rig, 0x6000_0000, 4, 1)).toBe('GLOB');
+    rig.submit({ opcode: CMDQ_OP_TLBI_NH_VA, vmid: VMID, asid: ASID + 3, addr: 0x6000_0000 });
+    expect(() => read(rig, 0x6000_0000, 4, 1)).toThrow(DmaFault);
+  });
+
+  it('walks a two-level CD table (S1Fmt = 64 KiB leaves) through stage 2', () => {
+    const rig = new SmmuRig();
+    const guest = new Guest(rig.mem, GUEST_RAM_IPA, 4 << 20, VMID);
+    const s1 = guest.s1Table();
+    const page = guest.alloc(4096);
+    guest.write(page, text('ssid 1500'));
+    s1.map(0x1000, page, 4096, RW);
+    const l1 = guest.alloc(8 * 2, 64);
+    const leaf = guest.alloc(64 * 1024, 65536);
+    // SSID 1500 = L1 index 1, CD 476 of that leaf.
+    guest.write(l1 + 8, new Uint8Array(new BigUint64Array([BigInt(leaf) | 1n]).buffer));
+    guest.writeCd(leaf, 1500 - 1024, guest.cdFor(s1, 9));
+    rig.writeSte(SID, rig.nestedSte(guest.s2, l1, { s1fmt: 2, s1CdMax: 11, s1dss: 0 }));
+    expect(read(rig, 0x1000, 9, 1500)).toBe('ssid 1500');
+    // L1 descriptor 0 is invalid: C_BAD_SUBSTREAMID.
+    expect(() => read(rig, 0x1000, 4, 3)).toThrow(DmaFault);
+    expect(rig.events()).toMatchObject([{ id: EVT_ID_BAD_SUBSTREAMID_CONFIG, ssid: 3 }]);
+  });
+});
