@@ -71,4 +71,56 @@ describe('fail_nth over the vIOMMU family', () => {
     expect(runs).toBeGreaterThan(15);
     for (const p of ['vdevice:xa_insert', 'veventq:anon_inode_getfile', 'fault:anon_inode_getfile', 'hw_queue:kvzalloc pages']) expect(points).toContain(p);
   });
+
+  it('nested HWPTs on a parent: invalidation, replace, fault delivery and response', async () => {
+    const { runs } = await sweep((k) => {
+      const md = k.mockDomain(1);
+      const parent = k.hwptAlloc(md.idevId, 1, U.IOMMU_HWPT_ALLOC_NEST_PARENT);
+      const fault = k.faultAlloc();
+      const nested = k.hwptAllocNested(md.idevId, parent);
+      const iopf = k.hwptAllocNested(md.idevId, parent, U.IOMMU_HWPT_FAULT_ID_VALID, fault.id);
+      const inv = k.invalidate(nested, U.IOMMU_HWPT_INVALIDATE_DATA_SELFTEST, 8, 1, U.iommu_hwpt_invalidate_selftest.encode({ flags: U.IOMMU_TEST_INVALIDATE_FLAG_ALL }));
+      if (inv.error) throw inv.error;
+      k.mockDomainReplace(md.stdevId, nested);
+      k.mockDomainReplace(md.stdevId, iopf);
+      k.triggerIopf(md.idevId, 0);
+      const rec = new Uint8Array(40);
+      if (k.p.read(fault.fd, rec) === 40) k.p.write(fault.fd, U.iommu_hwpt_page_response.encode({ cookie: U.iommu_hwpt_pgfault.get(rec, 'cookie'), code: 0 }));
+      k.triggerIopf(md.idevId, 0); // left pending: answered INVALID by the teardown
+      k.mockDomainReplace(md.stdevId, 1);
+      k.destroy(nested);
+    });
+    expect(runs).toBeGreaterThan(5);
+  });
+
+  it('vEVENTQ overflow and reads, vDEVICE tombstone on unbind', async () => {
+    const { runs } = await sweep((k) => {
+      const md = k.mockDomain(1);
+      const s2 = k.hwptAlloc(md.idevId, 1, U.IOMMU_HWPT_ALLOC_NEST_PARENT);
+      const viommu = k.viommuAlloc(md.idevId, s2);
+      const nested = k.hwptAllocNested(md.idevId, viommu);
+      const q = k.veventqAlloc(viommu, 2);
+      k.vdeviceAlloc(viommu, md.idevId, 0x88);
+      k.mockDomainReplace(md.stdevId, nested);
+      for (let i = 0; i < 3; i++) k.triggerVevent(md.idevId);
+      k.p.read(q.fd, new Uint8Array(64));
+      k.mockDomainReplace(md.stdevId, 1);
+      k.destroy(md.stdevId); // unbinds the mock device: its vDEVICE becomes a tombstone
+    });
+    expect(runs).toBeGreaterThan(5);
+  });
+
+  it('HW queues in index order, destroyed in descending order', async () => {
+    const { runs } = await sweep((k, iova) => {
+      const md = k.mockDomain(1);
+      const s2 = k.hwptAlloc(md.idevId, 1, U.IOMMU_HWPT_ALLOC_NEST_PARENT);
+      const viommu = k.viommuAlloc(md.idevId, s2);
+      const q0 = k.hwQueueAlloc(viommu, 0, iova, PAGE);
+      const q1 = k.hwQueueAlloc(viommu, 1, iova + BigInt(PAGE / 2), PAGE / 2);
+      k.destroy(q1);
+      k.destroy(q0);
+      k.ioasUnmap(1, iova, PAGE);
+    });
+    expect(runs).toBeGreaterThan(5);
+  });
 });

@@ -114,7 +114,7 @@ export class HwQueue extends IommufdObject {
   }
 }
 
-/** HW queue objects by their driver half, per context, for iommufd_hw_queue_depend. */
+/** HW queue objects by their driver half, for iommufd_hw_queue_depend (dependOn). */
 const byImpl = new WeakMap<DriverHwQueue, HwQueue>();
 
 export interface HwQueueAllocArgs {

@@ -3,7 +3,7 @@
 // nest-parent HWPT_PAGING, which it holds for its life. It owns the virt_id → vDEVICE table, the
 // list of its vEVENTQs, and the mmap regions its driver registers.
 
-import { SystemError, iommu_viommu_alloc, type ErrnoName } from '@viommu/uapi';
+import { SystemError, type ErrnoName } from '@viommu/uapi';
 import type { IommufdContext } from '../context.js';
 import type { DriverDevice, DriverPagingDomain, DriverV1, DriverViommu, ViommuCore } from '../driver/driver.js';
 import { IommufdObject, OBJ, ref, unref } from '../object/object.js';
@@ -153,6 +153,3 @@ export function viommuAlloc(fc: FamilyContext, a: ViommuAllocArgs): Viommu {
   }
   return v;
 }
-
-/** Field names of the command struct, for the handler glue. */
-export const VIOMMU_ALLOC_STRUCT = iommu_viommu_alloc;
