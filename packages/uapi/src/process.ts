@@ -29,6 +29,7 @@ export const POLLOUT = 0x004;
 export const POLLERR = 0x008;
 export const POLLHUP = 0x010;
 export const POLLNVAL = 0x020;
+export const POLLRDNORM = 0x040;
 
 // open(2) flags used with /dev/iommu and VFIO cdevs.
 export const O_RDONLY = 0;
