@@ -70,6 +70,11 @@ export class Stage1PagingDomain implements DriverPagingDomain {
     return pa === undefined ? undefined : BigInt(pa);
   }
 
+  /** arm_smmu_enforce_cache_coherency: true while every attached master is CANWBS (all are, here). */
+  enforceCacheCoherency(): boolean {
+    return true;
+  }
+
   free(): void {
     this.owner.releaseAsid(this.asid);
     this.memory.freeAll();
@@ -96,6 +101,11 @@ export class NestParentDomain extends Stage2Domain implements DriverPagingDomain
     const n = super.unmap(iova, length);
     if (n > 0n) this.owner.invalidateS2Range(this.config.vmid, Number(iova), Number(length), true);
     return n;
+  }
+
+  /** As for stage 1: every master of this model is fully coherent (CANWBS). */
+  enforceCacheCoherency(): boolean {
+    return true;
   }
 
   free(): void {
