@@ -242,8 +242,7 @@ export function mockIommu(options: MockIommuOptions = {}): MockDriver {
     name: options.name ?? 'mock',
     /**
      * iommu_ops.user_pasid_table: page requests for a PASID with nothing attached go to the nested
-     * domain on the RID (the guest owns the PASID table). TODO(core): declare it in DriverV1 and
-     * honour it when routing page requests (device.ts routePageRequest).
+     * domain on the RID (the guest owns the PASID table).
      */
     userPasidTable: true,
     get host() {
