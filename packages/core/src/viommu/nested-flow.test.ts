@@ -161,6 +161,19 @@ describe('nested vIOMMU flow on the mock driver', () => {
     k.destroy(f.id);
   });
 
+  it('answers a pending page request INVALID when the process exits with everything open', async () => {
+    const { host, p, k, devId, attach, ioas } = boot();
+    const f = k.faultAlloc();
+    attach(k.hwptAlloc(devId, ioas, U.IOMMU_HWPT_FAULT_ID_VALID, { faultId: f.id }));
+    const read = raise(host);
+    const unread = raise(host, { grpid: 3 });
+    expect(p.read(f.fd, new Uint8Array(40))).toBe(40); // the first now awaits a response
+    (p as unknown as { exit(): void }).exit();
+    expect(await read).toBe(U.IOMMUFD_PAGE_RESP_INVALID);
+    expect(await unread).toBe(U.IOMMUFD_PAGE_RESP_INVALID);
+    expect(host.contexts.size).toBe(0);
+  });
+
   it('closing the iommufd with everything alive releases it all once the device is unbound', () => {
     const { p, fd, k, devId, dfd, s2 } = boot();
     const viommu = k.viommuAlloc(devId, s2);
