@@ -88,7 +88,12 @@ describe('IOMMU_TEST_CMD', () => {
     expect(cmd(U.iommu_test_cmd_memory_limit.encode({ op: U.IOMMU_TEST_OP_SET_TEMP_MEMORY_LIMIT, limit: 11 }))).toBe('EINVAL');
     expect(cmd(U.iommu_test_cmd_memory_limit.encode({ op: U.IOMMU_TEST_OP_SET_TEMP_MEMORY_LIMIT, limit: 12 }))).toBe('success');
     expect(cmd(U.iommu_test_cmd.encode({ op: 99 }))).toBe('EOPNOTSUPP');
-    expect(cmd(U.iommu_test_cmd_dmabuf_get.encode({ op: U.IOMMU_TEST_OP_DMABUF_GET, length: 4096 }))).toBe('EOPNOTSUPP');
+    expect(cmd(U.iommu_test_cmd_dmabuf_get.encode({ op: U.IOMMU_TEST_OP_DMABUF_GET, length: 0 }))).toBe('EINVAL');
+    expect(cmd(U.iommu_test_cmd_dmabuf_get.encode({ op: U.IOMMU_TEST_OP_DMABUF_GET, length: 512 * 4096 + 1 }))).toBe('EINVAL');
+    const dfd = t.ioctl(U.IOMMU_TEST_CMD, U.iommu_test_cmd_dmabuf_get.encode({ op: U.IOMMU_TEST_OP_DMABUF_GET, length: 4096 }));
+    expect(dfd).toBeGreaterThan(2);
+    expect(cmd(U.iommu_test_cmd_dmabuf_revoke.encode({ op: U.IOMMU_TEST_OP_DMABUF_REVOKE, dmabuf_fd: dfd, revoked: 1 }))).toBe('EOPNOTSUPP');
+    expect(cmd(U.iommu_test_cmd_dmabuf_revoke.encode({ op: U.IOMMU_TEST_OP_DMABUF_REVOKE, dmabuf_fd: 99, revoked: 1 }))).toBe('EBADF');
     const d = t.mockDomain(ioas);
     // DIRTY needs dirty tracking enabled on the mock domain
     const bitmap = t.p.memory.alloc(8);

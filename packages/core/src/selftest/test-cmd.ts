@@ -18,6 +18,8 @@ import { registerIoctl } from '../ioctl/registry.js';
 import type { Ucmd } from '../ioctl/ucmd.js';
 import { IommufdObject, OBJ, ref, unref } from '../object/object.js';
 import type { OpenFile } from '../process/file.js';
+import { MemFile } from '../host/mem-file.js';
+import { MemFdFile } from '../process/sim-process.js';
 import { MockPagingDomain } from './mock-domain.js';
 import { MockDevice, MockNestedDomain, isMockDriver } from './mock-driver.js';
 
@@ -424,6 +426,41 @@ function pasidCheckHwpt(ucmd: Ucmd): void {
   if (attached !== (pt as Hwpt).domain) fail('EINVAL', `PASID ${pasid} is not attached to HWPT ${hwpt_id}`);
 }
 
+// ---- dma-buf -----------------------------------------------------------------------------------
+
+/**
+ * The selftest's dma-buf: `length` zeroed bytes of physically contiguous memory. It is handed out
+ * as a file MAP_FILE takes the way it takes a memfd (the core has no dma-buf attachment path yet,
+ * ADR 0030); revocation is not modelled, so DMABUF_REVOKE answers EOPNOTSUPP.
+ */
+class TestDmabufFile extends MemFdFile {
+  override mmap(): never {
+    // The selftest exporter has no mmap op.
+    return fail('EINVAL', 'the selftest dma-buf cannot be mmapped');
+  }
+}
+
+function dmabufGet(ucmd: Ucmd): number {
+  const { length, open_flags: openFlags } = U.iommu_test_cmd_dmabuf_get.decode(ucmd.cmd);
+  const len = Math.ceil(length / PAGE) * PAGE;
+  if (len === 0 || len > PAGE * 512) fail('EINVAL', `dma-buf length ${length}`);
+  ucmd.ctx.host.failNth.point('selftest:dmabuf_memory');
+  const file = new MemFile(ucmd.ctx.host.physical, 'dmabuf');
+  file.truncate(len);
+  void openFlags; // O_CLOEXEC: the simulator has no exec
+  return ucmd.installFd(new TestDmabufFile(file));
+}
+
+function dmabufRevoke(ucmd: Ucmd): void {
+  const fd = U.iommu_test_cmd_dmabuf_revoke.get(ucmd.cmd, 'dmabuf_fd');
+  const file = ucmd.process.fileOf?.(fd);
+  if (!file) fail('EBADF', `fd ${fd} is not open`);
+  if (!(file instanceof TestDmabufFile)) fail('EINVAL', `fd ${fd} is not a dma-buf`);
+  // Revoking must make MAP_FILE fail with ENODEV and unmap the dma-buf from every domain, which
+  // the io page table cannot do yet (ADR 0030).
+  fail('EOPNOTSUPP', 'dma-buf revocation is not modelled');
+}
+
 // ---- the command ---------------------------------------------------------------------------------
 
 /** The temporary memory limit (iommufd_test_memory_limit); the simulator's page batches do not use it. */
@@ -479,9 +516,9 @@ function iommufdTest(ucmd: Ucmd): number | void {
     case U.IOMMU_TEST_OP_PASID_CHECK_HWPT:
       return pasidCheckHwpt(ucmd);
     case U.IOMMU_TEST_OP_DMABUF_GET:
+      return dmabufGet(ucmd);
     case U.IOMMU_TEST_OP_DMABUF_REVOKE:
-      // The simulator has no dma-buf exporter and MAP_FILE has no dma-buf path (ADR 0030).
-      return fail('EOPNOTSUPP', 'dma-buf is not modelled');
+      return dmabufRevoke(ucmd);
     default:
       return fail('EOPNOTSUPP', `unknown test op ${op}`);
   }
