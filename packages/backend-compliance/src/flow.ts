@@ -1,0 +1,80 @@
+// The nested vIOMMU flow of spec 9.4, built through @viommu/client over the process contract of a
+// simulated host, for one vendor kit. The suite's tests and the fail_nth sweep start from here.
+
+import { ClientError, Iommufd, type Hwpt, type Ioas } from '@viommu/client';
+import type { SimHost, SimProcess } from '@viommu/core';
+import { GuestMemory, type ComplianceKit, type FlowContext } from './kit.js';
+
+/** Where the suite puts its test data and its stage-1 mapping. */
+export const DATA_OFFSET = 0x10_0000; // from guest RAM's base: leaves room for the kit's tables
+export const STAGE1_IOVA = 0x1234_5000;
+
+export interface Flow extends FlowContext {
+  readonly process: SimProcess;
+  readonly iommu: string;
+  readonly foreignDevice: string | undefined;
+  readonly ioas: Ioas;
+  readonly s2: Hwpt;
+  /** The guest page the stage-1 maps STAGE1_IOVA to. */
+  readonly dataIpa: number;
+  /** The IOVA a device DMA uses to reach dataIpa through the nested HWPT. */
+  readonly dataIova: number;
+}
+
+/** Runs the flow up to the device attached to the nested HWPT; `onSpawn` sees the host and process first. */
+export function buildFlow(kit: ComplianceKit, opts: { onSpawn?: (host: SimHost, p: SimProcess) => void } = {}): Flow {
+  const { host, iommu, device: deviceName, foreignDevice } = kit.createHost();
+  const proc = host.spawn();
+  opts.onSpawn?.(host, proc);
+  const iommufd = Iommufd.open(proc);
+  const device = iommufd.bindDevice(host.device(deviceName).path);
+  const ram = proc.memory.alloc(kit.guestRam.bytes);
+  const guest = new GuestMemory(kit.guestRam.ipa, ram.bytes);
+  const ioas = iommufd.allocIoas();
+  ioas.map(ram.addr, kit.guestRam.bytes, { iova: BigInt(kit.guestRam.ipa) });
+  // The guest boots with translation off: the device sits on the IOAS (an automatic stage-2).
+  device.attach(ioas);
+  const s2 = ioas.allocNestParent(device);
+  const data = kit.viommu.data?.();
+  const viommu = iommufd.allocViommu({ type: kit.viommu.type, device, parent: s2, ...(data ? { data } : {}) });
+  const vdevice = viommu.allocVdevice(device, kit.virtId);
+  const dataIpa = kit.guestRam.ipa + DATA_OFFSET;
+  const stage1 = kit.buildStage1(guest, STAGE1_IOVA, dataIpa);
+  const nested = viommu.allocNested(device, stage1.data);
+  device.attach(nested);
+  return {
+    host, process: proc, iommu, foreignDevice, iommufd, device, deviceName, guest, ioas, s2, viommu, vdevice, stage1, nested,
+    dataIpa, dataIova: stage1.map ? STAGE1_IOVA : dataIpa,
+  };
+}
+
+/** The errno of what `fn` threw (a ClientError or any errno error), or undefined when it did not throw. */
+export function errnoOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+    return undefined;
+  } catch (e) {
+    if (e instanceof ClientError) return e.code;
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string') return code;
+    throw e;
+  }
+}
+
+/** A small deterministic generator (xorshift32) for hostile inputs that replay identically. */
+export function rng(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>>= 0);
+  };
+}
+
+export function randomBytes(next: () => number, n: number): Uint8Array {
+  const b = new Uint8Array(n);
+  for (let i = 0; i < n; i++) b[i] = next() & 0xff;
+  return b;
+}

@@ -1,0 +1,5 @@
+// @viommu/backend-compliance: the suites a backend runs from its own tests.
+export * from './fail-nth.js';
+export * from './flow.js';
+export * from './kit.js';
+export * from './suite.js';

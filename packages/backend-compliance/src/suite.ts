@@ -1,0 +1,263 @@
+// runComplianceSuite(kit): the jest suites every backend runs from its own tests. They speak to the
+// backend only through the simulated host and the process contract (via @viommu/client), so what
+// they prove is what a VMM would see.
+
+import { describe, expect, it } from '@jest/globals';
+import { ClientError, type InvalidateOutcome } from '@viommu/client';
+import { assertDriverV1, type SimHost } from '@viommu/core';
+import * as U from '@viommu/uapi';
+import { failNthSweep } from './fail-nth.js';
+import { buildFlow, errnoOf, randomBytes, rng, type Flow } from './flow.js';
+import type { ComplianceKit } from './kit.js';
+
+export interface SuiteOptions {
+  /** Hostile-input iterations per case (default 64). */
+  readonly fuzzRounds?: number;
+  /** Skip the fail_nth sweep (it runs the flow once per failure point). */
+  readonly skipFailNth?: boolean;
+}
+
+function invalidate(f: Flow, kit: ComplianceKit, entries: Uint8Array[]): InvalidateOutcome {
+  const batch = { type: kit.invalidation.type, entryLen: kit.invalidation.entryLen, entries };
+  return kit.invalidation.target === 'viommu' ? f.viommu.invalidate(batch) : f.nested.invalidate(batch);
+}
+
+/** Everything the process created is gone once it has exited: no context, no leaked object. */
+function expectReleased(host: SimHost & { contexts: ReadonlySet<unknown>; leaks: readonly unknown[] }): void {
+  expect(host.contexts.size).toBe(0);
+  expect(host.leaks).toEqual([]);
+}
+
+const dma = (f: Flow) => f.host.device(f.deviceName).dma;
+
+export function runComplianceSuite(kit: ComplianceKit, options: SuiteOptions = {}): void {
+  const rounds = options.fuzzRounds ?? 64;
+
+  describe(`${kit.name} compliance: the driver interface`, () => {
+    it('is a DriverV1 the core accepts', () => {
+      const { host, iommu } = kit.createHost();
+      const d = host.driver(iommu);
+      expect(() => assertDriverV1(d)).not.toThrow();
+      expect(d.apiVersion).toBe(1);
+      expect(d.name).toBe(iommu);
+    });
+
+    it('answers GET_HW_INFO with its type, the same data for DEFAULT and its own type, and EOPNOTSUPP for another', () => {
+      const f = buildFlow(kit);
+      const info = f.device.hwInfo();
+      expect(info.type).toBe(kit.hwInfoType);
+      expect(info.data.some((b) => b !== 0)).toBe(true);
+      expect(f.device.hwInfo({ type: kit.hwInfoType })).toEqual(info);
+      const other = kit.hwInfoType === U.IOMMU_HW_INFO_TYPE_SELFTEST ? U.IOMMU_HW_INFO_TYPE_INTEL_VTD : U.IOMMU_HW_INFO_TYPE_SELFTEST;
+      expect(errnoOf(() => f.device.hwInfo({ type: other }))).toBe('EOPNOTSUPP');
+      f.iommufd.teardown();
+    });
+
+    it('allocates paging domains with exactly the flags it can honour', () => {
+      const f = buildFlow(kit);
+      const caps = f.device.hwInfo().capabilities;
+      expect(f.ioas.allocHwpt(f.device).kind).toBe('HWPT_PAGING');
+      expect(f.ioas.allocNestParent(f.device).kind).toBe('HWPT_PAGING');
+      const dirty = errnoOf(() => f.ioas.allocHwpt(f.device, { dirtyTracking: true }));
+      // Dirty tracking is refused exactly when GET_HW_INFO does not advertise it.
+      expect(dirty === undefined).toBe((caps & BigInt(U.IOMMU_HW_CAP_DIRTY_TRACKING)) !== 0n);
+      if (dirty !== undefined) expect(dirty).toBe('EOPNOTSUPP');
+      // A fault-capable stage-2 is refused (hw_pagetable.c: EOPNOTSUPP), as is an unknown flag.
+      const fq = f.iommufd.allocFaultQueue();
+      expect(errnoOf(() => f.ioas.allocNestParent(f.device, { fault: fq }))).toBe('EOPNOTSUPP');
+      expect(errnoOf(() => f.iommufd.call('allocHwpt', undefined, U.IOMMU_HWPT_ALLOC, U.iommu_hwpt_alloc, { flags: 1 << 7, dev_id: f.device.id, pt_id: f.ioas.id }))).toBe('EOPNOTSUPP');
+      f.iommufd.teardown();
+    });
+  });
+
+  describe(`${kit.name} compliance: the nested flow (spec 9.4)`, () => {
+    it('builds stage-2, vIOMMU, vDEVICE and nested HWPT; device DMA reaches the right guest bytes', async () => {
+      const f = buildFlow(kit);
+      f.guest.write(f.dataIpa, new TextEncoder().encode('guest data'));
+      expect(new TextDecoder().decode(await dma(f).read(BigInt(f.dataIova), 10))).toBe('guest data');
+      await dma(f).write(BigInt(f.dataIova + 16), new Uint8Array([0xde, 0xad]));
+      expect([...f.guest.read(f.dataIpa + 16, 2)]).toEqual([0xde, 0xad]);
+      f.iommufd.teardown();
+      expectReleased(f.host);
+    });
+
+    it('keeps the old translation until the guest invalidates with the vendor entries, then follows the new one', async () => {
+      const f = buildFlow(kit);
+      const entries = kit.invalidation.flushAll(f);
+      if (!f.stage1.map) {
+        // No guest stage-1 walk on this backend: the kit checks the flush some other way.
+        expect(invalidate(f, kit, entries)).toEqual({ ok: true, handled: entries.length });
+        kit.invalidation.checkFlushed?.(f);
+        f.iommufd.teardown();
+        return;
+      }
+      const other = f.dataIpa + 0x1000;
+      f.guest.write(f.dataIpa, new TextEncoder().encode('old page'));
+      f.guest.write(other, new TextEncoder().encode('new page'));
+      const read = async () => new TextDecoder().decode(await dma(f).read(BigInt(f.dataIova), 8));
+      expect(await read()).toBe('old page');
+      f.stage1.map(f.dataIova, other);
+      expect(await read()).toBe('old page');
+      expect(invalidate(f, kit, entries)).toEqual({ ok: true, handled: entries.length });
+      expect(await read()).toBe('new page');
+      f.iommufd.teardown();
+    });
+
+    it('reports how many entries it handled when one is bad, and refuses it with the vendor errno', () => {
+      const f = buildFlow(kit);
+      const good = kit.invalidation.flushAll(f);
+      const bad = kit.invalidation.bad(f);
+      const r = invalidate(f, kit, [...good, bad.entry, ...good]);
+      expect(r.ok).toBe(false);
+      if (!r.ok) expect(r.error.code).toBe(bad.errno);
+      expect(r.handled).toBe(good.length);
+      // A data type the vendor does not use: EINVAL, nothing handled.
+      const wrong = kit.invalidation.target === 'viommu'
+        ? f.viommu.invalidate({ type: (kit.invalidation.type ^ 0x5a5a) >>> 0, entryLen: kit.invalidation.entryLen, entries: good })
+        : f.nested.invalidate({ type: (kit.invalidation.type ^ 0x5a5a) >>> 0, entryLen: kit.invalidation.entryLen, entries: good });
+      expect(wrong.ok ? 'ok' : wrong.error.code).toBe('EINVAL');
+      expect(wrong.handled).toBe(0);
+      f.iommufd.teardown();
+    });
+
+    if (kit.vevent) {
+      const ev = kit.vevent;
+      it('delivers events to the vEVENTQ with the vendor payload, in sequence, and ends the reader on close', async () => {
+        const f = buildFlow(kit);
+        const q = f.viommu.allocVeventq(ev.type, 8);
+        expect(errnoOf(() => f.viommu.allocVeventq(ev.type, 8))).toBe('EEXIST');
+        const it = q.events()[Symbol.asyncIterator]();
+        await ev.provoke(f);
+        const first = await it.next();
+        expect(first.done).toBe(false);
+        expect(first.value).toMatchObject({ kind: 'event', sequence: 0 });
+        if (first.value?.kind === 'event') ev.check(first.value.data, f);
+        await ev.provoke(f);
+        expect(await it.next()).toMatchObject({ value: { kind: 'event', sequence: 1 } });
+        const pending = it.next();
+        q.close();
+        expect(await pending).toEqual({ done: true, value: undefined });
+        f.iommufd.teardown();
+        expectReleased(f.host);
+      });
+
+      it('drops events beyond the queue depth and says how many were lost', async () => {
+        const f = buildFlow(kit);
+        const q = f.viommu.allocVeventq(ev.type, 1);
+        for (let i = 0; i < 3; i++) await ev.provoke(f);
+        const it = q.events()[Symbol.asyncIterator]();
+        expect((await it.next()).value).toMatchObject({ kind: 'event', sequence: 0 });
+        expect((await it.next()).value).toMatchObject({ kind: 'lost', count: 2, sequence: 2 });
+        q.close();
+        f.iommufd.teardown();
+      });
+    }
+
+    if (kit.hwQueue) {
+      const hq = kit.hwQueue;
+      it('allocates HW queues on guest RAM in ascending index order and tears them down in reverse', () => {
+        const f = buildFlow(kit);
+        const queues = [];
+        for (let i = 0; i < hq.count; i++) {
+          const ipa = f.guest.alloc(hq.length, hq.length);
+          queues.push(f.viommu.allocHwQueue({ type: hq.type, index: i, iova: BigInt(ipa), length: hq.length }));
+        }
+        // Its pages are pinned: the guest RAM cannot be unmapped under it.
+        expect(errnoOf(() => f.ioas.unmap())).toBe('EBUSY');
+        expect(errnoOf(() => f.viommu.allocHwQueue({ type: (hq.type ^ 0x5a5a) >>> 0, index: hq.count, iova: BigInt(kit.guestRam.ipa), length: hq.length }))).toBe('EOPNOTSUPP');
+        f.iommufd.teardown();
+        expectReleased(f.host);
+      });
+    }
+
+    it('tears down in dependency order with everything alive, and refuses out-of-order destroys with EBUSY', () => {
+      const f = buildFlow(kit);
+      expect(errnoOf(() => f.s2.destroy())).toBe('EBUSY');
+      expect(errnoOf(() => f.viommu.destroy())).toBe('EBUSY');
+      expect(errnoOf(() => f.nested.destroy())).toBe('EBUSY');
+      f.iommufd.teardown();
+      expectReleased(f.host);
+      expect(f.host.device(f.deviceName).bound).toBeUndefined();
+    });
+  });
+
+  describe(`${kit.name} compliance: errors and hostile input`, () => {
+    it('refuses a vIOMMU on a parent that is not a nest parent, or that belongs to another IOMMU instance', () => {
+      const f = buildFlow(kit);
+      const plain = f.ioas.allocHwpt(f.device);
+      const r = f.iommufd.tryAllocViommu({ type: kit.viommu.type, device: f.device, parent: plain, ...(kit.viommu.data ? { data: kit.viommu.data() } : {}) });
+      expect(r.ok ? 'ok' : r.reason).toBe('incompatible-parent');
+      if (f.foreignDevice) {
+        const foreign = f.iommufd.bindDevice(f.host.device(f.foreignDevice).path);
+        const r2 = f.iommufd.tryAllocViommu({ type: kit.viommu.type, device: foreign, parent: f.s2, ...(kit.viommu.data ? { data: kit.viommu.data() } : {}) });
+        expect(r2.ok ? 'ok' : r2.reason).toBe('incompatible-parent');
+        expect(errnoOf(() => f.viommu.allocVdevice(foreign, kit.virtId + 1n))).toBe('EINVAL');
+        const a = foreign.tryAttach(f.s2);
+        expect(a.ok ? 'ok' : a.reason).toBe('incompatible');
+      }
+      f.iommufd.teardown();
+      expectReleased(f.host);
+    });
+
+    it('refuses a second vDEVICE for the device or for the virtual ID (EEXIST)', () => {
+      const f = buildFlow(kit);
+      expect(errnoOf(() => f.viommu.allocVdevice(f.device, kit.virtId + 1n))).toBe('EEXIST');
+      f.iommufd.teardown();
+    });
+
+    it('refuses nested vendor data that is missing or of another type, creating nothing', () => {
+      const f = buildFlow(kit);
+      const before = f.iommufd.objects.length;
+      expect(errnoOf(() => f.viommu.allocNested(f.device, { type: f.stage1.data.type, bytes: new Uint8Array(0) }))).toBe('EINVAL');
+      expect(['EINVAL', 'EOPNOTSUPP']).toContain(errnoOf(() => f.viommu.allocNested(f.device, { type: (f.stage1.data.type ^ 0x5a5a) >>> 0, bytes: f.stage1.data.bytes })));
+      expect(f.iommufd.objects.length).toBe(before);
+      f.iommufd.teardown();
+    });
+
+    it(`survives ${rounds} random nested vendor data blobs with errnos only, and releases everything`, async () => {
+      const f = buildFlow(kit);
+      const next = rng(0xc0ffee);
+      const len = f.stage1.data.bytes.length;
+      for (let i = 0; i < rounds; i++) {
+        const bytes = randomBytes(next, len);
+        // Keep the valid bytes' layout for half of them (flip a few bits): reaches deeper checks.
+        if (i % 2) bytes.set(f.stage1.data.bytes.map((b, j) => (next() % 8 === 0 ? b ^ (1 << j % 8) : b)));
+        try {
+          const h = f.viommu.allocNested(f.device, { type: f.stage1.data.type, bytes });
+          // A accepted configuration must also survive an attach attempt and DMA.
+          if (f.device.tryAttach(h).ok) await dma(f).read(BigInt(f.dataIova), 4).catch((e: unknown) => expect((e as { code?: string }).code).toBe('EFAULT'));
+          f.device.attach(f.nested);
+          h.destroy();
+        } catch (e) {
+          expect(e).toBeInstanceOf(ClientError);
+        }
+      }
+      f.iommufd.teardown();
+      expectReleased(f.host);
+    });
+
+    it(`survives ${rounds} random invalidation batches with a handled count within bounds`, () => {
+      const f = buildFlow(kit);
+      const next = rng(0xbadc0de);
+      for (let i = 0; i < rounds; i++) {
+        const n = 1 + (next() % 8);
+        const entries = Array.from({ length: n }, () => randomBytes(next, kit.invalidation.entryLen));
+        const r = invalidate(f, kit, entries);
+        expect(r.handled).toBeGreaterThanOrEqual(0);
+        expect(r.handled).toBeLessThanOrEqual(n);
+        if (r.ok) expect(r.handled).toBe(n);
+      }
+      f.iommufd.teardown();
+      expectReleased(f.host);
+    });
+  });
+
+  if (!options.skipFailNth) {
+    describe(`${kit.name} compliance: fail_nth`, () => {
+      it('unwinds every injected failure of the nested flow with an errno and releases everything', () => {
+        const points = failNthSweep(kit, expectReleased);
+        expect(points).toBeGreaterThan(5);
+      });
+    });
+  }
+}
