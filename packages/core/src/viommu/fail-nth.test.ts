@@ -83,7 +83,7 @@ describe('fail_nth over the vIOMMU family', () => {
       if (inv.error) throw inv.error;
       k.mockDomainReplace(md.stdevId, nested);
       k.mockDomainReplace(md.stdevId, iopf);
-      k.triggerIopf(md.idevId, 0);
+      k.triggerIopf(md.idevId, 0x1);
       const rec = new Uint8Array(40);
       if (k.p.read(fault.fd, rec) === 40) k.p.write(fault.fd, U.iommu_hwpt_page_response.encode({ cookie: U.iommu_hwpt_pgfault.get(rec, 'cookie'), code: 0 }));
       k.triggerIopf(md.idevId, 0); // left pending: answered INVALID by the teardown

@@ -104,8 +104,8 @@ describe('iommufd_ioas.alloc_hwpt_nested', () => {
     k.destroy(nested[0]!);
     k.mockDomainReplace(stdevId, iopfHwpt);
     expect(errnoOf(() => k.destroy(iopfHwpt))).toBe('EBUSY');
-    // test_cmd_trigger_iopf (the RID: see the PASID todo in selftest-viommu.test.ts).
-    k.triggerIopf(deviceId, 0);
+    // test_cmd_trigger_iopf (PASID 1, routed to the RID's nested HWPT).
+    k.triggerIopf(deviceId, 0x1);
     const rec = new Uint8Array(40);
     expect(k.p.read(fault.fd, rec)).toBe(40);
     expect(k.p.write(fault.fd, U.iommu_hwpt_page_response.encode({ cookie: U.iommu_hwpt_pgfault.get(rec, 'cookie'), code: 0 }))).toBe(8);

@@ -21,7 +21,6 @@ interface Self {
 }
 
 function setup(viommu: boolean): Self {
-  // createSimHost() will register the mock by default (ADR 0003); named here until it does.
   const p = createSimHost({ iommus: [mockIommu()] }).spawn();
   const k = new Kit(p, p.open('/dev/iommu'));
   const self: Self = { k, ioasId: k.ioasAlloc(), stdevId: 0, hwptId: 0, nestedHwptId: 0, deviceId: 0, viommuId: 0 };
@@ -98,14 +97,13 @@ for (const [variant, withViommu] of [
       k.vdeviceAlloc(self.viommuId, self.deviceId, 0x99);
       k.mockDomainReplace(self.stdevId, iopfHwpt);
       expect(errnoOf(() => k.destroy(iopfHwpt))).toBe('EBUSY');
-      // test_cmd_trigger_iopf: raise, read one record, answer it. The kernel test raises it with
-      // PASID 1, which reaches the RID's nested HWPT through the mock's user_pasid_table fallback;
-      // the core's routing has no such fallback yet (see the todo below), so PASID 0 (the RID) here.
-      k.triggerIopf(self.deviceId, 0);
+      // test_cmd_trigger_iopf: PASID 1, which has no attachment of its own: the mock's user-managed
+      // PASID table sends it to the RID's nested HWPT. Read the record, answer it.
+      k.triggerIopf(self.deviceId, 0x1);
       const rec = new Uint8Array(40);
       expect(k.p.read(fault.fd, rec)).toBe(40);
       const r = U.iommu_hwpt_pgfault.decode(rec);
-      expect(r).toMatchObject({ flags: U.IOMMU_PGFAULT_FLAGS_LAST_PAGE, dev_id: self.deviceId, pasid: 0, grpid: 0x2, perm: U.IOMMU_PGFAULT_PERM_READ | U.IOMMU_PGFAULT_PERM_WRITE, addr: 0xdeadbeafn });
+      expect(r).toMatchObject({ flags: U.IOMMU_PGFAULT_FLAGS_LAST_PAGE | U.IOMMU_PGFAULT_FLAGS_PASID_VALID, dev_id: self.deviceId, pasid: 0x1, grpid: 0x2, perm: U.IOMMU_PGFAULT_PERM_READ | U.IOMMU_PGFAULT_PERM_WRITE, addr: 0xdeadbeafn });
       expect(k.p.write(fault.fd, U.iommu_hwpt_page_response.encode({ cookie: r.cookie, code: U.IOMMUFD_PAGE_RESP_SUCCESS }))).toBe(8);
       k.mockDomainReplace(self.stdevId, self.ioasId);
       k.destroy(iopfHwpt);
@@ -113,8 +111,6 @@ for (const [variant, withViommu] of [
       k.destroy(fault.id);
       teardown(self);
     });
-
-    it.todo('viommu_alloc_nested_iopf with PASID 1: a PASID fault with no PASID attachment goes to the RID nested HWPT when the driver has a user-managed PASID table');
 
     it('viommu_alloc_with_data', () => {
       const self = setup(withViommu);
