@@ -49,6 +49,41 @@ export interface FailNthControl {
   disable(): boolean;
 }
 
+/**
+ * fail-nth on Linux (a kernel with CONFIG_FAULT_INJECTION and fail_nth): the calling thread's
+ * /proc/thread-self/fail-nth, which counts down to the injected failure and reads 0 once it fired.
+ */
+export function linuxFailNthControl(process: Process): FailNthControl {
+  const path = '/proc/thread-self/fail-nth';
+  const put = (text: string) => {
+    const fd = process.open(path, O_RDWR);
+    try {
+      process.write(fd, new TextEncoder().encode(text));
+    } finally {
+      process.close(fd);
+    }
+  };
+  return {
+    enable: (n) => put(String(n)),
+    disable() {
+      const fd = process.open(path, O_RDWR);
+      let text = '';
+      try {
+        const buf = new Uint8Array(32);
+        text = new TextDecoder().decode(buf.subarray(0, process.read(fd, buf)));
+      } catch (e) {
+        // Reading can itself hit the injected failure (EFAULT): then it fired.
+        if ((e as { code?: string }).code === 'EFAULT') text = '0\n';
+        else throw e;
+      } finally {
+        process.close(fd);
+      }
+      put('0');
+      return text === '0\n';
+    },
+  };
+}
+
 /** The fail_nth fixture's buffers: 2 MiB of anonymous memory and a 2 MiB memfd. */
 const FAIL_NTH_BUFFER = 2 * 1024 * 1024;
 /** The kernel test's bound on iterations (its comment: arbitrary, from the kernel of its day). */
