@@ -15,6 +15,11 @@ export const INVALIDATE_ENTRY_NUM_MAX = 1 << 19;
 
 const F = iommu_hwpt_invalidate.fields;
 
+/** Whatever carries the invalidator: a nested domain or a driver vIOMMU (same contract). */
+interface Invalidator {
+  cacheInvalidate?(array: UserDataArray): void;
+}
+
 /** The handler. The struct is read straight from the kernel's copy: this is the fast path. */
 export function hwptInvalidate(ucmd: Ucmd): number {
   const dv = new DataView(ucmd.cmd.buffer, ucmd.cmd.byteOffset, ucmd.cmd.byteLength);
@@ -29,16 +34,15 @@ export function hwptInvalidate(ucmd: Ucmd): number {
   let done = 0;
   let error: unknown;
   try {
-    invalidate(ucmd, hwptId, reserved, array);
-    done = array.entryNum;
-  } catch (e) {
-    // Only a failure inside the driver reports a count; one before it reports 0.
-    if (e instanceof DriverError) {
-      done = e.done;
-      error = e.cause;
-    } else {
-      error = e;
+    const target = invalidatorOf(ucmd, hwptId, reserved, array);
+    try {
+      target.cacheInvalidate!(array);
+    } finally {
+      // The driver reports what it handled, on success and on failure alike.
+      done = array.entryNum;
     }
+  } catch (e) {
+    error = e;
   }
   dv.setUint32(F.entry_num.offset, done, true);
   // The write-back happens in every case; if it faults, that is the result.
@@ -47,39 +51,22 @@ export function hwptInvalidate(ucmd: Ucmd): number {
   return 0;
 }
 
-/** A driver invalidator failed after handling `done` entries. */
-class DriverError extends Error {
-  constructor(
-    readonly done: number,
-    override readonly cause: unknown,
-  ) {
-    super('driver invalidation failed');
-  }
-}
-
-function invalidate(ucmd: Ucmd, hwptId: number, reserved: number, array: UserDataArray): void {
+/** The core's checks, in the kernel's order, up to the driver's invalidator (a failure here reports 0). */
+function invalidatorOf(ucmd: Ucmd, hwptId: number, reserved: number, array: UserDataArray): Invalidator {
   if (reserved !== 0) throw new SystemError('EOPNOTSUPP', 'ioctl', 'HWPT_INVALIDATE: __reserved must be 0');
   if (array.entryNum !== 0 && (array.uptr === 0n || array.entryLen === 0 || array.entryLen > PAGE_SIZE || array.entryNum > INVALIDATE_ENTRY_NUM_MAX)) {
     throw new SystemError('EINVAL', 'ioctl', 'HWPT_INVALIDATE: bad data_uptr, entry_len or entry_num');
   }
   const obj = ucmd.ctx.objects.get(hwptId, OBJ.ANY);
+  let target: Invalidator | undefined;
   if (obj.type === OBJ.HWPT_NESTED) {
-    const domain = (obj as HwptNested).domain;
-    if (!domain?.cacheInvalidate) throw new SystemError('EOPNOTSUPP', 'ioctl', `HWPT ${hwptId} has no user cache invalidation`);
-    runDriver(array, () => domain.cacheInvalidate!(array));
+    target = (obj as HwptNested).domain;
+    if (!target?.cacheInvalidate) throw new SystemError('EOPNOTSUPP', 'ioctl', `HWPT ${hwptId} has no user cache invalidation`);
   } else if (obj.type === OBJ.VIOMMU) {
-    const impl = (obj as Viommu).impl;
-    if (!impl?.cacheInvalidate) throw new SystemError('EOPNOTSUPP', 'ioctl', `vIOMMU ${hwptId} has no cache invalidation`);
-    runDriver(array, () => impl.cacheInvalidate!(array));
+    target = (obj as Viommu).impl;
+    if (!target?.cacheInvalidate) throw new SystemError('EOPNOTSUPP', 'ioctl', `vIOMMU ${hwptId} has no cache invalidation`);
   } else {
     throw new SystemError('EINVAL', 'ioctl', `object ${hwptId} is neither a nested HWPT nor a vIOMMU`);
   }
-}
-
-function runDriver(array: UserDataArray, fn: () => void): void {
-  try {
-    fn();
-  } catch (e) {
-    throw new DriverError(array.entryNum, e);
-  }
+  return target;
 }
