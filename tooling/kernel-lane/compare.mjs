@@ -1,11 +1,17 @@
 #!/usr/bin/env node
 // Compares two runner reports case by case (the real kernel against the simulator).
-//   node compare.mjs KERNEL.json SIM.json [TABLE_OUT]
+//   node compare.mjs KERNEL.json [--sim SIM.json] [--table TABLE_OUT]
 // Prints both result lines and every case whose status differs; writes the full table to
 // TABLE_OUT if given. Exit 0 only when the kernel run has no failure and every case agrees.
 import { readFileSync, writeFileSync } from 'node:fs';
 
-const [kernelPath, simPath, tablePath] = process.argv.slice(2);
+const [kernelPath, ...rest] = process.argv.slice(2);
+const option = (name) => {
+  const i = rest.indexOf(name);
+  return i >= 0 ? rest[i + 1] : undefined;
+};
+const simPath = option('--sim');
+const tablePath = option('--table');
 const kernel = JSON.parse(readFileSync(kernelPath, 'utf8'));
 const sim = simPath ? JSON.parse(readFileSync(simPath, 'utf8')) : undefined;
 

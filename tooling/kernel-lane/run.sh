@@ -57,4 +57,5 @@ if [ $SIM -eq 1 ]; then
   tail -1 "$OUT/sim.log"
 fi
 echo "kernel-lane: comparison (full table in $OUT/compare.txt)"
-node "$HERE/compare.mjs" "$OUT/native.json" $([ -f "$OUT/sim.json" ] && echo "$OUT/sim.json") "$OUT/compare.txt"
+SIMARG=(); [ -f "$OUT/sim.json" ] && SIMARG=(--sim "$OUT/sim.json")
+node "$HERE/compare.mjs" "$OUT/native.json" "${SIMARG[@]+"${SIMARG[@]}"}" --table "$OUT/compare.txt"
