@@ -35,6 +35,20 @@ function rate(op: () => void, per: number, ms = 700): number {
   return (n * 1e9) / Number(elapsed);
 }
 
+/**
+ * Measures `a` and `b` alternately three times and keeps each one's best rate: on a shared,
+ * loaded machine the best of interleaved rounds is the fairest ratio.
+ */
+function pair(a: () => void, b: () => void, per: number): [number, number] {
+  let ra = 0;
+  let rb = 0;
+  for (let round = 0; round < 3; round++) {
+    ra = Math.max(ra, rate(a, per, 300));
+    rb = Math.max(rb, rate(b, per, 300));
+  }
+  return [ra, rb];
+}
+
 function world() {
   const host = createSimHost({ iommus: [mockIommu({ name: 'mock0' })], devices: [{ name: 'dev0', iommu: 'mock0', rid: 0x10, pri: true }] });
   const p = host.spawn();
@@ -63,17 +77,20 @@ function invalidation() {
     const mem = w.p.memory.alloc(batch * E.size);
     for (let i = 0; i < batch; i++) E.encode({ flags: 0, vdev_id: 0x99, cache_id: i & 3 }, mem.bytes, i * E.size);
     const cmd = U.iommu_hwpt_invalidate.encode({ hwpt_id: w.vid, data_uptr: mem.addr, data_type: U.IOMMU_VIOMMU_INVALIDATE_DATA_SELFTEST, entry_len: E.size, entry_num: batch });
-    const viaIoctl = rate(() => {
-      U.iommu_hwpt_invalidate.set(cmd, 'entry_num', batch);
-      w.p.ioctl(w.fd, U.IOMMU_HWPT_INVALIDATE, cmd);
-    }, batch);
-    if (U.iommu_hwpt_invalidate.get(cmd, 'entry_num') !== batch) throw new Error('invalidation did not handle every entry');
     const impl = w.viommu.impl!;
     const array: UserDataArray = { type: U.IOMMU_VIOMMU_INVALIDATE_DATA_SELFTEST, uptr: mem.addr, entryLen: E.size, entryNum: batch, memory: w.p.memory as never };
-    const direct = rate(() => {
-      array.entryNum = batch;
-      impl.cacheInvalidate!(array);
-    }, batch);
+    const [viaIoctl, direct] = pair(
+      () => {
+        U.iommu_hwpt_invalidate.set(cmd, 'entry_num', batch);
+        w.p.ioctl(w.fd, U.IOMMU_HWPT_INVALIDATE, cmd);
+      },
+      () => {
+        array.entryNum = batch;
+        impl.cacheInvalidate!(array);
+      },
+      batch,
+    );
+    if (U.iommu_hwpt_invalidate.get(cmd, 'entry_num') !== batch) throw new Error('invalidation did not handle every entry');
     out.push({ batch, entriesPerSec: Math.round(viaIoctl), baselinePerSec: Math.round(direct), ratio: +(viaIoctl / direct).toFixed(3) });
   }
   return out;
@@ -86,15 +103,18 @@ function vevents() {
   const BATCH = 64;
   const buf = new Uint8Array(BATCH * 12);
   const core = w.viommu.core;
-  const viaFd = rate(() => {
-    for (let i = 0; i < BATCH; i++) core.reportEvent(U.IOMMU_VEVENTQ_TYPE_SELFTEST, payload);
-    if (w.p.read(q.fd, buf) !== buf.length) throw new Error('short vEVENT read');
-  }, BATCH);
   const bare = new VeventQueue({ depth: 1024 });
-  const direct = rate(() => {
-    for (let i = 0; i < BATCH; i++) bare.report(payload);
-    if (bare.read(buf) !== buf.length) throw new Error('short vEVENT read');
-  }, BATCH);
+  const [viaFd, direct] = pair(
+    () => {
+      for (let i = 0; i < BATCH; i++) core.reportEvent(U.IOMMU_VEVENTQ_TYPE_SELFTEST, payload);
+      if (w.p.read(q.fd, buf) !== buf.length) throw new Error('short vEVENT read');
+    },
+    () => {
+      for (let i = 0; i < BATCH; i++) bare.report(payload);
+      if (bare.read(buf) !== buf.length) throw new Error('short vEVENT read');
+    },
+    BATCH,
+  );
   return { batch: BATCH, eventsPerSec: Math.round(viaFd), baselinePerSec: Math.round(direct), ratio: +(viaFd / direct).toFixed(3) };
 }
 
