@@ -130,7 +130,13 @@ function setup() {
     },
   };
   const file = (fd: number) => fds[fd - 3]!;
-  const ioctl = (request: number, bytes: Uint8Array) => dispatchIommufdIoctl(ctx, proc, mm, request, bytes);
+  const ioctl = (request: number, bytes: Uint8Array | number) => dispatchIommufdIoctl(ctx, proc, mm, request, bytes);
+  /** The struct in read-only user memory, passed by pointer: every write-back faults. */
+  const readOnlyArg = (bytes: Uint8Array): number => {
+    const run = physical.allocRun(1);
+    run.bytes.set(bytes);
+    return Number(mm.mapShared(run, 0, 4096, false).addr);
+  };
   const call = <C extends U.StructCodec>(request: number, codec: C, fields: Partial<ReturnType<C['decode']>>) => {
     const bytes = codec.encode(fields as never);
     ioctl(request, bytes);
@@ -157,7 +163,7 @@ function setup() {
     call(U.IOMMU_VIOMMU_ALLOC, U.iommu_viommu_alloc, { type: U.IOMMU_VIOMMU_TYPE_SELFTEST, dev_id: idev.id, hwpt_id: s2.id, ...f }).out_viommu_id;
   // IOMMU_DESTROY's handler is the core's; its semantics are the table's destroyById.
   const destroy = (id: number) => ctx.objects.destroyById(id);
-  return { physical, mm, ctx, ioctl, call, errno, add, fake, idev, s2, viommuAlloc, destroy, file };
+  return { physical, mm, ctx, ioctl, readOnlyArg, call, errno, add, fake, idev, s2, viommuAlloc, destroy, file };
 }
 
 describe('IOMMU_VIOMMU_ALLOC', () => {
@@ -207,6 +213,38 @@ describe('IOMMU_VIOMMU_ALLOC', () => {
     expect(t.ctx.mmaps.find(4096n)?.owner.id).toBe(id);
     t.destroy(id);
     expect(t.ctx.mmaps.count).toBe(0);
+  });
+});
+
+describe('write-back faults', () => {
+  it('an allocating ioctl whose write-back faults leaves nothing behind (vIOMMU, its data and mmap region, vDEVICE, vEVENTQ fd)', () => {
+    const t = setup();
+    const data = t.mm.alloc(4096);
+    const arg = t.readOnlyArg(U.iommu_viommu_alloc.encode({ type: U.IOMMU_VIOMMU_TYPE_SELFTEST, dev_id: t.idev.id, hwpt_id: t.s2.id, data_uptr: data.addr, data_len: 24 }));
+    expect(t.errno(() => t.ioctl(U.IOMMU_VIOMMU_ALLOC, arg))).toBe('EFAULT');
+    expect(t.s2.users).toBe(1);
+    expect(t.ctx.mmaps.count).toBe(0);
+    const vid = t.viommuAlloc();
+    expect(t.errno(() => t.ioctl(U.IOMMU_VDEVICE_ALLOC, t.readOnlyArg(U.iommu_vdevice_alloc.encode({ viommu_id: vid, dev_id: t.idev.id, virt_id: 1n }))))).toBe('EFAULT');
+    expect(t.idev.vdev).toBeUndefined();
+    expect(t.idev.users).toBe(1);
+    const refs = t.ctx.fileRefCount;
+    expect(t.errno(() => t.ioctl(U.IOMMU_VEVENTQ_ALLOC, t.readOnlyArg(U.iommu_veventq_alloc.encode({ viommu_id: vid, type: U.IOMMU_VEVENTQ_TYPE_SELFTEST, veventq_depth: 1 }))))).toBe('EFAULT');
+    expect(t.ctx.fileRefCount).toBe(refs);
+    expect(t.errno(() => t.ioctl(U.IOMMU_FAULT_QUEUE_ALLOC, t.readOnlyArg(U.iommu_fault_alloc.encode({}))))).toBe('EFAULT');
+    expect(t.ctx.fileRefCount).toBe(refs);
+    // Nothing but the stand-ins and the vIOMMU; its IDs were all given back.
+    expect(t.ctx.objects.size).toBe(3);
+    t.destroy(vid);
+    expect(t.viommuAlloc()).toBe(vid);
+  });
+
+  it('HWPT_INVALIDATE whose write-back faults returns EFAULT instead of its own result', () => {
+    const t = setup();
+    const vid = t.viommuAlloc();
+    // A request that would fail with EOPNOTSUPP (reserved field) reports EFAULT when entry_num cannot be written.
+    expect(t.errno(() => t.ioctl(U.IOMMU_HWPT_INVALIDATE, t.readOnlyArg(U.iommu_hwpt_invalidate.encode({ hwpt_id: vid, __reserved: 1 }))))).toBe('EFAULT');
+    expect(t.errno(() => t.ioctl(U.IOMMU_HWPT_INVALIDATE, t.readOnlyArg(U.iommu_hwpt_invalidate.encode({ hwpt_id: vid, data_type: U.IOMMU_VIOMMU_INVALIDATE_DATA_SELFTEST }))))).toBe('EFAULT');
   });
 });
 
@@ -300,6 +338,24 @@ describe('IOMMU_VEVENTQ_ALLOC and the vEVENTQ fd', () => {
     expect(U.iommufd_vevent_header.decode(buf, 24)).toEqual({ flags: U.IOMMU_VEVENTQ_FLAG_LOST_EVENTS, sequence: 3 });
     // An event of a type without a queue is dropped.
     expect(core.reportEvent(U.IOMMU_VEVENTQ_TYPE_ARM_SMMUV3, new Uint8Array(32))).toBe('EOPNOTSUPP');
+  });
+
+  it('allows one queue per type: another type on the same vIOMMU is independent', () => {
+    const t = setup();
+    const vid = t.viommuAlloc();
+    const a = alloc(t, vid, 2);
+    const b = alloc(t, vid, 2, { type: U.IOMMU_VEVENTQ_TYPE_ARM_SMMUV3 });
+    const core = t.fake.cores[0]!;
+    expect(core.reportEvent(U.IOMMU_VEVENTQ_TYPE_ARM_SMMUV3, new Uint8Array(32).fill(7))).toBeUndefined();
+    expect(t.file(a.out_veventq_fd).read!(new Uint8Array(64))).toBe(0);
+    const buf = new Uint8Array(64);
+    expect(t.file(b.out_veventq_fd).read!(buf)).toBe(40);
+    expect(buf[8]).toBe(7);
+    // Destroying one unlinks it: later events of its type are dropped, the other queue is untouched.
+    t.file(b.out_veventq_fd).release();
+    t.destroy(b.out_veventq_id);
+    expect(core.reportEvent(U.IOMMU_VEVENTQ_TYPE_ARM_SMMUV3, new Uint8Array(32))).toBe('EOPNOTSUPP');
+    expect(alloc(t, vid, 2, { type: U.IOMMU_VEVENTQ_TYPE_ARM_SMMUV3 }).out_veventq_id).toBe(b.out_veventq_id);
   });
 
   it('poll reports POLLIN once an event arrives', async () => {
