@@ -1,37 +1,60 @@
 // A fail_nth sweep (tools/testing/selftests/iommu/iommufd_fail_nth.c, in spirit) over the nested
-// flow: for N = 1, 2, ... make the Nth failure point fail, run the flow, and require that the
-// failure surfaced as an errno and that exiting the process released everything. Stops at the
-// first N the flow passes untouched and returns it.
+// flow and the calls that follow it: for N = 1, 2, ... make the Nth failure point fail, run the
+// scenario, and require that the failure surfaced as an errno, that exiting the process released
+// every object, and that every physical frame the run took is back once the devices are unplugged
+// (save the process's own memory). Stops at the first N the scenario passes untouched and returns it.
 
 import { isErrnoError } from '@viommu/uapi';
-import type { SimHost } from '@viommu/core';
+import type { SimHost, SimProcess } from '@viommu/core';
 import { ClientError } from '@viommu/client';
-import { buildFlow } from './flow.js';
+import { buildFlow, type Flow } from './flow.js';
 import type { ComplianceKit } from './kit.js';
 
-type Released = (host: SimHost) => void;
+/** What a sweep checks after each run; throws (a jest expectation) when something is left behind. */
+export type ReleasedCheck = (host: SimHost, leftoverFrames: number) => void;
 
-export function failNthSweep(kit: ComplianceKit, expectReleased: Released, limit = 5000): number {
+/** The scenario swept: the flow, then a vEVENTQ, an invalidation, HW queues, and teardown. */
+async function scenario(kit: ComplianceKit, onSpawn: (host: SimHost, p: SimProcess) => void): Promise<void> {
+  const f: Flow = buildFlow(kit, { onSpawn });
+  if (kit.vevent) f.viommu.allocVeventq(kit.vevent.type, 4);
+  const r = kit.invalidation.target === 'viommu'
+    ? f.viommu.invalidate({ type: kit.invalidation.type, entryLen: kit.invalidation.entryLen, entries: kit.invalidation.flushAll(f) })
+    : f.nested.invalidate({ type: kit.invalidation.type, entryLen: kit.invalidation.entryLen, entries: kit.invalidation.flushAll(f) });
+  if (!r.ok) throw r.error;
+  if (kit.hwQueue) {
+    for (let i = 0; i < kit.hwQueue.count; i++) {
+      const ipa = f.guest.alloc(kit.hwQueue.length, kit.hwQueue.length);
+      f.viommu.allocHwQueue({ type: kit.hwQueue.type, index: i, iova: BigInt(ipa), length: kit.hwQueue.length });
+    }
+  }
+  await f.host.device(f.deviceName).dma.read(BigInt(f.dataIova), 8);
+  f.iommufd.teardown();
+}
+
+export async function failNthSweep(kit: ComplianceKit, check: ReleasedCheck, limit = 5000): Promise<number> {
   for (let n = 1; n < limit; n++) {
     let host: SimHost | undefined;
-    let exit: (() => void) | undefined;
+    let proc: SimProcess | undefined;
+    let baseline = 0;
     try {
-      buildFlow(kit, {
-        onSpawn: (h, p) => {
-          host = h;
-          exit = () => p.exit();
-          h.failNth.arm(n);
-        },
+      await scenario(kit, (h, p) => {
+        host = h;
+        proc = p;
+        baseline = h.physical.allocatedFrameCount;
+        h.failNth.arm(n);
       });
     } catch (e) {
-      const errno = e instanceof ClientError || isErrnoError(e);
+      const errno = e instanceof ClientError || isErrnoError(e) || (e instanceof AggregateError && e.errors.every((x) => x instanceof ClientError));
       if (!errno || !host?.failNth.fired) throw e;
     }
-    if (!host) throw new Error('buildFlow never spawned a process');
+    if (!host || !proc) throw new Error('the scenario never spawned a process');
     const fired = host.failNth.fired;
     host.failNth.disarm();
-    exit?.();
-    expectReleased(host);
+    const own = proc.memory.list().reduce((a, m) => a + Math.ceil(m.length / 4096), 0);
+    proc.exit();
+    // Unplug the devices too: per-device driver state (a master's CD table) is freed on release.
+    for (const name of [...host.devices.keys()]) host.removeDevice(name);
+    check(host, host.physical.allocatedFrameCount - baseline - own);
     if (!fired) return n;
   }
   throw new Error(`fail_nth sweep did not converge in ${limit} runs`);

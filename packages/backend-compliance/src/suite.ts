@@ -15,6 +15,11 @@ export interface SuiteOptions {
   readonly fuzzRounds?: number;
   /** Skip the fail_nth sweep (it runs the flow once per failure point). */
   readonly skipFailNth?: boolean;
+  /**
+   * A known gap, not a licence: physical frames a backend may still hold after the process exited
+   * and its devices were released (default 0). Say why in the kit and fix it in the backend.
+   */
+  readonly allowLeftoverFrames?: number;
 }
 
 function invalidate(f: Flow, kit: ComplianceKit, entries: Uint8Array[]): InvalidateOutcome {
@@ -254,8 +259,12 @@ export function runComplianceSuite(kit: ComplianceKit, options: SuiteOptions = {
 
   if (!options.skipFailNth) {
     describe(`${kit.name} compliance: fail_nth`, () => {
-      it('unwinds every injected failure of the nested flow with an errno and releases everything', () => {
-        const points = failNthSweep(kit, expectReleased);
+      it('unwinds every injected failure of the nested flow with an errno and releases every object and frame', async () => {
+        const points = await failNthSweep(kit, (host, leftoverFrames) => {
+          expectReleased(host);
+          expect(leftoverFrames).toBeLessThanOrEqual(options.allowLeftoverFrames ?? 0);
+          expect(leftoverFrames).toBeGreaterThanOrEqual(0);
+        });
         expect(points).toBeGreaterThan(5);
       });
     });
