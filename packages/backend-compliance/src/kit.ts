@@ -2,7 +2,7 @@
 // A backend's own test file builds one and calls runComplianceSuite(kit).
 
 import type { SimHost } from '@viommu/core';
-import type { Device, Hwpt, Iommufd, VendorData, Vdevice, Viommu } from '@viommu/client';
+import type { DeliveredFaultGroup, Device, Hwpt, Iommufd, VendorData, Vdevice, Viommu } from '@viommu/client';
 
 /**
  * Guest RAM: user memory of the VMM process, mapped in the IOAS at IOVA = guest physical address,
@@ -138,6 +138,16 @@ export interface ComplianceKit {
     readonly type: number;
     provoke(ctx: FlowContext): Promise<void> | void;
     check(payload: Uint8Array, ctx: FlowContext): void;
+  };
+
+  /**
+   * Recoverable page faults, where the vendor has them: the device (created PRI-capable) is attached
+   * to a fault-capable nested HWPT; `provoke` makes it raise a page request for `addr` and returns
+   * the promise of the device's response code when it has one; `check` inspects the group read.
+   */
+  readonly pageFault?: {
+    provoke(ctx: FlowContext, addr: bigint): Promise<number> | void;
+    check?(group: DeliveredFaultGroup, ctx: FlowContext): void;
   };
 
   /** HW queues, where the vendor has them (allocated on guest RAM, ascending index). */

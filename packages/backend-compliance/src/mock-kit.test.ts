@@ -53,6 +53,14 @@ export const mockKit: ComplianceKit = {
     },
     check: (payload, ctx) => expect(U.iommu_viommu_event_selftest.decode(payload).virt_id).toBe(Number(ctx.vdevice.virtId)),
   },
+  pageFault: {
+    provoke: (ctx, addr) => {
+      ctx.iommufd.call('triggerIopf', ctx.device.label, U.IOMMU_TEST_CMD, U.iommu_test_cmd_trigger_iopf, {
+        op: U.IOMMU_TEST_OP_TRIGGER_IOPF, dev_id: ctx.device.id, pasid: 0, grpid: 3, perm: U.IOMMU_PGFAULT_PERM_READ, addr,
+      });
+    },
+    check: (g) => expect(g.faults.map((r) => [r.grpid, r.perm])).toEqual([[3, U.IOMMU_PGFAULT_PERM_READ]]),
+  },
   hwQueue: { type: U.IOMMU_HW_QUEUE_TYPE_SELFTEST, length: 4096, count: 2 },
 };
 

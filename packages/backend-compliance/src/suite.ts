@@ -158,6 +158,34 @@ export function runComplianceSuite(kit: ComplianceKit, options: SuiteOptions = {
       });
     }
 
+    if (kit.pageFault) {
+      const pf = kit.pageFault;
+      it('delivers page requests of a fault-capable nested HWPT to the fault queue and takes one response per group', async () => {
+        const f = buildFlow(kit);
+        const faults = f.iommufd.allocFaultQueue();
+        const capable = f.viommu.allocNested(f.device, f.stage1.data, { fault: faults });
+        f.device.attach(capable);
+        const ctx = { ...f, nested: capable };
+        const answered = pf.provoke(ctx, 0xabc000n);
+        const groups = faults.groups()[Symbol.asyncIterator]();
+        const g = (await groups.next()).value;
+        if (!g) throw new Error('the fault queue ended without a group');
+        expect(g.devId).toBe(f.device.id);
+        const last = g.faults[g.faults.length - 1]!;
+        expect(last.addr).toBe(0xabc000n);
+        expect(last.flags & U.IOMMU_PGFAULT_FLAGS_LAST_PAGE).toBe(U.IOMMU_PGFAULT_FLAGS_LAST_PAGE);
+        pf.check?.(g, ctx);
+        g.respond(U.IOMMUFD_PAGE_RESP_SUCCESS);
+        if (answered) expect(await answered).toBe(U.IOMMUFD_PAGE_RESP_SUCCESS);
+        // The cookie is spent: a second answer is EINVAL.
+        expect(errnoOf(() => g.respond(U.IOMMUFD_PAGE_RESP_SUCCESS))).toBe('EINVAL');
+        // The queue holds the HWPT's reference: destroying it first is EBUSY.
+        expect(errnoOf(() => faults.destroy())).toBe('EBUSY');
+        f.iommufd.teardown();
+        expectReleased(f.host);
+      });
+    }
+
     if (kit.hwQueue) {
       const hq = kit.hwQueue;
       it('allocates HW queues on guest RAM in ascending index order and tears them down in reverse', () => {
