@@ -25,6 +25,8 @@ export interface NativeAddon {
   memfdCreate(name: string, flags: number): number;
   ftruncate(fd: number, length: number | bigint): number;
   mmap(fd: number, length: number, offset: bigint, prot: number, flags: number): [bigint, ArrayBuffer] | number;
+  /** Anonymous read-write memory followed by `guard` bytes of PROT_NONE (page multiples). */
+  allocGuarded(length: number, guard: number): [bigint, ArrayBuffer] | number;
   /** `length` -1 unmaps the whole mapping that starts at `addr`. */
   munmap(addr: bigint, length: number): number;
   pageSize(): number;
@@ -62,7 +64,7 @@ export function addonPath(): string {
 }
 
 /** Bumped with every change of the addon's exports (src/addon/addon.cc sets the same number). */
-const ADDON_ABI = 1;
+const ADDON_ABI = 2;
 
 let loaded: NativeAddon | undefined;
 

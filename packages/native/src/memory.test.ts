@@ -43,6 +43,16 @@ describeNative('memory and mmap', () => {
     expect(codeOf(() => p.ioctl(r, FIONREAD, Number(addr)))).toBe('EFAULT');
   });
 
+  it('the range right after an allocation faults, even with later allocations around', () => {
+    const a = p.memory.alloc(2 * PAGE_SIZE);
+    const later = [p.memory.alloc(PAGE_SIZE), p.memory.alloc(8 * PAGE_SIZE)];
+    const [r, w] = p.pipe();
+    p.write(w, new Uint8Array(1));
+    p.ioctl(r, FIONREAD, Number(a.addr) + 2 * PAGE_SIZE - 4); // the last word is in
+    for (const off of [2, 3]) expect(codeOf(() => p.ioctl(r, FIONREAD, Number(a.addr) + off * PAGE_SIZE))).toBe('EFAULT');
+    for (const m of later) p.memory.free(m.addr);
+  });
+
   it('free detaches the bytes, so a stale view reads as empty instead of crashing', () => {
     const { addr, bytes } = p.memory.alloc(PAGE_SIZE);
     bytes[0] = 1;

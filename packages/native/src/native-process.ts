@@ -8,8 +8,6 @@ import { Poller } from './poller.js';
 export const PROT_READ = 0x1;
 export const PROT_WRITE = 0x2;
 const MAP_SHARED = 0x01;
-const MAP_PRIVATE = 0x02;
-const MAP_ANONYMOUS = 0x20;
 
 // memfd_create(2) and eventfd(2) flags.
 export const MFD_ALLOW_SEALING = 0x0002;
@@ -17,7 +15,12 @@ export const MFD_HUGETLB = 0x0004;
 export const EFD_SEMAPHORE = 0x1;
 export const EFD_NONBLOCK = 0o4000;
 
-/** Anonymous, page-aligned memory whose real addresses go into iommufd pointer fields. */
+/**
+ * Anonymous, page-aligned memory whose real addresses go into iommufd pointer fields. Each
+ * allocation is followed by an inaccessible guard as long as itself, so a range that runs past the
+ * end of an allocation faults (EFAULT) as the contract says, instead of silently reaching whatever
+ * the kernel happened to map next to it.
+ */
 class NativeMemory implements UserMemory {
   /** Live allocations: address -> length asked for (the mapping is rounded up to pages). */
   readonly live = new Map<bigint, number>();
@@ -28,7 +31,7 @@ class NativeMemory implements UserMemory {
     if (!Number.isSafeInteger(length) || length <= 0) throw new SystemError('EINVAL', 'mmap', `length ${length}`);
     const page = this.addon.pageSize();
     const mapped = Math.ceil(length / page) * page;
-    const [addr, buffer] = checked(this.addon.mmap(-1, mapped, 0n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS), 'mmap');
+    const [addr, buffer] = checked(this.addon.allocGuarded(mapped, mapped), 'mmap');
     this.live.set(addr, length);
     return { addr, bytes: new Uint8Array(buffer, 0, length) };
   }

@@ -16,7 +16,8 @@ namespace viommu {
 namespace {
 
 struct Mapping {
-  size_t length;
+  size_t length;  // what the ArrayBuffer covers
+  size_t span;    // what munmap releases (length plus any guard)
   napi_env env;
   napi_ref buffer;
 };
@@ -26,6 +27,23 @@ std::unordered_map<uintptr_t, Mapping> mappings;
 void NoFinalize(napi_env, void*, void*) {}
 
 }  // namespace
+
+// Hands [addr, external ArrayBuffer over `length` bytes] to JavaScript and records the mapping.
+static Napi::Value Expose(Napi::Env env, void* addr, size_t length, size_t span) {
+  napi_value buffer;
+  if (napi_create_external_arraybuffer(env, addr, length, NoFinalize, nullptr, &buffer) != napi_ok) {
+    munmap(addr, span);
+    // The runtime refuses external buffers (a V8 sandbox build): say so instead of crashing.
+    return Errno(env, ENOTSUP);
+  }
+  napi_ref ref;
+  napi_create_reference(env, buffer, 1, &ref);
+  mappings[reinterpret_cast<uintptr_t>(addr)] = Mapping{length, span, env, ref};
+  Napi::Array result = Napi::Array::New(env, 2);
+  result.Set(0u, Napi::BigInt::New(env, static_cast<uint64_t>(reinterpret_cast<uintptr_t>(addr))));
+  result.Set(1u, Napi::Value(env, buffer));
+  return result;
+}
 
 // mmap(fd, length, offset, prot, flags) -> [addr: bigint, ArrayBuffer] or -errno.
 static Napi::Value Mmap(const Napi::CallbackInfo& info) {
@@ -40,19 +58,26 @@ static Napi::Value Mmap(const Napi::CallbackInfo& info) {
   int flags = info[4].As<Napi::Number>().Int32Value();
   void* addr = mmap(nullptr, static_cast<size_t>(length), prot, flags, fd, static_cast<off_t>(offset));
   if (addr == MAP_FAILED) return Errno(env, errno);
-  napi_value buffer;
-  if (napi_create_external_arraybuffer(env, addr, static_cast<size_t>(length), NoFinalize, nullptr, &buffer) != napi_ok) {
-    munmap(addr, static_cast<size_t>(length));
-    // The runtime refuses external buffers (a V8 sandbox build): say so instead of crashing.
-    return Errno(env, ENOTSUP);
+  return Expose(env, addr, static_cast<size_t>(length), static_cast<size_t>(length));
+}
+
+// allocGuarded(length, guard) -> [addr, ArrayBuffer] or -errno: anonymous read-write memory
+// followed by `guard` bytes of PROT_NONE. The guard keeps the range right after an allocation
+// from ever holding another mapping, so the kernel faults (EFAULT) on it, as the process
+// contract promises for any address outside an allocation. Both lengths are page multiples.
+static Napi::Value AllocGuarded(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t length = 0, guard = 0;
+  if (!Int64Arg(info[0], &length) || !Int64Arg(info[1], &guard) || length <= 0 || guard < 0) return Errno(env, EINVAL);
+  size_t span = static_cast<size_t>(length + guard);
+  void* addr = mmap(nullptr, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (addr == MAP_FAILED) return Errno(env, errno);
+  if (mprotect(addr, static_cast<size_t>(length), PROT_READ | PROT_WRITE) < 0) {
+    int err = errno;
+    munmap(addr, span);
+    return Errno(env, err);
   }
-  napi_ref ref;
-  napi_create_reference(env, buffer, 1, &ref);
-  mappings[reinterpret_cast<uintptr_t>(addr)] = Mapping{static_cast<size_t>(length), env, ref};
-  Napi::Array result = Napi::Array::New(env, 2);
-  result.Set(0u, Napi::BigInt::New(env, static_cast<uint64_t>(reinterpret_cast<uintptr_t>(addr))));
-  result.Set(1u, Napi::Value(env, buffer));
-  return result;
+  return Expose(env, addr, static_cast<size_t>(length), span);
 }
 
 // munmap(addr, length): only whole mappings made by mmap above; anything else is EINVAL.
@@ -68,7 +93,7 @@ static Napi::Value Munmap(const Napi::CallbackInfo& info) {
     napi_detach_arraybuffer(env, buffer);
   }
   napi_delete_reference(env, it->second.buffer);
-  size_t mapped = it->second.length;
+  size_t mapped = it->second.span;
   mappings.erase(it);
   if (munmap(reinterpret_cast<void*>(addr), mapped) < 0) return Errno(env, errno);
   return Napi::Number::New(env, 0);
@@ -81,6 +106,7 @@ static Napi::Value PageSize(const Napi::CallbackInfo& info) {
 void InitMemory(Napi::Env env, Napi::Object exports) {
   exports.Set("mmap", Napi::Function::New(env, Mmap, "mmap"));
   exports.Set("munmap", Napi::Function::New(env, Munmap, "munmap"));
+  exports.Set("allocGuarded", Napi::Function::New(env, AllocGuarded, "allocGuarded"));
   exports.Set("pageSize", Napi::Function::New(env, PageSize, "pageSize"));
 }
 
