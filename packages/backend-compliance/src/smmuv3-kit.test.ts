@@ -95,3 +95,26 @@ export const smmuv3Kit: ComplianceKit = {
 // for 8 PASID bits), which arm_smmu_release_device() does (arm_smmu_free_cd_tables). Drop this
 // allowance once it does.
 runComplianceSuite(smmuv3Kit, { allowLeftoverFrames: 4 });
+
+// The same SMMU with the Tegra241 CMDQV extension: the vIOMMU takes a VINTF (16 bytes of vendor
+// data in, its mmap offset out) and offers LVCMDQs as HW queues on guest RAM.
+export const tegra241Kit: ComplianceKit = {
+  ...smmuv3Kit,
+  name: 'ARM SMMUv3 + Tegra241 CMDQV',
+  createHost: () => ({
+    host: createSimHost({
+      iommus: [coherent(smmuv3Cmdqv({ name: 'smmu0' })), coherent(smmuv3Cmdqv({ name: 'smmu1' }))],
+      devices: [
+        { name: 'nic0', iommu: 'smmu0', rid: 0x100, pasidBits: 8 },
+        { name: 'nic1', iommu: 'smmu1', rid: 0x200 },
+      ],
+    }),
+    iommu: 'smmu0',
+    device: 'nic0',
+    foreignDevice: 'nic1',
+  }),
+  viommu: { type: U.IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV, data: () => new Uint8Array(U.iommu_viommu_tegra241_cmdqv.size) },
+  hwQueue: { type: U.IOMMU_HW_QUEUE_TYPE_TEGRA241_CMDQV, length: 4096, count: 2 },
+};
+
+runComplianceSuite(tegra241Kit, { allowLeftoverFrames: 4 });
