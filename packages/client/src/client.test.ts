@@ -189,6 +189,19 @@ describe('@viommu/client on the mock driver', () => {
     expect(() => proc.ioctl(iommufd.fd, U.IOMMU_IOAS_ALLOC, U.iommu_ioas_alloc.encode({}))).toThrow(expect.objectContaining({ code: 'EBADF' }));
   });
 
+  it('forgets a vDEVICE the kernel destroyed with its device, whose ID stays tombstoned', () => {
+    const { host, iommufd, dev, s2 } = boot();
+    const viommu = iommufd.allocViommu({ type: U.IOMMU_VIOMMU_TYPE_SELFTEST, device: dev, parent: s2 });
+    const vdev = viommu.allocVdevice(dev, 5);
+    dev.close();
+    expect(vdev.destroyed).toBe(true);
+    expect(() => iommufd.call('destroy', vdev.label, U.IOMMU_DESTROY, U.iommu_destroy, { id: vdev.id })).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+    // The tombstone keeps the ID: the next object gets another one.
+    expect(iommufd.allocIoas().id).not.toBe(vdev.id);
+    iommufd.teardown();
+    expect(host.contexts.size).toBe(0);
+  });
+
   it('is disposable', () => {
     const { host, iommufd, dev, s2 } = boot();
     iommufd.allocViommu({ type: U.IOMMU_VIOMMU_TYPE_SELFTEST, device: dev, parent: s2 });

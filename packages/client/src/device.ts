@@ -10,6 +10,7 @@ import { ClientError, asClientError, type Outcome } from './errors.js';
 import type { Hwpt } from './hwpt.js';
 import type { Ioas } from './ioas.js';
 import type { Iommufd } from './iommufd.js';
+import type { ClientObject } from './object.js';
 
 export interface HwInfo {
   /** IOMMU_HW_INFO_TYPE_* of `data`. */
@@ -106,12 +107,18 @@ export class Device {
     return this.closed;
   }
 
-  /** Closes the cdev: the kernel detaches everything and unbinds (a vDEVICE left behind is destroyed). */
+  /**
+   * Closes the cdev: the kernel detaches everything and unbinds. A vDEVICE of this device is
+   * destroyed with it (its ID tombstoned, spec 4.3), so the client forgets it too.
+   */
   close(): void {
     if (this.closed) return;
     this.closed = true;
     this.attached.clear();
     this.iommufd.forgetDevice(this);
     this.iommufd.process.close(this.fd);
+    for (const o of [...this.iommufd.objects]) {
+      if (o.kind === 'VDEVICE' && (o as ClientObject & { device?: unknown }).device === this) o.forget();
+    }
   }
 }
