@@ -16,6 +16,7 @@ function fail(msg: string): never {
 export function checkInvariants(host: SimHost): void {
   for (const ctx of host.contexts) {
     const objs = ctx.objects.objects();
+    const liveSet = new Set(objs);
     if (ctx.objects.reservedCount() !== 0) fail(`context ${ctx.id}: ${ctx.objects.reservedCount()} object(s) reserved but never finalized or aborted`);
     // References the core can account for; holders in other families only add to them.
     const seen = new Map<IommufdObject, number>();
@@ -32,10 +33,10 @@ export function checkInvariants(host: SimHost): void {
         add(o, o.attached.size + 1); // each attachment, and the binder
         for (const h of o.attached.values()) {
           add(h);
-          if (!objs.includes(h)) fail(`DEVICE ${o.id} is attached to a dead HWPT ${h.id}`);
+          if (!liveSet.has(h)) fail(`DEVICE ${o.id} is attached to a dead HWPT ${h.id}`);
         }
       } else if (o instanceof Ioas) {
-        for (const h of o.hwpts) if (!objs.includes(h)) fail(`IOAS ${o.id} lists a dead HWPT ${h.id}`);
+        for (const h of o.hwpts) if (!liveSet.has(h)) fail(`IOAS ${o.id} lists a dead HWPT ${h.id}`);
         try {
           o.iopt.checkInvariants();
         } catch (e) {
