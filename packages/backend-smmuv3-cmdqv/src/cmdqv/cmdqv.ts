@@ -43,9 +43,14 @@ export interface CmdqvParams {
 
 export const DEFAULT_CMDQV_PARAMS: CmdqvParams = { version: 1, vcmdqLog2: 7, vintfLog2: 4, sidPerVmLog2: 4 };
 
-type WaitAsync = (view: Int32Array, index: number, value: number) => { async: boolean; value: Promise<string> | string };
+type WaitAsync = (view: Int32Array, index: number, value: number, timeout: number) => { async: boolean; value: Promise<string> | string };
 /** Atomics.waitAsync (Node 16+; not in the ES2023 lib typings). */
-const waitAsync: WaitAsync = (view, index, value) => (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync(view, index, value);
+const waitAsync: WaitAsync = (view, index, value, timeout) => (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync(view, index, value, timeout);
+/**
+ * The doorbell re-checks PROD at least this often: Node occasionally loses an Atomics.notify from
+ * another thread to a waitAsync waiter (seen on Node 20), so a wait never lasts longer than this.
+ */
+export const DOORBELL_RECHECK_MS = 2;
 
 export class Vcmdq {
   readonly consumer: CommandQueueConsumer;
@@ -217,6 +222,8 @@ export class Cmdqv {
       err = c.consume(this.executorFor(q.vintf));
     }
     Atomics.store(r, q.reg(VCMDQ_CONS), c.cons | 0);
+    // Wake a guest thread waiting for CONS to move (a CMD_SYNC wait, in its terms).
+    Atomics.notify(r, q.reg(VCMDQ_CONS));
     if (err !== CERROR_NONE) this.raiseErr(q);
     return c.executed - before;
   }
@@ -285,7 +292,7 @@ export class Cmdqv {
     const wait = (): void => {
       if (!this.doorbell || !this.armed.has(q)) return;
       const seen = Atomics.load(r, idx);
-      const res = waitAsync(r, idx, seen);
+      const res = waitAsync(r, idx, seen, DOORBELL_RECHECK_MS);
       const next = (): void => {
         if (!this.doorbell || !this.armed.has(q)) return;
         this.serviceQueue(q);
