@@ -247,6 +247,21 @@ export function runComplianceSuite(kit: ComplianceKit, options: SuiteOptions = {
       f.iommufd.teardown();
     });
 
+    it('answers EFAULT for vendor data and invalidation entries at unmapped user addresses', () => {
+      const f = buildFlow(kit);
+      const UNMAPPED = 0x7fff_dead_0000n;
+      const data = f.stage1.data;
+      expect(errnoOf(() => f.iommufd.call('allocHwpt', undefined, U.IOMMU_HWPT_ALLOC, U.iommu_hwpt_alloc, {
+        dev_id: f.device.id, pt_id: f.viommu.id, data_type: data.type, data_len: data.bytes.length, data_uptr: UNMAPPED,
+      }))).toBe('EFAULT');
+      const target = kit.invalidation.target === 'viommu' ? f.viommu.id : f.nested.id;
+      const inv = U.iommu_hwpt_invalidate.encode({ hwpt_id: target, data_uptr: UNMAPPED, data_type: kit.invalidation.type, entry_len: kit.invalidation.entryLen, entry_num: 2 });
+      expect(errnoOf(() => f.iommufd.ioctlBytes('invalidate', undefined, U.IOMMU_HWPT_INVALIDATE, inv))).toBe('EFAULT');
+      expect(U.iommu_hwpt_invalidate.get(inv, 'entry_num')).toBe(0);
+      f.iommufd.teardown();
+      expectReleased(f.host);
+    });
+
     it(`survives ${rounds} random nested vendor data blobs with errnos only, and releases everything`, async () => {
       const f = buildFlow(kit);
       const next = rng(0xc0ffee);
