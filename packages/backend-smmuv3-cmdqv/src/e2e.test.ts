@@ -76,7 +76,9 @@ describe('a nested guest on SMMUv3 + Tegra241 CMDQV through iommufd', () => {
     });
     expect([cq.out_data_type, cq.data_len]).toEqual([U.IOMMU_HW_INFO_TYPE_TEGRA241_CMDQV, 8]);
 
-    // Stage 2 and the vIOMMU.
+    // Stage 2 and the vIOMMU. The type is checked before the parent (get_viommu_size first).
+    expect(errno(() => call(proc, fd, U.IOMMU_VIOMMU_ALLOC, U.iommu_viommu_alloc, { type: 3, dev_id: devId, hwpt_id: 999 }))).toBe('EOPNOTSUPP');
+    expect(errno(() => call(proc, fd, U.IOMMU_VIOMMU_ALLOC, U.iommu_viommu_alloc, { type: 1, dev_id: devId, hwpt_id: 999 }))).toBe('ENOENT');
     const s2 = call(proc, fd, U.IOMMU_HWPT_ALLOC, U.iommu_hwpt_alloc, { dev_id: devId, pt_id: ioas, flags: U.IOMMU_HWPT_ALLOC_NEST_PARENT }).out_hwpt_id;
     const vdata = proc.memory.alloc(16);
     const viommu = call(proc, fd, U.IOMMU_VIOMMU_ALLOC, U.iommu_viommu_alloc, {

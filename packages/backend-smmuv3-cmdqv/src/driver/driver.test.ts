@@ -142,6 +142,34 @@ describe('paging domains', () => {
     expect(dma(drv, dev, 0x10000, 9)).toBe('fault:ABORT');
   });
 
+  it('stage-1 domains at PASIDs go through the device CD table; non-PASID traffic is blocked without a RID domain', () => {
+    const { drv, dev, host } = setup();
+    const a = drv.allocPagingDomain(dev, 0);
+    const b = drv.allocPagingDomain(dev, 0);
+    const pa = host.physical.allocRun(2).firstFrame * 4096;
+    host.physical.write(pa, new TextEncoder().encode('A'));
+    host.physical.write(pa + 4096, new TextEncoder().encode('B'));
+    a.map(0x5000n, BigInt(pa), 4096n, 3);
+    b.map(0x5000n, BigInt(pa + 4096), 4096n, 1);
+    drv.attach(dev, 3, b);
+    const out: Translation = { pa: 0, length: 0, reason: '' };
+    expect(drv.translate(dev, 3, 0x5000, DMA_READ, out)).toBe(TRANSLATE_OK);
+    expect(out.pa).toBe(pa + 4096);
+    expect(drv.translate(dev, 3, 0x5000, DMA_WRITE, out)).toBe(TRANSLATE_FAULT);
+    expect(out.reason).toBe('F_PERMISSION');
+    expect(dma(drv, dev, 0x5000, 1)).toBe('fault:F_STREAM_DISABLED');
+    drv.attach(dev, NO_PASID, a);
+    expect(dma(drv, dev, 0x5000, 1)).toBe('A');
+    expect(drv.translate(dev, 3, 0x5000, DMA_READ, out) === TRANSLATE_OK && out.pa).toBe(pa + 4096);
+    // A stage-2 RID domain cannot coexist with PASIDs (EBUSY), nor a PASID with a stage-2 RID (EINVAL).
+    const s2 = drv.allocPagingDomain(dev, DOMAIN_NEST_PARENT);
+    expect(codeOf(() => drv.attach(dev, NO_PASID, s2))).toBe('EBUSY');
+    drv.attach(dev, 3, null);
+    expect(drv.translate(dev, 3, 0x5000, DMA_READ, out)).toBe(TRANSLATE_FAULT);
+    drv.attach(dev, NO_PASID, s2);
+    expect(codeOf(() => drv.attach(dev, 4, b))).toBe('EINVAL');
+  });
+
   it('unmapping the nest parent reaches the nested translation (S2 TLBI + NH_ALL)', () => {
     const s = withViommu();
     const g = guestS1(s.guest);

@@ -240,6 +240,15 @@ export class SmmuV3Driver implements DriverV1, DomainOwner {
   // ---------------------------------------------------------------------------------------------
   // vIOMMU
 
+  /**
+   * arm_smmu_get_viommu_size: whether `type` can be created at all, asked by the core before it
+   * looks up the parent HWPT (so a wrong type is EOPNOTSUPP even with a wrong hwpt_id).
+   */
+  viommuSupported(_dev: DriverDevice, type: number): boolean {
+    if (!this.nesting) return false;
+    return type === IOMMU_VIOMMU_TYPE_ARM_SMMUV3 || (type === IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV && this.cmdqv !== undefined);
+  }
+
   viommuInit(req: ViommuInitRequest): DriverViommu {
     // arm_smmu_get_viommu_size: no nesting → EOPNOTSUPP; coherent devices or S2FWB assumed.
     if (!this.nesting) throw new SystemError('EOPNOTSUPP', 'ioctl', 'SMMU has no nesting');
@@ -302,6 +311,8 @@ export class SmmuV3Driver implements DriverV1, DomainOwner {
     }
     if (!(domain instanceof Stage1PagingDomain) || domain.owner !== this) throw new SystemError('EINVAL', 'ioctl', 'PASID needs a stage-1 domain');
     if (pasid >= 2 ** m.maxPasidLog2) throw new SystemError('EINVAL', 'ioctl', `PASID ${pasid} beyond the device`);
+    // TODO: a two-level host CD table, as the kernel uses; this linear one holds 1024 CDs.
+    if (pasid >= 1024) throw new SystemError('EINVAL', 'ioctl', `PASID ${pasid}: the model's host CD table holds 1024`);
     if (m.rid && !(m.rid instanceof Stage1PagingDomain)) throw new SystemError('EINVAL', 'ioctl', 'RID domain is not stage 1');
     m.pasids.set(pasid, domain);
     this.rebuild(m);
