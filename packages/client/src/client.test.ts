@@ -202,6 +202,26 @@ describe('@viommu/client on the mock driver', () => {
     expect(host.contexts.size).toBe(0);
   });
 
+  it('tracks dirty pages of a stage-2 for migration (set, read and clear, NO_CLEAR)', () => {
+    const { iommufd, dev, ioas } = boot();
+    const s2 = ioas.allocNestParent(dev, { dirtyTracking: true });
+    // A HWPT without DIRTY_TRACKING has no dirty ops: EOPNOTSUPP.
+    expect(() => ioas.allocNestParent(dev).setDirtyTracking(true)).toThrow(expect.objectContaining({ code: 'EOPNOTSUPP', op: 'setDirtyTracking' }));
+    s2.setDirtyTracking(true);
+    // The mock marks pages dirty on IOMMU_TEST_OP_DIRTY, as hardware would on a DMA write.
+    const bits = iommufd.process.memory.alloc(8);
+    bits.bytes[0] = 0b1010;
+    iommufd.call('markDirty', s2.label, U.IOMMU_TEST_CMD, U.iommu_test_cmd_dirty, {
+      op: U.IOMMU_TEST_OP_DIRTY, id: s2.id, iova: GUEST_RAM_IPA, length: 0x4000n, page_size: 4096n, uptr: bits.addr,
+    });
+    const expected = [GUEST_RAM_IPA + 0x1000n, GUEST_RAM_IPA + 0x3000n];
+    expect(s2.readDirty(GUEST_RAM_IPA, 0x4000, 4096, { noClear: true })).toEqual(expected);
+    expect(s2.readDirty(GUEST_RAM_IPA, 0x4000, 4096)).toEqual(expected);
+    expect(s2.readDirty(GUEST_RAM_IPA, 0x4000, 4096)).toEqual([]);
+    s2.setDirtyTracking(false);
+    iommufd.teardown();
+  });
+
   it('is disposable', () => {
     const { host, iommufd, dev, s2 } = boot();
     iommufd.allocViommu({ type: U.IOMMU_VIOMMU_TYPE_SELFTEST, device: dev, parent: s2 });
