@@ -5,8 +5,7 @@
 import { expect } from '@jest/globals';
 import { createSimHost } from '@viommu/core';
 import * as U from '@viommu/uapi';
-import type { ComplianceKit, FlowContext } from './kit.js';
-import { runComplianceSuite } from './suite.js';
+import { runComplianceSuite, type ComplianceKit, type FlowContext } from './index.js';
 
 const E = U.iommu_viommu_invalidate_selftest;
 

@@ -16,8 +16,7 @@ import {
 } from '@viommu/backend-smmuv3-cmdqv';
 import { createSimHost, type DriverV1 } from '@viommu/core';
 import * as U from '@viommu/uapi';
-import type { ComplianceKit, GuestMemory } from './kit.js';
-import { runComplianceSuite } from './suite.js';
+import { runComplianceSuite, type ComplianceKit, type GuestMemory } from './index.js';
 
 function coherent(d: DriverV1): DriverV1 {
   const alloc = d.allocPagingDomain.bind(d);
