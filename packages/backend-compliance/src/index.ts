@@ -2,4 +2,5 @@
 export * from './fail-nth.js';
 export * from './flow.js';
 export * from './kit.js';
+export * from './kits/selftest-mock.js';
 export * from './suite.js';

@@ -1,0 +1,65 @@
+// The vendor kit of the kernel selftest mock driver (the default driver of createSimHost): the
+// reference kit for backend authors, and what @viommu/backend-mock runs the suite with.
+// The mock's nested domain translates through its parent only (as selftest.c's does), so its kit
+// has no stage-1 to remap; its invalidation is checked through IOMMU_TEST_OP_DEV_CHECK_CACHE.
+
+import { expect } from '@jest/globals';
+import { createSimHost } from '@viommu/core';
+import * as U from '@viommu/uapi';
+import type { ComplianceKit, FlowContext } from '../kit.js';
+
+const E = U.iommu_viommu_invalidate_selftest;
+
+/** IOMMU_TEST_OP_DEV_CHECK_CACHE: EINVAL unless cache slot `cacheId` of the device holds `value`. */
+function checkDevCache(ctx: FlowContext, cacheId: number, value: number): void {
+  const bytes = U.iommu_test_cmd.encode({ op: U.IOMMU_TEST_OP_DEV_CHECK_CACHE, id: ctx.device.id });
+  const dv = new DataView(bytes.buffer);
+  dv.setUint32(16, cacheId, true);
+  dv.setUint32(20, value, true);
+  ctx.iommufd.ioctlBytes('checkDevCache', ctx.device.label, U.IOMMU_TEST_CMD, bytes);
+}
+
+export const selftestMockKit: ComplianceKit = {
+  name: 'selftest mock',
+  createHost: () => ({
+    host: createSimHost({ devices: [{ name: 'dev0', iommu: 'mock', rid: 0x10, pri: true }] }),
+    iommu: 'mock',
+    device: 'dev0',
+  }),
+  // The mock's aperture ends below 2 GiB.
+  guestRam: { ipa: 0x4000_0000, bytes: 2 << 20 },
+  hwInfoType: U.IOMMU_HW_INFO_TYPE_SELFTEST,
+  viommu: { type: U.IOMMU_VIOMMU_TYPE_SELFTEST },
+  virtId: 0x99n,
+  buildStage1: () => ({ data: { type: U.IOMMU_HWPT_DATA_SELFTEST, bytes: U.iommu_hwpt_selftest.encode({ iotlb: U.IOMMU_TEST_IOTLB_DEFAULT }) } }),
+  invalidation: {
+    target: 'viommu',
+    type: U.IOMMU_VIOMMU_INVALIDATE_DATA_SELFTEST,
+    entryLen: E.size,
+    flushAll: (ctx) => {
+      checkDevCache(ctx, 0, U.IOMMU_TEST_DEV_CACHE_DEFAULT);
+      return [E.encode({ flags: U.IOMMU_TEST_INVALIDATE_FLAG_ALL, vdev_id: Number(ctx.vdevice.virtId), cache_id: 0 })];
+    },
+    bad: (ctx) => ({ entry: E.encode({ flags: 0, vdev_id: Number(ctx.vdevice.virtId), cache_id: 0xffff }), errno: 'EINVAL' }),
+    checkFlushed: (ctx) => {
+      for (let i = 0; i < 4; i++) checkDevCache(ctx, i, 0);
+      expect(() => checkDevCache(ctx, 0, U.IOMMU_TEST_DEV_CACHE_DEFAULT)).toThrow();
+    },
+  },
+  vevent: {
+    type: U.IOMMU_VEVENTQ_TYPE_SELFTEST,
+    provoke: (ctx) => {
+      ctx.iommufd.call('triggerVevent', ctx.device.label, U.IOMMU_TEST_CMD, U.iommu_test_cmd_trigger_vevent, { op: U.IOMMU_TEST_OP_TRIGGER_VEVENT, dev_id: ctx.device.id });
+    },
+    check: (payload, ctx) => expect(U.iommu_viommu_event_selftest.decode(payload).virt_id).toBe(Number(ctx.vdevice.virtId)),
+  },
+  pageFault: {
+    provoke: (ctx, addr) => {
+      ctx.iommufd.call('triggerIopf', ctx.device.label, U.IOMMU_TEST_CMD, U.iommu_test_cmd_trigger_iopf, {
+        op: U.IOMMU_TEST_OP_TRIGGER_IOPF, dev_id: ctx.device.id, pasid: 0, grpid: 3, perm: U.IOMMU_PGFAULT_PERM_READ, addr,
+      });
+    },
+    check: (g) => expect(g.faults.map((r) => [r.grpid, r.perm])).toEqual([[3, U.IOMMU_PGFAULT_PERM_READ]]),
+  },
+  hwQueue: { type: U.IOMMU_HW_QUEUE_TYPE_SELFTEST, length: 4096, count: 2 },
+};
