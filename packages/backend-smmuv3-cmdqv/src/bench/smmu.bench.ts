@@ -1,26 +1,23 @@
 // Benchmarks of the SMMUv3 + CMDQV model, each reported as a ratio against a baseline measured in
 // the same run (never compared with a stored number):
 //   1. IOTLB-hit translations/s vs uncached nested walks/s (TLB flushed before every translation);
-//   2. guest invalidation commands/s through a VCMDQ the hardware consumes directly vs through
-//      the HWPT_INVALIDATE path (the driver's cacheInvalidate: copy, convert, issue on the host
-//      queue with a CMD_SYNC), one command per call and in batches.
+//   2. guest invalidation commands/s through a VCMDQ the hardware consumes directly (the guest's
+//      PROD store in the mmapped VINTF page) vs through the IOMMU_HWPT_INVALIDATE ioctl of the
+//      simulated host (dispatch, copy, convert, issue on the host queue with a CMD_SYNC), one
+//      command per call and 32 per call.
 // Run: `pnpm bench` in this package (tsc --build, then node dist/bench/smmu.bench.js).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DOMAIN_NEST_PARENT, NO_PASID } from '@viommu/core';
-import { IOMMU_HWPT_DATA_ARM_SMMUV3, IOMMU_HW_QUEUE_TYPE_TEGRA241_CMDQV, IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3, IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV } from '@viommu/uapi';
+import { createSimHost } from '@viommu/core';
+import * as U from '@viommu/uapi';
 import { VCMDQ_CONFIG, VCMDQ_PROD } from '../cmdqv/cmdqv.js';
-import type { NestParentDomain } from '../driver/domains.js';
 import { smmuv3Cmdqv } from '../driver/driver.js';
-import type { SmmuMaster } from '../driver/master.js';
-import type { TegraVsmmu } from '../driver/vsmmu.js';
 import { CMDQ_OP_TLBI_NH_VA, encodeCommand } from '../formats/command.js';
 import { STE_CFG_S1_TRANS, encodeSte } from '../formats/ste.js';
-import { s1LeafAttrs } from '../pgtable/builder.js';
+import { encodeCd } from '../formats/cd.js';
+import { TableBuilder, s1LeafAttrs } from '../pgtable/builder.js';
 import { NO_SSID } from '../smmu/smmu.js';
-import { FakeHost, FakeViommuCore } from '../testing/fake-core.js';
-import { Guest } from '../testing/rig.js';
 
 const RAM_IPA = 0x4000_0000;
 const PAGES = 256;
@@ -38,57 +35,87 @@ function measure(name: string, opsPerCall: number, fn: () => void, minMs = 400):
   return { name, opsPerSec: (calls * opsPerCall * 1000) / (now - start) };
 }
 
-// --- A Tegra241 guest with a nested domain over 4-level guest tables.
-const host = new FakeHost();
+// --- A Tegra241 guest through the simulated host and the iommufd uAPI (as src/e2e.test.ts).
+const RAM_BYTES = 8 << 20;
 const drv = smmuv3Cmdqv({ name: 'smmu0' });
-drv.probe(host);
-const dev = drv.probeDevice({ name: 'nic0', rid: 0x100, pasidBits: 0, pri: false, ats: true }) as SmmuMaster;
-const s2 = drv.allocPagingDomain(dev, DOMAIN_NEST_PARENT) as NestParentDomain;
-const guest = new Guest(host.physical, RAM_IPA, 8 << 20, s2.config.vmid, { domain: s2 });
-const core = new FakeViommuCore(1, IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV, s2);
-const viommu = drv.viommuInit({
-  type: IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV, dev, parent: s2, data: host.userData(IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV, new Uint8Array(16)), core,
-}) as TegraVsmmu;
-core.vdevs.set(1n, dev);
-viommu.vdeviceInit({ dev, virtId: 1n });
-const s1 = guest.s1Table();
-const data = guest.alloc(PAGES * 4096, 4096);
+const host = createSimHost({ iommus: [drv], devices: [{ name: 'nic0', iommu: 'smmu0', rid: 0x100, pasidBits: 0, ats: true }] });
+const proc = host.spawn();
+const fd = proc.open('/dev/iommu');
+function call<C extends U.StructCodec>(req: number, codec: C, fields: Partial<ReturnType<C['decode']>>, target = fd) {
+  const bytes = codec.encode(fields as never);
+  proc.ioctl(target, req, bytes);
+  return codec.decode(bytes) as ReturnType<C['decode']>;
+}
+const ram = proc.memory.alloc(RAM_BYTES);
+let next = 0;
+const galloc = (bytes: number, align = 4096) => {
+  next = Math.ceil(next / align) * align;
+  const ipa = RAM_IPA + next;
+  next += bytes;
+  return ipa;
+};
+const gview = new DataView(ram.bytes.buffer, ram.bytes.byteOffset, ram.bytes.byteLength);
+const s1 = new TableBuilder(
+  { readU32: (ipa) => gview.getUint32(ipa - RAM_IPA, true), writeU32: (ipa, v) => gview.setUint32(ipa - RAM_IPA, v, true), allocTable: (b) => galloc(b, b) },
+  12, 48, 0,
+);
+const ioas = call(U.IOMMU_IOAS_ALLOC, U.iommu_ioas_alloc, {}).out_ioas_id;
+call(U.IOMMU_IOAS_MAP, U.iommu_ioas_map, {
+  ioas_id: ioas, flags: U.IOMMU_IOAS_MAP_FIXED_IOVA | U.IOMMU_IOAS_MAP_READABLE | U.IOMMU_IOAS_MAP_WRITEABLE,
+  user_va: ram.addr, length: BigInt(RAM_BYTES), iova: BigInt(RAM_IPA),
+});
+const dfd = proc.open(host.device('nic0').path);
+const devId = call(U.VFIO_DEVICE_BIND_IOMMUFD, U.vfio_device_bind_iommufd, { iommufd: fd }, dfd).out_devid;
+const s2 = call(U.IOMMU_HWPT_ALLOC, U.iommu_hwpt_alloc, { dev_id: devId, pt_id: ioas, flags: U.IOMMU_HWPT_ALLOC_NEST_PARENT }).out_hwpt_id;
+const vdata = proc.memory.alloc(16);
+const viommu = call(U.IOMMU_VIOMMU_ALLOC, U.iommu_viommu_alloc, {
+  type: U.IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV, dev_id: devId, hwpt_id: s2, data_len: 16, data_uptr: vdata.addr,
+}).out_viommu_id;
+call(U.IOMMU_VDEVICE_ALLOC, U.iommu_vdevice_alloc, { viommu_id: viommu, dev_id: devId, virt_id: 1n });
+const data = galloc(PAGES * 4096);
 s1.map(0x1_0000_0000, data, PAGES * 4096, s1LeafAttrs({ ap: 1 }));
-const cdTable = guest.cdTable();
-guest.writeCd(cdTable, 0, guest.cdFor(s1, 0x42));
-const vste = encodeSte({ v: true, config: STE_CFG_S1_TRANS, s1ContextPtr: cdTable }).subarray(0, 16);
-drv.attach(dev, NO_PASID, viommu.allocNested(dev, 0, host.userData(IOMMU_HWPT_DATA_ARM_SMMUV3, vste)));
+const cd = galloc(64, 64);
+ram.bytes.set(encodeCd({ v: true, aa64: true, t0sz: 16, ips: 5, r: true, a: true, epd1: true, asid: 0x42, ttb0: s1.root }), cd - RAM_IPA);
+const ste = proc.memory.alloc(16);
+ste.bytes.set(encodeSte({ v: true, config: STE_CFG_S1_TRANS, s1ContextPtr: cd }).subarray(0, 16));
+const nested = call(U.IOMMU_HWPT_ALLOC, U.iommu_hwpt_alloc, { dev_id: devId, pt_id: viommu, data_type: U.IOMMU_HWPT_DATA_ARM_SMMUV3, data_len: 16, data_uptr: ste.addr }).out_hwpt_id;
+call(U.VFIO_DEVICE_ATTACH_IOMMUFD_PT, U.vfio_device_attach_iommufd_pt, { pt_id: nested }, dfd);
 const smmu = drv.smmu;
+const SID = 0x100;
 
 let page = 0;
-for (let i = 0; i < PAGES; i++) smmu.translate(dev.sid, NO_SSID, 0x1_0000_0000 + i * 4096, 0);
+for (let i = 0; i < PAGES; i++) smmu.translate(SID, NO_SSID, 0x1_0000_0000 + i * 4096, 0);
 const hit = measure('IOTLB-hit translation', 1, () => {
   page = (page + 1) & (PAGES - 1);
-  if (smmu.translate(dev.sid, NO_SSID, 0x1_0000_0000 + page * 4096 + 8, 0) < 0) throw new Error('fault');
+  if (smmu.translate(SID, NO_SSID, 0x1_0000_0000 + page * 4096 + 8, 0) < 0) throw new Error('fault');
 });
 const walk = measure('uncached nested walk (4-level S1, every table access and the output through 4-level S2)', 1, () => {
   page = (page + 1) & (PAGES - 1);
   smmu.tlb.invalidateAll();
-  if (smmu.translate(dev.sid, NO_SSID, 0x1_0000_0000 + page * 4096 + 8, 0) < 0) throw new Error('fault');
+  if (smmu.translate(SID, NO_SSID, 0x1_0000_0000 + page * 4096 + 8, 0) < 0) throw new Error('fault');
 });
 
 // --- Guest invalidations: the same TLBI_NH_VA stream through each path.
 const cmdBytes = (n: number) => Array.from({ length: n }, (_, i) => encodeCommand({ opcode: CMDQ_OP_TLBI_NH_VA, asid: 0x42, addr: 0x1_0000_0000 + (i % PAGES) * 4096, leaf: true }));
 function hwptPath(batch: number) {
-  const array = host.userArray(IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3, 16, cmdBytes(batch));
+  const entries = proc.memory.alloc(16 * batch);
+  cmdBytes(batch).forEach((c, i) => entries.bytes.set(c, i * 16));
+  const inv = U.iommu_hwpt_invalidate.encode({ hwpt_id: viommu, data_uptr: entries.addr, data_type: U.IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3, entry_len: 16, entry_num: batch });
   return () => {
-    array.entryNum = batch;
-    viommu.cacheInvalidate(array);
+    U.iommu_hwpt_invalidate.set(inv, 'entry_num', batch);
+    proc.ioctl(fd, U.IOMMU_HWPT_INVALIDATE, inv);
   };
 }
-const LOG2 = 12;
-const qIpa = guest.alloc(16 << LOG2, 16 << LOG2);
-viommu.hwQueueInit({ type: IOMMU_HW_QUEUE_TYPE_TEGRA241_CMDQV, index: 0, id: 1, baseIova: BigInt(qIpa), basePa: guest.pa(qIpa), length: 16 << LOG2 });
-const regs = viommu.vintf.regs;
+const LOG2 = 8; // 4 KiB: user memory is only page-aligned physically (a VMM would use a huge page)
+const qIpa = galloc(16 << LOG2, 16 << LOG2);
+call(U.IOMMU_HW_QUEUE_ALLOC, U.iommu_hw_queue_alloc, {
+  viommu_id: viommu, type: U.IOMMU_HW_QUEUE_TYPE_TEGRA241_CMDQV, index: 0, nesting_parent_iova: BigInt(qIpa), length: BigInt(16 << LOG2),
+});
+const pageMap = proc.mmap(fd, 0x10000, U.iommu_viommu_tegra241_cmdqv.decode(vdata.bytes).out_vintf_mmap_offset);
+const regs = new Int32Array(pageMap.bytes.buffer, pageMap.bytes.byteOffset, 0x4000);
 Atomics.store(regs, VCMDQ_CONFIG >> 2, 1);
 // Pre-fill the whole ring with commands, so the guest side of each batch is only the PROD store.
-const ring = cmdBytes(1 << LOG2);
-ring.forEach((c, i) => guest.write(qIpa + i * 16, c));
+cmdBytes(1 << LOG2).forEach((c, i) => ram.bytes.set(c, qIpa - RAM_IPA + i * 16));
 let prod = 0;
 function vcmdqPath(batch: number) {
   return () => {
@@ -97,9 +124,9 @@ function vcmdqPath(batch: number) {
     drv.cmdqv!.service(); // what the doorbell wake-up runs
   };
 }
-const hw1 = measure('HWPT_INVALIDATE, 1 command per call', 1, hwptPath(1));
+const hw1 = measure('HWPT_INVALIDATE ioctl, 1 command per call', 1, hwptPath(1));
 const q1 = measure('VCMDQ, 1 command per PROD', 1, vcmdqPath(1));
-const hw32 = measure('HWPT_INVALIDATE, 32 commands per call', 32, hwptPath(32));
+const hw32 = measure('HWPT_INVALIDATE ioctl, 32 commands per call', 32, hwptPath(32));
 const q32 = measure('VCMDQ, 32 commands per PROD', 32, vcmdqPath(32));
 
 const results = [
