@@ -106,3 +106,20 @@ describe('Walker', () => {
     expect(w.walk(p, 2, 0x1000, null) && w.perm).toBe(PERM_UR | PERM_PR);
   });
 });
+
+describe('stage-2 concatenated start-level tables', () => {
+  it('walks a 40-bit IPA space from level 1 with two concatenated tables (SL0 = 1)', () => {
+    const mem = new PhysicalMemory();
+    const t = new TableBuilder(new PhysicalTableMemory(mem), GRANULE_4K, 40, s2StartLevel(GRANULE_4K, 1));
+    expect(t.startLevel).toBe(1);
+    t.map(0x100_0000_0000 - 0x1000, 0x3000, 0x1000, s2LeafAttrs()); // the last page: second concatenated table
+    t.map(0x1000, 0x4000, 0x1000, s2LeafAttrs());
+    expect(t.root % 8192).toBe(0);
+    // The second table's entry for the top GiB lives 4 KiB past the root.
+    expect(mem.readU32(t.root + 4096 + 511 * 8) & 3).toBe(3);
+    const w = new Walker(mem);
+    const p = { ttb: t.root, granuleShift: 12, inputBits: 40, startLevel: 1, outputBits: 48, affd: false };
+    expect(w.walk(p, 2, 0xff_ffff_f123, null) && w.out).toBe(0x3123);
+    expect(w.walk(p, 2, 0x1008, null) && w.out).toBe(0x4008);
+  });
+});
