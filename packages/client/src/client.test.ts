@@ -106,6 +106,10 @@ describe('@viommu/client on the mock driver', () => {
     expect(partial.ok).toBe(false);
     expect(partial.handled).toBe(2);
     if (!partial.ok) expect([partial.error.code, partial.error.op]).toEqual(['EINVAL', 'invalidate']);
+    // entry_len 0 with entries is the kernel's EINVAL; a packed buffer of partial entries never leaves the client.
+    const zero = viommu.invalidate({ type: U.IOMMU_VIOMMU_INVALIDATE_DATA_SELFTEST, entryLen: 0, entries: [entry(0x99, 0)] });
+    expect(zero.ok ? 'ok' : zero.error.code).toBe('EINVAL');
+    expect(() => viommu.invalidate({ type: U.IOMMU_VIOMMU_INVALIDATE_DATA_SELFTEST, entryLen: E.size, entries: new Uint8Array(E.size + 1) })).toThrow(RangeError);
     // A paging HWPT has no invalidation of its own: EINVAL with nothing handled.
     const r = s2.invalidate(batch([entry(0x99, 0)]));
     expect(r.ok ? 'ok' : r.error.code).toBe('EINVAL');

@@ -22,8 +22,8 @@ export interface HwInfo {
   readonly capabilities: bigint;
 }
 
-/** The PASID of an attachment; undefined is the RID (no PASID). */
-type PasidKey = number | -1;
+/** The PASID of an attachment; -1 stands for the RID (no PASID). */
+type PasidKey = number;
 
 export class Device {
   /** What each PASID (-1: the RID) is attached to. */

@@ -185,7 +185,8 @@ export class Iommufd {
   /** HWPT_INVALIDATE on a nested HWPT or a vIOMMU; the handled count comes back on failure too. */
   invalidate(target: Hwpt | Viommu, batch: InvalidationBatch): InvalidateOutcome {
     const packed = packEntries(batch);
-    const n = packed.length / batch.entryLen;
+    // The list form passes its count as is (entry_len 0 reaches the kernel, which answers EINVAL).
+    const n = batch.entries instanceof Uint8Array ? packed.length / batch.entryLen : batch.entries.length;
     const bytes = iommu_hwpt_invalidate.encode({ hwpt_id: target.id, data_type: batch.type, entry_len: batch.entryLen, entry_num: n });
     return this.withUserBytes(packed, (uptr) => {
       iommu_hwpt_invalidate.set(bytes, 'data_uptr', uptr);
@@ -242,7 +243,10 @@ function wrapOpen(fn: () => number, path: string): number {
 }
 
 function packEntries(batch: InvalidationBatch): Uint8Array {
-  if (batch.entries instanceof Uint8Array) return batch.entries;
+  if (batch.entries instanceof Uint8Array) {
+    if (batch.entryLen <= 0 || batch.entries.length % batch.entryLen !== 0) throw new RangeError(`${batch.entries.length} bytes are not whole entries of ${batch.entryLen}`);
+    return batch.entries;
+  }
   const out = new Uint8Array(batch.entries.length * batch.entryLen);
   batch.entries.forEach((e, i) => out.set(e.subarray(0, batch.entryLen), i * batch.entryLen));
   return out;
