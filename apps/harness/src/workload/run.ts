@@ -1,0 +1,393 @@
+// The VM workload on one vendor: a guest with `devices` assigned PCI devices behind `viommus`
+// vIOMMUs on one stage-2, every device on its own guest stage-1 in guest RAM through a nested HWPT,
+// and each step of the vIOMMU stack exercised and checked against data the workload wrote:
+// translation (DMA reads and writes verified byte for byte), staleness until invalidated, guest
+// invalidation through HWPT_INVALIDATE and through HW queues, IOPF, vEVENTs, then a throughput
+// pass, memory use and teardown without leaks.
+
+import { Iommufd, type Hwpt, type Viommu, type Veventq } from '@viommu/client';
+import * as U from '@viommu/uapi';
+import { GuestMemory } from './guest-memory.js';
+import type { GuestDevice, VendorKit, WorkloadContext, WorkloadShape } from './kit.js';
+import { PAGE, fillPattern, firstMismatch, seedOf, whichPattern } from './verify.js';
+
+export interface Check {
+  readonly name: string;
+  readonly ok: boolean;
+  readonly detail?: string;
+}
+
+export interface VendorResult {
+  readonly vendor: string;
+  readonly title: string;
+  readonly ok: boolean;
+  readonly shape: WorkloadShape;
+  /** What the vendor has (a missing one is not exercised, and its counters stay 0). */
+  readonly supports: { readonly iopf: boolean; readonly vevents: boolean; readonly hwQueueInvalidation: boolean; readonly stage1Walk: boolean };
+  readonly checks: readonly Check[];
+  readonly counters: {
+    /** DMA page accesses that went through nested translation and were verified. */
+    translations: number;
+    dmaBytes: number;
+    invalidations: { ioctl: number; hwQueue: number };
+    /** Times a remapped page still read the old data before its invalidation. */
+    staleObserved: number;
+    faults: number;
+    events: number;
+  };
+  readonly throughput: {
+    /** Verified-workload phase only: the timed DMA pass. */
+    dmaMiBps: number;
+    translationsPerSec: number;
+    invalidationsPerSec: number;
+    setupMs: number;
+    totalMs: number;
+  };
+  readonly memory: {
+    guestRamBytes: number;
+    /** Guest RAM holding the guest's page tables and descriptors. */
+    guestTableBytes: number;
+    /** Simulated physical memory in use at the peak (guest RAM, host tables, queues). */
+    hostPhysicalBytes: number;
+    rssBytes: number;
+    heapUsedBytes: number;
+  };
+}
+
+export interface ProgressEvent {
+  readonly vendor: string;
+  readonly phase: string;
+  readonly done: number;
+  readonly total: number;
+}
+
+export interface WorkloadOptions {
+  readonly shape: WorkloadShape;
+  /** Passes over every mapped page in the timed throughput phase. */
+  readonly rounds?: number;
+  readonly progress?: (e: ProgressEvent) => void;
+  /** Called with the opened session before anything runs (tests use it to break the hardware). */
+  readonly onOpen?: (session: ReturnType<VendorKit['open']>) => void;
+}
+
+export const DEFAULT_SHAPE: WorkloadShape = { devices: 4, viommus: 2, pagesPerDevice: 16, guestRamBytes: 0 };
+
+/** The first IOVA of each device's stage-1 mappings (clear of the IPA range and the unmapped probe). */
+const IOVA_BASE = 0x10_0000_0000;
+const EVENT_WAIT_MS = 10_000;
+
+const MiB = 1 << 20;
+
+/** Guest RAM a shape needs: data pages (+1 spare per device), tables, queues, slack; 2 MiB aligned. */
+export function guestRamFor(shape: WorkloadShape): number {
+  const tablePages = 6 + Math.ceil(shape.pagesPerDevice / 512);
+  const need = shape.devices * (shape.pagesPerDevice + 1 + tablePages) * PAGE + shape.viommus * PAGE + 2 * MiB;
+  const bytes = Math.max(need, shape.guestRamBytes);
+  return Math.ceil(bytes / (2 * MiB)) * 2 * MiB;
+}
+
+export async function runVendor(kit: VendorKit, opts: WorkloadOptions): Promise<VendorResult> {
+  const shape = opts.shape;
+  const rounds = opts.rounds ?? 2;
+  const checks: Check[] = [];
+  const counters = { translations: 0, dmaBytes: 0, invalidations: { ioctl: 0, hwQueue: 0 }, staleObserved: 0, faults: 0, events: 0 };
+  const throughput = { dmaMiBps: 0, translationsPerSec: 0, invalidationsPerSec: 0, setupMs: 0, totalMs: 0 };
+  const memory = { guestRamBytes: 0, guestTableBytes: 0, hostPhysicalBytes: 0, rssBytes: 0, heapUsedBytes: 0 };
+  const progress = (phase: string, done: number, total: number) => opts.progress?.({ vendor: kit.id, phase, done, total });
+  const check = (name: string, ok: boolean, detail?: string) => checks.push(detail === undefined ? { name, ok } : { name, ok, detail });
+  const t0 = performance.now();
+
+  let iommufd: Iommufd | undefined;
+  const session = kit.open(shape);
+  opts.onOpen?.(session);
+  const supports = {
+    iopf: session.pageFault !== undefined,
+    vevents: session.vevent !== undefined,
+    hwQueueInvalidation: session.hwQueue?.submit !== undefined,
+    stage1Walk: session.probeCached === undefined,
+  };
+  const result = (): VendorResult => ({
+    vendor: kit.id, title: kit.title, ok: checks.length > 0 && checks.every((c) => c.ok), shape, supports, checks, counters, throughput, memory,
+  });
+  const host = session.host;
+  try {
+    // --- Boot: bind every device, guest RAM in an IOAS (the guest boots with translation off). ---
+    progress('setup', 0, shape.devices);
+    const proc = host.spawn();
+    iommufd = Iommufd.open(proc);
+    const fd = iommufd;
+    const devices = session.devices.map((name) => fd.bindDevice(host.device(name).path));
+    const wrongInfo = devices.filter((d) => d.hwInfo().type !== session.hwInfoType).length;
+    check('GET_HW_INFO reports the vendor type', wrongInfo === 0, wrongInfo ? `${wrongInfo} devices differ` : `type ${session.hwInfoType}`);
+
+    memory.guestRamBytes = guestRamFor(shape);
+    const ram = proc.memory.alloc(memory.guestRamBytes);
+    const guest = new GuestMemory(session.guestRamIpa, ram.bytes);
+    const ctx: WorkloadContext = { host, iommufd, guest };
+    const ioas = iommufd.allocIoas();
+    ioas.map(ram.addr, memory.guestRamBytes, { iova: BigInt(session.guestRamIpa) });
+    for (const d of devices) d.attach(ioas);
+
+    // --- The vIOMMU stack: stage-2 nest parent, vIOMMUs, vEVENTQs, vDEVICEs, guest stage-1s, nested HWPTs. ---
+    const s2 = ioas.allocNestParent(devices[0]!);
+    const viommus: Viommu[] = [];
+    const veventqs: Veventq[] = [];
+    const perViommu = Math.ceil(shape.devices / shape.viommus);
+    for (let v = 0; v < shape.viommus; v++) {
+      const req = session.viommuRequest(v);
+      // A vIOMMU is allocated through one of its devices (any device behind the same IOMMU).
+      const viommu = iommufd.allocViommu({ type: req.type, device: devices[v % devices.length]!, parent: s2, ...(req.data ? { data: req.data } : {}) });
+      session.afterViommu?.(viommu, v);
+      viommus.push(viommu);
+      if (session.vevent) veventqs.push(viommu.allocVeventq(session.vevent.type, Math.max(64, 2 * perViommu)));
+    }
+    const guestDevs: GuestDevice[] = [];
+    const iovaOf = (dev: GuestDevice, page: number, ipa: number) => (dev.stage1.map ? IOVA_BASE + page * PAGE : ipa);
+    /** IPA of each device's data pages; the last one is its spare (the remap target). */
+    const dataIpa: number[][] = [];
+    let tableBytes = 0;
+    for (let i = 0; i < shape.devices; i++) {
+      const viommu = viommus[i % shape.viommus]!;
+      const device = devices[i]!;
+      const vdevice = viommu.allocVdevice(device, session.virtId(i));
+      const before = guest.used;
+      const stage1 = session.buildStage1(guest, i);
+      const ipas: number[] = [];
+      for (let j = 0; j <= shape.pagesPerDevice; j++) {
+        const ipa = guest.alloc(PAGE);
+        fillPattern(guest.view4k(ipa), seedOf(i, j, 0));
+        ipas.push(ipa);
+      }
+      tableBytes += guest.used - before - ipas.length * PAGE;
+      const dev: GuestDevice = { index: i, name: session.devices[i]!, device, viommu, vdevice, stage1, nested: undefined as unknown as Hwpt };
+      for (let j = 0; j < shape.pagesPerDevice; j++) stage1.map?.(iovaOf(dev, j, ipas[j]!), ipas[j]!);
+      dev.nested = viommu.allocNested(device, stage1.data);
+      device.attach(dev.nested);
+      guestDevs.push(dev);
+      dataIpa.push(ipas);
+      if ((i & 15) === 15) progress('setup', i + 1, shape.devices);
+    }
+    memory.guestTableBytes = tableBytes;
+    check('nested HWPTs attached', guestDevs.length === shape.devices, `${guestDevs.length} devices on ${viommus.length} vIOMMUs`);
+    throughput.setupMs = performance.now() - t0;
+
+    // --- Translation: every device reads every page it maps through both stages; the bytes must be its own. ---
+    const total = shape.devices * shape.pagesPerDevice;
+    let bad = 0;
+    let firstBad = '';
+    for (const dev of guestDevs) {
+      const dma = host.device(dev.name).dma;
+      for (let j = 0; j < shape.pagesPerDevice; j++) {
+        const got = await dma.read(BigInt(iovaOf(dev, j, dataIpa[dev.index]![j]!)), PAGE);
+        counters.translations++;
+        counters.dmaBytes += PAGE;
+        const at = firstMismatch(got, seedOf(dev.index, j, 0));
+        if (at >= 0 && bad++ === 0) firstBad = `${dev.name} page ${j}: byte ${at} differs`;
+      }
+      progress('translate', counters.translations, total);
+    }
+    check('DMA reads through nested translation return the guest data', bad === 0, bad ? `${bad}/${total} pages wrong; first: ${firstBad}` : `${total} pages verified`);
+
+    // --- DMA writes: each device writes a new pattern into its last page; the guest must see it in its RAM. ---
+    bad = 0;
+    const last = shape.pagesPerDevice - 1;
+    const buf = new Uint8Array(PAGE);
+    for (const dev of guestDevs) {
+      fillPattern(buf, seedOf(dev.index, last, 1));
+      await host.device(dev.name).dma.write(BigInt(iovaOf(dev, last, dataIpa[dev.index]![last]!)), buf);
+      counters.translations++;
+      counters.dmaBytes += PAGE;
+      if (firstMismatch(guest.view4k(dataIpa[dev.index]![last]!), seedOf(dev.index, last, 1)) >= 0) bad++;
+    }
+    check('DMA writes through nested translation land in guest RAM', bad === 0, bad ? `${bad} devices wrote elsewhere` : `${guestDevs.length} pages verified`);
+
+    // --- Guest invalidation through HWPT_INVALIDATE: stale until invalidated, then the new mapping. ---
+    const inv = session.invalidation;
+    const invalidate = (dev: GuestDevice) => {
+      const target = inv.target === 'viommu' ? dev.viommu : dev.nested;
+      const entries = inv.flush(ctx, dev);
+      const r = target.invalidate({ type: inv.type, entryLen: inv.entryLen, entries });
+      if (!r.ok) throw r.error;
+      counters.invalidations.ioctl += r.handled;
+      return r.handled === entries.length;
+    };
+    const spare = shape.pagesPerDevice;
+    let stale = 0;
+    let fresh = 0;
+    let invTime = 0;
+    let invCount = 0;
+    for (const dev of guestDevs) {
+      const dma = host.device(dev.name).dma;
+      const ipas = dataIpa[dev.index]!;
+      if (dev.stage1.map) {
+        // The guest moves IOVA page 0 onto its spare page, as a guest kernel remapping a buffer would.
+        const iova = BigInt(iovaOf(dev, 0, ipas[0]!));
+        const seeds = [seedOf(dev.index, 0, last === 0 ? 1 : 0), seedOf(dev.index, spare, 0)];
+        dev.stage1.map(Number(iova), ipas[spare]!);
+        if (whichPattern(await dma.read(iova, PAGE), seeds) === 0) stale++;
+        const s = performance.now();
+        const all = invalidate(dev);
+        invTime += performance.now() - s;
+        invCount++;
+        if (all && whichPattern(await dma.read(iova, PAGE), seeds) === 1) fresh++;
+        counters.translations += 2;
+        counters.dmaBytes += 2 * PAGE;
+      } else if (session.probeCached) {
+        if (session.probeCached(ctx, dev)) stale++;
+        const s = performance.now();
+        const all = invalidate(dev);
+        invTime += performance.now() - s;
+        invCount++;
+        if (all && !session.probeCached(ctx, dev)) fresh++;
+      }
+    }
+    counters.staleObserved += stale;
+    throughput.invalidationsPerSec = invTime > 0 ? (invCount / invTime) * 1000 : 0;
+    progress('invalidate', invCount, guestDevs.length);
+    check('a remapped translation stays stale until invalidated', stale === guestDevs.length, `${stale}/${guestDevs.length} devices`);
+    check('HWPT_INVALIDATE drops it', fresh === guestDevs.length, `${fresh}/${guestDevs.length} devices, ${counters.invalidations.ioctl} entries`);
+
+    // --- HW queues: one per vIOMMU on guest RAM; where the vendor has them, the guest invalidates through it. ---
+    const hq = session.hwQueue;
+    if (hq) {
+      const queueIpa: number[] = [];
+      for (const viommu of viommus) {
+        const ipa = guest.alloc(hq.length, hq.length);
+        viommu.allocHwQueue({ type: hq.type, index: 0, iova: BigInt(ipa), length: hq.length });
+        queueIpa.push(ipa);
+      }
+      check('HW queues allocated on guest RAM', true, `${viommus.length} queues`);
+      if (hq.submit) {
+        stale = 0;
+        fresh = 0;
+        for (const dev of guestDevs) {
+          if (!dev.stage1.map) continue;
+          const dma = host.device(dev.name).dma;
+          const ipas = dataIpa[dev.index]!;
+          const iova = BigInt(iovaOf(dev, 0, ipas[0]!));
+          const seeds = [seedOf(dev.index, 0, last === 0 ? 1 : 0), seedOf(dev.index, spare, 0)];
+          dev.stage1.map(Number(iova), ipas[0]!); // back to the original page
+          if (whichPattern(await dma.read(iova, PAGE), seeds) === 1) stale++;
+          const entries = inv.flush(ctx, dev);
+          const consumed = hq.submit(ctx, dev.viommu, queueIpa[viommus.indexOf(dev.viommu)]!, entries);
+          counters.invalidations.hwQueue += consumed;
+          if (consumed === entries.length && whichPattern(await dma.read(iova, PAGE), seeds) === 0) fresh++;
+          counters.translations += 2;
+          counters.dmaBytes += 2 * PAGE;
+        }
+        counters.staleObserved += stale;
+        progress('hw-queue', fresh, guestDevs.length);
+        check('stale through the HW queue path until the guest\'s command', stale === guestDevs.length, `${stale}/${guestDevs.length} devices`);
+        check('HW queue invalidation (no ioctl) drops it', fresh === guestDevs.length, `${counters.invalidations.hwQueue} commands consumed`);
+      }
+    }
+
+    // --- IOPF: page requests on a fault-capable nested HWPT, read from the FAULT fd and answered. ---
+    const pf = session.pageFault;
+    if (pf) {
+      const faults = iommufd.allocFaultQueue();
+      const groups = faults.groups({ signal: AbortSignal.timeout(EVENT_WAIT_MS) })[Symbol.asyncIterator]();
+      const n = Math.min(guestDevs.length, 8);
+      let answered = 0;
+      let problem: string | undefined;
+      for (const dev of guestDevs.slice(0, n)) {
+        const capable = dev.viommu.allocNested(dev.device, dev.stage1.data, { fault: faults });
+        dev.device.attach(capable);
+        pf.provoke(ctx, dev, 0xabc000n + BigInt(dev.index) * 0x1000n);
+        const g = (await groups.next()).value;
+        if (!g) {
+          problem = 'the fault queue ended without a group';
+          break;
+        }
+        problem ??= pf.check(g, dev);
+        g.respond(U.IOMMUFD_PAGE_RESP_SUCCESS);
+        counters.faults++;
+        answered++;
+        dev.device.attach(dev.nested);
+        capable.destroy();
+      }
+      await groups.return?.();
+      progress('iopf', answered, n);
+      check('page requests delivered to the FAULT queue and answered', answered === n && !problem, problem ?? `${answered} groups`);
+    }
+
+    // --- vEVENTs: each device provokes one; its vIOMMU's queue must carry it with the guest's ID. ---
+    const ve = session.vevent;
+    if (ve) {
+      for (const dev of guestDevs) await ve.provoke(ctx, dev);
+      let problem: string | undefined;
+      for (let v = 0; v < viommus.length; v++) {
+        const mine = guestDevs.filter((d) => d.viommu === viommus[v]);
+        const byVirt = new Map(mine.map((d) => [d.vdevice.virtId, d] as const));
+        const it = veventqs[v]!.events({ signal: AbortSignal.timeout(EVENT_WAIT_MS) })[Symbol.asyncIterator]();
+        for (let k = 0; k < mine.length; k++) {
+          const item = (await it.next()).value;
+          if (!item) {
+            problem ??= `vEVENTQ of vIOMMU ${v} ended early`;
+            break;
+          }
+          if (item.kind === 'lost') {
+            problem ??= `${item.count} events lost`;
+            continue;
+          }
+          // The event names its device by the guest's ID, in provoke order.
+          const dev = mine[k]!;
+          problem ??= ve.check(item.data, dev);
+          if (!byVirt.has(dev.vdevice.virtId)) problem ??= 'event for an unknown device';
+          counters.events++;
+        }
+        await it.return?.();
+      }
+      progress('vevent', counters.events, guestDevs.length);
+      check('vEVENTs reach the guest with its own device IDs', counters.events === guestDevs.length && !problem, problem ?? `${counters.events} events`);
+    }
+
+    // --- Throughput: `rounds` passes over every mapped page (already verified above). ---
+    {
+      const dmas = guestDevs.map((d) => host.device(d.name).dma);
+      const iovas = guestDevs.map((d) => Array.from({ length: shape.pagesPerDevice }, (_, j) => BigInt(iovaOf(d, j, dataIpa[d.index]![j]!))));
+      let n = 0;
+      let ok = 0;
+      const s = performance.now();
+      for (let r = 0; r < rounds; r++) {
+        for (let i = 0; i < dmas.length; i++) {
+          const dma = dmas[i]!;
+          const list = iovas[i]!;
+          for (let j = 0; j < list.length; j++) {
+            const got = await dma.read(list[j]!, PAGE);
+            // A cheap spot check keeps this honest without timing the full comparison.
+            if (got[0] === guest.bytes[guest.offsetOf(dataIpa[i]![j]!)]) ok++;
+            n++;
+          }
+        }
+      }
+      const ms = performance.now() - s;
+      counters.translations += n;
+      counters.dmaBytes += n * PAGE;
+      throughput.dmaMiBps = ms > 0 ? (n * PAGE) / MiB / (ms / 1000) : 0;
+      throughput.translationsPerSec = ms > 0 ? n / (ms / 1000) : 0;
+      progress('throughput', n, n);
+      check('throughput pass reads the mapped pages', ok === n, `${n} page reads, ${throughput.dmaMiBps.toFixed(1)} MiB/s`);
+    }
+
+    // --- Memory at the peak, then teardown in dependency order, with nothing left behind. ---
+    memory.hostPhysicalBytes = host.physical.allocatedFrameCount * PAGE;
+    const mu = process.memoryUsage();
+    memory.rssBytes = mu.rss;
+    memory.heapUsedBytes = mu.heapUsed;
+    iommufd.teardown();
+    iommufd = undefined;
+    proc.exit();
+    check('teardown leaves no leaked objects', host.leaks.length === 0, `${host.leaks.length} leaked`);
+  } catch (e) {
+    check('workload ran to the end', false, e instanceof Error ? `${e.name}: ${e.message}` : String(e));
+    try {
+      iommufd?.teardown();
+    } catch {
+      // Already failed; the check above says why.
+    }
+  }
+  throughput.totalMs = performance.now() - t0;
+  progress('done', 1, 1);
+  return result();
+}
