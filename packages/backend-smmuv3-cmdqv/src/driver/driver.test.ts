@@ -308,6 +308,27 @@ describe('vEVENTs', () => {
   });
 });
 
+describe('hostile guest STEs the kernel lets through', () => {
+  it('S1CDMax beyond SSIDSIZE passes the allowed-bits check, then the hardware reports C_BAD_STE to the guest', () => {
+    const s = withViommu();
+    const g = guestS1(s.guest);
+    s.core.vdevs.set(BigInt(VSID), s.dev);
+    const ste = encodeSte({ v: true, config: STE_CFG_S1_TRANS, s1ContextPtr: g.cdTable, s1CdMax: 31 }).subarray(0, 16);
+    s.drv.attach(s.dev, NO_PASID, s.viommu.allocNested(s.dev, 0, s.host.userData(IOMMU_HWPT_DATA_ARM_SMMUV3, ste)));
+    expect(dma(s.drv, s.dev, 0x1234_5000, 1)).toBe('fault:C_BAD_STE');
+    expect(decodeEvent(s.core.events[0]!.payload)).toMatchObject({ id: 0x04, sid: VSID });
+  });
+
+  it('a CD table pointer outside guest RAM faults in stage 2 on the host only', () => {
+    const s = withViommu();
+    s.core.vdevs.set(BigInt(VSID), s.dev);
+    const ste = encodeSte({ v: true, config: STE_CFG_S1_TRANS, s1ContextPtr: 0x7_0000_0000 }).subarray(0, 16);
+    s.drv.attach(s.dev, NO_PASID, s.viommu.allocNested(s.dev, 0, s.host.userData(IOMMU_HWPT_DATA_ARM_SMMUV3, ste)));
+    expect(dma(s.drv, s.dev, 0x1234_5000, 1)).toBe('fault:F_TRANSLATION');
+    expect(s.core.events).toHaveLength(0);
+  });
+});
+
 describe('HWPT_INVALIDATE on the vIOMMU', () => {
   function nestedRemapped() {
     const s = withViommu();
