@@ -30,7 +30,7 @@ abstract class PagingBase {
   readonly kind = 'paging' as const;
   readonly attachments = new Set<Attachment>();
   abstract readonly geometry: DomainGeometry;
-  protected abstract readonly table: PageTable;
+  abstract readonly table: PageTable;
   protected abstract readonly memory: PhysicalTableMemory;
   protected abstract leafBits(prot: number): number;
 
@@ -85,7 +85,7 @@ export class FsPagingDomain extends PagingBase implements DriverPagingDomain {
   readonly nestParent = false;
   readonly geometry: DomainGeometry;
   protected readonly memory: PhysicalTableMemory;
-  protected readonly table: PageTable;
+  readonly table: PageTable;
 
   constructor(mem: PhysicalMemory, owner: DomainOwner, did: number) {
     super(owner, did);
@@ -104,7 +104,7 @@ export class FsPagingDomain extends PagingBase implements DriverPagingDomain {
 export class SsPagingDomain extends PagingBase implements DriverPagingDomain {
   readonly geometry: DomainGeometry;
   protected readonly memory: PhysicalTableMemory;
-  protected readonly table: PageTable;
+  readonly table: PageTable;
   /** Nested domains built on this parent (the kernel's s1_domains list): their DIDs cache our translations too. */
   readonly children = new Set<NestedDomain>();
 
