@@ -52,8 +52,10 @@ describe('IoPagetable properties', () => {
         const pins: { t: number; access: IoasAccess; iova: bigint; length: bigint }[] = [];
         // Each table's accesses: one that gives its pins back when asked, one internal (a HW queue).
         const accesses = tables.map((t, ti) => {
+          // Table 0's accesses pin pages (PAGE_SIZE alignment); table 1's only rw (alignment 1), so
+          // table 1 takes sub-page maps and its pins fail with EINVAL.
           const polite: IoasAccess = {
-            iovaAlignment: 1,
+            iovaAlignment: ti === 0 ? Number(PAGE_SIZE) : 1,
             internal: false,
             unmap(iova, length) {
               for (const p of [...pins]) {
@@ -64,8 +66,7 @@ describe('IoPagetable properties', () => {
               }
             },
           };
-          // Table 1 also has a HW queue, which raises its alignment to PAGE_SIZE (no sub-page maps there).
-          const hwq: IoasAccess = { iovaAlignment: ti === 1 ? Number(PAGE_SIZE) : 1, internal: true };
+          const hwq: IoasAccess = { iovaAlignment: ti === 0 ? Number(PAGE_SIZE) : 1, internal: true };
           t.addAccess(polite);
           t.addAccess(hwq);
           return { polite, hwq };

@@ -23,7 +23,7 @@ import { FRAME_SIZE } from '../host/physical-memory.js';
 import { IOMMU_READ, IOMMU_WRITE, type PagingDomain } from '../driver/domain.js';
 import { accountModeFor, charge, uncharge } from './accounting.js';
 import { Pages } from './pages.js';
-import { lowestBit, mergeSorted, roundupPowOfTwo, spans } from './spans.js';
+import { lowestBit, roundupPowOfTwo, spans } from './spans.js';
 import {
   ACCESS_RW_WRITE,
   AccountMode,
@@ -390,12 +390,15 @@ export class IoPagetable {
 
   /**
    * iommufd_access_pin_pages: pins the pages behind [iova, iova + length - 1] for `access` and
-   * returns their frame numbers, one per PAGE_SIZE page. EINVAL (length 0), EOVERFLOW, EINVAL (an
+   * returns their frame numbers, one per PAGE_SIZE page. EINVAL (an access whose alignment is not
+   * PAGE_SIZE, or a non-internal one without an unmap callback), EINVAL (length 0), EOVERFLOW, EINVAL (an
    * area being unmapped, or a piece not page aligned), EPERM (write to a read-only area, or to
    * pages mapped read-only), ENOENT (not covered), pinning errors. Undo with unpinPages with the
    * same iova and length. (ENOENT for an access with no IOAS is the access object's.)
    */
   pinPages(access: IoasAccess, iova: bigint, length: bigint, flags: number): number[] {
+    // The kernel's test build (our oracle) refuses pin users that could not honour an unmap.
+    if (access.iovaAlignment !== FRAME_SIZE || (!access.internal && !access.unmap)) throw err('EINVAL', 'access cannot pin pages');
     if (length === 0n) throw err('EINVAL', 'length is 0');
     const last = iova + length - 1n;
     if (last > ULONG_MAX) throw err('EOVERFLOW', 'iova + length overflows');
@@ -638,17 +641,51 @@ export class IoPagetable {
     const allowedSpans = this.allowed.length
       ? spans(this.allowed, windowFirst, windowLast).filter((s) => s.used)
       : [{ start: windowFirst, last: windowLast, used: true }];
-    const used = mergeSorted(this.reserved, this.areaList);
     for (const w of allowedSpans) {
       const wStart = fitIn(w.start, w.last, length, align, pageOffset);
       if (wStart === undefined) continue;
-      for (const hole of spans(used, wStart, w.last)) {
-        if (hole.used) continue;
-        const a = fitIn(hole.start, hole.last, length, align, pageOffset);
-        if (a !== undefined) return a;
-      }
+      const a = this.firstFitInWindow(wStart, w.last, length, align, pageOffset);
+      if (a !== undefined) return a;
     }
     throw err('ENOSPC', 'no free IOVA range fits');
+  }
+
+  /**
+   * Walks the holes of [first, last] not covered by a reserved range or an area, ascending (the
+   * kernel's double span), and returns the first IOVA that fits. Allocates nothing.
+   */
+  private firstFitInWindow(first: bigint, last: bigint, length: bigint, align: bigint, pageOffset: bigint): bigint | undefined {
+    const resv = this.reserved;
+    const areas = this.areaList;
+    let ri = 0;
+    let ai = this.lowerBound(first);
+    let cur = first;
+    for (;;) {
+      // Move cur past every range covering it (reserved ranges may overlap each other).
+      for (let moved = true; moved; ) {
+        moved = false;
+        for (; ri < resv.length && resv[ri]!.start <= cur; ri++) {
+          if (resv[ri]!.last < cur) continue;
+          if (resv[ri]!.last >= last) return undefined;
+          cur = resv[ri]!.last + 1n;
+          moved = true;
+        }
+        for (; ai < areas.length && areas[ai]!.iova <= cur; ai++) {
+          if (areas[ai]!.last < cur) continue;
+          if (areas[ai]!.last >= last) return undefined;
+          cur = areas[ai]!.last + 1n;
+          moved = true;
+        }
+      }
+      // The hole runs to the next range's start, or to the end of the window.
+      let holeLast = last;
+      if (ri < resv.length && resv[ri]!.start - 1n < holeLast) holeLast = resv[ri]!.start - 1n;
+      if (ai < areas.length && areas[ai]!.iova - 1n < holeLast) holeLast = areas[ai]!.iova - 1n;
+      const a = fitIn(cur, holeLast, length, align, pageOffset);
+      if (a !== undefined) return a;
+      if (holeLast >= last) return undefined;
+      cur = holeLast + 1n;
+    }
   }
 
   /** iopt_check_iova for FIXED_IOVA. */
@@ -811,8 +848,9 @@ export class IoPagetable {
   }
 
   private removeArea(area: Area): void {
-    const i = this.areaList.indexOf(area);
-    this.areaList.splice(i, 1);
+    const i = this.lowerBound(area.iova);
+    if (i === this.areaList.length - 1) this.areaList.pop();
+    else this.areaList.splice(i, 1);
     this.unfillArea(area);
   }
 
@@ -859,7 +897,9 @@ export class IoPagetable {
   }
 
   private insertArea(area: Area): void {
-    this.areaList.splice(this.lowerBound(area.iova), 0, area);
+    const i = this.lowerBound(area.iova);
+    if (i === this.areaList.length) this.areaList.push(area);
+    else this.areaList.splice(i, 0, area);
   }
 
   /**

@@ -36,7 +36,8 @@ export class Pages {
   /** Pages currently pinned (npinned) and charged (last_npinned); equal between operations. */
   npinned = 0;
   private segments: Segment[] = [];
-  private accesses: AccessRange[] = [];
+  /** Exact ranges pinned by accesses; null until the first (most pages never see an access). */
+  private accesses: AccessRange[] | null = null;
 
   constructor(
     readonly physical: PhysicalMemory,
@@ -81,6 +82,7 @@ export class Pages {
    * then ENOMEM from the memlock charge), all or nothing.
    */
   addUser(start: number, last: number): void {
+    if (this.segments.length === 0) return this.addFirstUser(start, last);
     // 1. Find the frames of every unpinned index, without changing anything.
     const fresh: Segment[] = [];
     let idx = start;
@@ -111,6 +113,23 @@ export class Pages {
     this.merge();
   }
 
+  /** addUser on pages with nothing pinned yet (the common case of a new mapping): no splitting or sorting. */
+  private addFirstUser(start: number, last: number): void {
+    const fresh: Segment[] = [];
+    let newly = 0;
+    for (let idx = start; idx <= last; ) {
+      const { frame, count } = this.resolve(idx, last - idx + 1);
+      fresh.push({ start: idx, last: idx + count - 1, frame, users: 1 });
+      idx += count;
+      newly += count;
+    }
+    charge(this.owner, this.accountMode, newly);
+    for (const f of fresh) adjustPins(this.physical, f.frame, f.last - f.start + 1, 1);
+    this.npinned += newly;
+    this.segments = fresh;
+    this.merge();
+  }
+
   /** Drops a user over [start, last]; pages nobody covers any more are unpinned and uncharged. */
   removeUser(start: number, last: number): void {
     this.splitAt(start);
@@ -137,28 +156,28 @@ export class Pages {
 
   /** Records an access to exactly [start, last] (pinning it for the first one). */
   addAccess(start: number, last: number): void {
-    const a = this.accesses.find((r) => r.start === start && r.last === last);
+    const a = this.accesses?.find((r) => r.start === start && r.last === last);
     if (a) {
       a.users++;
       return;
     }
     this.addUser(start, last);
-    this.accesses.push({ start, last, users: 1 });
+    (this.accesses ??= []).push({ start, last, users: 1 });
   }
 
   /** Undoes addAccess. */
   removeAccess(start: number, last: number): void {
-    const i = this.accesses.findIndex((r) => r.start === start && r.last === last);
+    const i = this.accesses?.findIndex((r) => r.start === start && r.last === last) ?? -1;
     if (i < 0) throw new Error(`pages: no access at [${start}, ${last}]`);
-    const a = this.accesses[i]!;
+    const a = this.accesses![i]!;
     if (--a.users > 0) return;
-    this.accesses.splice(i, 1);
+    this.accesses!.splice(i, 1);
     this.removeUser(start, last);
   }
 
   /** Access ranges (for invariant checks). */
   accessRanges(): readonly { start: number; last: number; users: number }[] {
-    return this.accesses;
+    return this.accesses ?? [];
   }
 
   /**

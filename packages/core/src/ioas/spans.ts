@@ -44,18 +44,6 @@ export function spans(ranges: readonly IovaRange[], first: bigint, last: bigint)
   return out;
 }
 
-/** Merges two sorted range lists into one sorted list (for the double span over reserved + areas). */
-export function mergeSorted(a: readonly IovaRange[], b: readonly IovaRange[]): IovaRange[] {
-  const out: IovaRange[] = [];
-  let i = 0;
-  let j = 0;
-  while (i < a.length || j < b.length) {
-    if (j >= b.length || (i < a.length && a[i]!.start <= b[j]!.start)) out.push(a[i++]!);
-    else out.push(b[j++]!);
-  }
-  return out;
-}
-
 /** Smallest power of two >= n (n > 0). */
 export function roundupPowOfTwo(n: bigint): bigint {
   let p = 1n;

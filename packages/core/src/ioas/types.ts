@@ -16,7 +16,7 @@ export const ULONG_MAX = (1n << 64n) - 1n;
  * How pinned pages are charged (the kernel's IOPT_PAGES_ACCOUNT_*): NONE for a caller with
  * CAP_IPC_LOCK, USER (per uid, RLIMIT_MODE 0, the default) or MM (per process, RLIMIT_MODE 1).
  */
-export const enum AccountMode {
+export enum AccountMode {
   NONE = 0,
   USER = 1,
   MM = 2,
