@@ -284,6 +284,7 @@ describe('nested HWPT from a guest STE', () => {
     const out: Translation = { pa: 0, length: 0, reason: '' };
     expect(s.drv.translate(s.dev, NO_PASID, 0x1234_5008, DMA_WRITE, out)).toBe(TRANSLATE_OK);
     expect(out.pa).toBe(s.guest.pa(g.data) + 8);
+    expect(out.length).toBe(4096 - 8); // the guest mapped a 4 KiB page
   });
 });
 

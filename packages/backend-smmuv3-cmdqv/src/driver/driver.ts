@@ -495,7 +495,7 @@ export class SmmuV3Driver implements DriverV1, DomainOwner {
       return TRANSLATE_FAULT;
     }
     out.pa = pa;
-    out.length = 4096 - (iova % 4096);
+    out.length = this.smmu.lastSpan;
     return TRANSLATE_OK;
   }
 

@@ -94,6 +94,11 @@ export class Smmu {
   private readonly evtWords = new Uint32Array(8);
   private readonly evt: SmmuEvent = emptyEvent();
 
+  /**
+   * Of the last successful translate(): how many bytes from the returned PA stay translated
+   * contiguously with the same permissions (to the end of the TLB entry; a 4 KiB page for bypass).
+   */
+  lastSpan = 0;
   /** Of the last translate() that returned -1: the event ID (FAULT_ABORT for silent aborts). */
   lastFault = FAULT_ABORT;
   /** Every event generated, recorded or not, for hosts that want to observe them. */
@@ -324,6 +329,7 @@ export class Smmu {
     this.curIova = iova;
     if ((this.cr0 & CR0_SMMUEN) === 0) {
       if (this.gbpa & GBPA_ABORT) return this.abort();
+      this.lastSpan = 4096 - (iova % 4096);
       return iova;
     }
     if (sid >= 2 ** Math.min(this.strtabCfg & 0x3f, this.features.sidBits)) {
@@ -332,7 +338,10 @@ export class Smmu {
     const s = this.stream(sid);
     if (!s) return this.fail(EVT_ID_BAD_STE_CONFIG, true, false, 0, 0);
     if (s.mode === STREAM_ABORT) return this.abort();
-    if (s.mode === STREAM_BYPASS) return iova;
+    if (s.mode === STREAM_BYPASS) {
+      this.lastSpan = 4096 - (iova % 4096);
+      return iova;
+    }
     this.curStream = s;
     const need = accessPerm((access & ACCESS_WRITE) !== 0, (access & ACCESS_PRIV) !== 0, (access & ACCESS_INSTR) !== 0);
 
@@ -358,7 +367,9 @@ export class Smmu {
       if ((hit.s2perm & need) === 0) {
         return this.fail(EVT_ID_PERMISSION_FAULT, s.s2r, true, EVT_CLASS_IN, hit.ipa + (iova % 2 ** hit.shift));
       }
-      return hit.out + (iova % 2 ** hit.shift);
+      const off = iova % 2 ** hit.shift;
+      this.lastSpan = 2 ** hit.shift - off;
+      return hit.out + off;
     }
 
     // Stage 1 walk; with nesting every descriptor fetch goes through stage 2.
@@ -394,6 +405,7 @@ export class Smmu {
       global,
     };
     this.tlb.insertS1(s.vmid, c.asid, iova, entry);
+    this.lastSpan = size - (iova % size);
     return pa;
   }
 
@@ -422,6 +434,7 @@ export class Smmu {
       this.tlb.insertS2(s.vmid, ipa, { out: out - (ipa % size), ipa: ipa - (ipa % size), shift: w.leafShift, s1perm: PERM_ALL, s2perm: w.perm, global: true });
     }
     if ((this.lastS2Perm & need) === 0) return this.fail(EVT_ID_PERMISSION_FAULT, s.s2r, true, cls, ipa);
+    this.lastSpan = 2 ** this.lastS2Shift - (ipa % 2 ** this.lastS2Shift);
     return out;
   }
 
