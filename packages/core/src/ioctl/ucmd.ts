@@ -11,6 +11,11 @@ import { MemlockUser, type PinOwner } from '../ioas/index.js';
 
 const ROOT_USER = new MemlockUser(0);
 
+/** A number argument used as a user pointer: a non-zero non-negative integer. */
+function isPointer(a: IoctlArg): a is number {
+  return typeof a === 'number' && a > 0 && Number.isSafeInteger(a);
+}
+
 /** The caller's side of an ioctl argument: struct bytes, a pointer into user memory, or NULL. */
 export class UserArg {
   constructor(
@@ -25,8 +30,8 @@ export class UserArg {
       if (offset + length > a.length) throw new SystemError('EFAULT', 'ioctl', 'argument shorter than its size');
       return a.slice(offset, offset + length);
     }
-    if (typeof a === 'number' && a !== 0) return this.memory.read(BigInt(a) + BigInt(offset), length);
-    throw new SystemError('EFAULT', 'ioctl', 'NULL argument');
+    if (isPointer(a)) return this.memory.read(BigInt(a) + BigInt(offset), length);
+    throw new SystemError('EFAULT', 'ioctl', 'NULL or invalid argument pointer');
   }
 
   /** Copies bytes out at `offset` of the argument (EFAULT when not writable). */
@@ -37,11 +42,11 @@ export class UserArg {
       a.set(bytes, offset);
       return;
     }
-    if (typeof a === 'number' && a !== 0) {
+    if (isPointer(a)) {
       this.memory.write(BigInt(a) + BigInt(offset), bytes);
       return;
     }
-    throw new SystemError('EFAULT', 'ioctl', 'NULL argument');
+    throw new SystemError('EFAULT', 'ioctl', 'NULL or invalid argument pointer');
   }
 }
 
