@@ -429,6 +429,16 @@ describe('HWPT_INVALIDATE on the vIOMMU', () => {
     expect(codeOf(() => s.viommu.cacheInvalidate(badLong))).toBe('E2BIG');
   });
 
+  it('ATC_INV reaches the hardware with the physical SID; the guest SSID and range are untouched', () => {
+    const s = withViommu();
+    s.core.vdevs.set(BigInt(VSID), s.dev);
+    const seen: [number, number, number, number][] = [];
+    s.drv.smmu.hooks.atcInvalidate = (sid, ssid, addr, size) => seen.push([sid, ssid, addr, size]);
+    expect(invalidate(s, { opcode: CMDQ_OP_ATC_INV, sid: VSID, ssv: true, ssid: 5, addr: 0x8000, size: 3 })).toEqual({ err: undefined, done: 1 });
+    expect(seen).toEqual([[0x100, 5, 0x8000, 3]]);
+    expect(invalidate(s, { opcode: CMDQ_OP_ATC_INV, sid: 0x100, size: 52 })).toEqual({ err: 'EIO', done: 0 }); // a pSID is not a vSID
+  });
+
   it('a command the hardware finds illegal is skipped by the host error handler (no errno)', () => {
     const s = withViommu(IOMMU_VIOMMU_TYPE_ARM_SMMUV3, { features: { ats: false } });
     s.core.vdevs.set(BigInt(VSID), s.dev);
