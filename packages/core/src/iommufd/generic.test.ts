@@ -231,3 +231,41 @@ describe('iommufd fixture: generic ioctl checks', () => {
     expect(errnoOf(() => call(proc, fd, U.IOMMU_VFIO_IOAS, U.iommu_vfio_ioas, { op: U.IOMMU_VFIO_IOAS_GET }))).toBe('ENODEV');
   });
 });
+
+describe('VFIO type1 compat with a compat IOAS', () => {
+  it('SET_IOMMU, MAP_DMA at a fixed IOVA, UNMAP_DMA writes back the size, UNMAP_ALL, CHECK_EXTENSION', () => {
+    const host = createSimHost({ iommus: [simpleDriver()] });
+    const proc = host.spawn();
+    const fd = proc.open('/dev/iommu');
+    const ioas = call(proc, fd, U.IOMMU_IOAS_ALLOC, U.iommu_ioas_alloc).out_ioas_id;
+    call(proc, fd, U.IOMMU_VFIO_IOAS, U.iommu_vfio_ioas, { op: U.IOMMU_VFIO_IOAS_SET, ioas_id: ioas });
+    expect(errnoOf(() => proc.ioctl(fd, VFIO_SET_IOMMU, 2))).toBe('EINVAL');
+    expect(proc.ioctl(fd, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU)).toBe(0);
+    expect(proc.ioctl(fd, VFIO_CHECK_EXTENSION, 4 /* VFIO_DMA_CC_IOMMU: no domains, so trivially coherent */)).toBe(1);
+    expect(proc.ioctl(fd, VFIO_CHECK_EXTENSION, 8 /* VFIO_NOIOMMU_IOMMU */)).toBe(0);
+    const buf = proc.memory.alloc(0x4000);
+    const map = new Uint8Array(32);
+    const mdv = new DataView(map.buffer);
+    mdv.setUint32(0, 32, true);
+    mdv.setUint32(4, 3, true);
+    mdv.setBigUint64(8, buf.addr, true);
+    mdv.setBigUint64(16, 0x100000n, true);
+    mdv.setBigUint64(24, 0x4000n, true);
+    expect(proc.ioctl(fd, VFIO_IOMMU_MAP_DMA, map)).toBe(0);
+    expect(errnoOf(() => proc.ioctl(fd, VFIO_IOMMU_MAP_DMA, map))).toBe('EEXIST');
+    const unmap = new Uint8Array(24);
+    const udv = new DataView(unmap.buffer);
+    udv.setUint32(0, 24, true);
+    udv.setBigUint64(8, 0x100000n, true);
+    udv.setBigUint64(16, 0x4000n, true);
+    expect(proc.ioctl(fd, VFIO_IOMMU_UNMAP_DMA, unmap)).toBe(0);
+    expect(udv.getBigUint64(16, true)).toBe(0x4000n);
+    proc.ioctl(fd, VFIO_IOMMU_MAP_DMA, map);
+    udv.setUint32(4, 2, true); // UNMAP_ALL
+    expect(errnoOf(() => proc.ioctl(fd, VFIO_IOMMU_UNMAP_DMA, unmap))).toBe('EINVAL');
+    udv.setBigUint64(8, 0n, true);
+    udv.setBigUint64(16, 0n, true);
+    expect(proc.ioctl(fd, VFIO_IOMMU_UNMAP_DMA, unmap)).toBe(0);
+    expect(udv.getBigUint64(16, true)).toBe(0x4000n);
+  });
+});
