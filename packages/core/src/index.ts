@@ -22,3 +22,5 @@ export * from './object/object.js';
 export * from './object/object-table.js';
 export * from './process/file.js';
 export * from './process/sim-process.js';
+export * from './invariants.js';
+export { mockIommu, type MockIommuOptions } from './selftest/index.js';
