@@ -17,7 +17,7 @@ import {
 import {
   QI_CC_GRAN_DEVICE, QI_CC_TYPE, QI_DEIOTLB_TYPE, QI_DESC_SIZE, QI_DIOTLB_TYPE, QI_EIOTLB_TYPE, QI_GRAN_NONG_PASID,
   QI_GRAN_PSI_PASID, QI_IOTLB_GRAN_PAGE, QI_IOTLB_TYPE, QI_IWD_TYPE, QI_PC_PASID_SEL, QI_PC_TYPE, QI_PGRP_RESP_TYPE,
-  PRQ_DESC_SIZE, type QiDescriptor, decodePageRequest, encodeQiDescriptor,
+  PRQ_DESC_SIZE, type QiDescriptor, decodePageRequest, encodeQiDescriptor, qiWords,
 } from '../formats/descriptors.js';
 import { AW_48, AW_57, encodeContextEntry, encodePasidDirEntry, encodePasidEntryQwords, PGTT_FIRST_STAGE, PGTT_NESTED, PGTT_SECOND_STAGE } from '../formats/entries.js';
 import { faultReasonName } from '../formats/fault.js';
@@ -84,6 +84,10 @@ export class VtdDriver implements DriverV1 {
   /** Responses the device received (page group responses), for tests: [rid, pasid, prg, code]. */
   readonly deviceResponses: [number, number, number, number][] = [];
   private readonly descBuf = new Uint8Array(QI_DESC_SIZE);
+  private readonly words = new Uint32Array(QI_DESC_SIZE / 4);
+  private readonly wait: QiDescriptor & { statusData: number } = {
+    type: QI_IWD_TYPE, intr: false, sw: true, fence: true, pd: false, statusData: 0, statusAddr: 0n,
+  };
 
   constructor(options: VtdOptions) {
     this.options = options;
@@ -394,23 +398,31 @@ export class VtdDriver implements DriverV1 {
   // The invalidation queue: descriptors, then a wait descriptor writing a status word we check.
 
   submit(descs: readonly QiDescriptor[]): void {
-    const mem = this.host.physical;
     const n = this.hw.iqEntries;
     const seq = (this.statusSeq = (this.statusSeq + 1) >>> 0);
-    const all = [...descs, { type: QI_IWD_TYPE, intr: false, sw: true, fence: true, pd: false, statusData: seq, statusAddr: BigInt(this.statusPa) } as QiDescriptor];
-    for (let i = 0; i < all.length; i += n - 1) {
-      for (const d of all.slice(i, i + n - 1)) {
-        mem.write(this.iqBase + this.iqTail * QI_DESC_SIZE, encodeQiDescriptor(d));
-        this.iqTail = (this.iqTail + 1) % n;
+    this.wait.statusData = seq;
+    (this.wait as { statusAddr: bigint }).statusAddr = BigInt(this.statusPa);
+    let pending = 0;
+    const push = (d: QiDescriptor): void => {
+      if (pending === n - 1) {
+        this.hw.writeReg64(DMAR_IQT_REG, BigInt(this.iqTail * QI_DESC_SIZE));
+        pending = 0;
       }
-      this.hw.writeReg64(DMAR_IQT_REG, BigInt(this.iqTail * QI_DESC_SIZE));
-    }
+      qiWords(d, this.words);
+      const at = this.iqBase + this.iqTail * QI_DESC_SIZE;
+      for (let i = 0; i < 8; i++) storeU32(this.host.physical, at + i * 4, this.words[i]!);
+      this.iqTail = (this.iqTail + 1) % n;
+      pending++;
+    };
+    for (const d of descs) push(d);
+    push(this.wait);
+    this.hw.writeReg64(DMAR_IQT_REG, BigInt(this.iqTail * QI_DESC_SIZE));
     if ((Number(this.hw.readReg64(DMAR_FSTS_REG)) & FSTS_IQE) !== 0) {
       // qi_check_fault: an invalid descriptor; report and clear so the queue moves on.
       this.hw.writeReg64(DMAR_FSTS_REG, BigInt(FSTS_IQE));
       throw new SystemError('EINVAL', 'ioctl', 'invalidation queue error');
     }
-    if (mem.readU32(this.statusPa) !== seq) throw new SystemError('ETIMEDOUT', 'ioctl', 'invalidation wait did not complete');
+    if (this.host.physical.readU32(this.statusPa) !== seq) throw new SystemError('ETIMEDOUT', 'ioctl', 'invalidation wait did not complete');
   }
 
   /** One raw descriptor through the queue (tests: what a hostile or buggy driver could issue). */

@@ -164,3 +164,122 @@ export function decodePageRequest(b: Uint8Array): PageRequestDescriptor {
     read: bit(q1, 0), write: bit(q1, 1), lpig: bit(q1, 2), prgIndex: num(q1, 3, 11), addr: field(q1, 12, 63) << 12n,
   };
 }
+
+// --- number-based paths for the queues (no bigint arithmetic per descriptor) -------------------
+
+const TWO32 = 0x1_0000_0000;
+
+function lo32(a: bigint): number {
+  return Number(a & 0xffff_ffffn);
+}
+
+function hi32(a: bigint): number {
+  return Number((a >> 32n) & 0xffff_ffffn);
+}
+
+/**
+ * The same bits as encodeQiDescriptor, as eight little-endian 32-bit words in `w` (qw0 low, qw0
+ * high, qw1 low, ...). The queue writers use it to avoid building bytes per descriptor.
+ */
+export function qiWords(d: QiDescriptor, w: Uint32Array): void {
+  w.fill(0);
+  if ('raw' in d) {
+    d.raw.slice(0, 4).forEach((q, i) => {
+      w[i * 2] = lo32(q);
+      w[i * 2 + 1] = hi32(q);
+    });
+    return;
+  }
+  let w0 = (d.type & 0xf) | ((d.type >>> 4) << 9);
+  let w1 = 0;
+  let w2 = 0;
+  let w3 = 0;
+  switch (d.type) {
+    case QI_CC_TYPE:
+      w0 |= (d.gran << 4) | (d.did << 16);
+      w1 = d.sid | (d.fm << 16);
+      break;
+    case QI_IOTLB_TYPE:
+      w0 |= (d.gran << 4) | (d.dw ? 0x40 : 0) | (d.dr ? 0x80 : 0) | (d.did << 16);
+      w2 = (lo32(d.addr) & ~0xfff) | d.am | (d.ih ? 0x40 : 0);
+      w3 = hi32(d.addr);
+      break;
+    case QI_DIOTLB_TYPE:
+      w0 |= ((d.pfsid & 0xf) << 12) | (d.qdep << 16);
+      w1 = d.sid | ((d.pfsid >>> 4) << 20);
+      w2 = (lo32(d.addr) & ~0xfff) | (d.size ? 1 : 0);
+      w3 = hi32(d.addr);
+      break;
+    case QI_IWD_TYPE:
+      w0 |= (d.intr ? 0x10 : 0) | (d.sw ? 0x20 : 0) | (d.fence ? 0x40 : 0) | (d.pd ? 0x80 : 0);
+      w1 = d.statusData;
+      w2 = lo32(d.statusAddr) & ~3;
+      w3 = hi32(d.statusAddr);
+      break;
+    case QI_EIOTLB_TYPE:
+      w0 |= (d.gran << 4) | (d.did << 16);
+      w1 = d.pasid;
+      w2 = (lo32(d.addr) & ~0xfff) | d.am | (d.ih ? 0x40 : 0);
+      w3 = hi32(d.addr);
+      break;
+    case QI_PC_TYPE:
+      w0 |= (d.gran << 4) | (d.did << 16);
+      w1 = d.pasid;
+      break;
+    case QI_DEIOTLB_TYPE:
+      w0 |= (d.qdep << 4) | ((d.pfsid & 0xf) << 12) | (d.sid << 16);
+      w1 = d.pasid | ((d.pfsid >>> 4) << 20);
+      w2 = (lo32(d.addr) & ~0xfff) | (d.global ? 1 : 0) | (d.size ? 0x800 : 0);
+      w3 = hi32(d.addr);
+      break;
+    case QI_PGRP_RESP_TYPE:
+      w0 |= (d.pasidPresent ? 0x10 : 0) | (d.code << 12) | (d.rid << 16);
+      w1 = d.pasid;
+      w2 = d.prgIndex << 3;
+      break;
+  }
+  w[0] = w0 >>> 0;
+  w[1] = w1 >>> 0;
+  w[2] = w2 >>> 0;
+  w[3] = w3 >>> 0;
+}
+
+/** decodeQiDescriptor from eight 32-bit words (the hardware's queue reader). */
+export function decodeQiWords(w: Uint32Array): QiDescriptor {
+  const w0 = w[0]!;
+  const w1 = w[1]!;
+  const w2 = w[2]!;
+  const w3 = w[3]!;
+  const type = (w0 & 0xf) | (((w0 >>> 9) & 7) << 4);
+  const addr12 = (): bigint => BigInt(w3 * TWO32 + ((w2 & ~0xfff) >>> 0));
+  const gran = (w0 >>> 4) & 3;
+  switch (type) {
+    case QI_CC_TYPE:
+      return { type, gran, did: w0 >>> 16, sid: w1 & 0xffff, fm: (w1 >>> 16) & 3 };
+    case QI_IOTLB_TYPE:
+      return { type, gran, dw: (w0 & 0x40) !== 0, dr: (w0 & 0x80) !== 0, did: w0 >>> 16, am: w2 & 0x3f, ih: (w2 & 0x40) !== 0, addr: addr12() };
+    case QI_DIOTLB_TYPE:
+      return { type, sid: w1 & 0xffff, pfsid: ((w0 >>> 12) & 0xf) | ((w1 >>> 20) << 4), qdep: (w0 >>> 16) & 0x1f, size: (w2 & 1) !== 0, addr: addr12() };
+    case QI_IWD_TYPE:
+      return {
+        type, intr: (w0 & 0x10) !== 0, sw: (w0 & 0x20) !== 0, fence: (w0 & 0x40) !== 0, pd: (w0 & 0x80) !== 0, statusData: w1,
+        statusAddr: BigInt(w3 * TWO32 + ((w2 & ~3) >>> 0)),
+      };
+    case QI_EIOTLB_TYPE:
+      return { type, gran, did: w0 >>> 16, pasid: w1 & 0xfffff, am: w2 & 0x3f, ih: (w2 & 0x40) !== 0, addr: addr12() };
+    case QI_PC_TYPE:
+      return { type, gran, did: w0 >>> 16, pasid: w1 & 0xfffff };
+    case QI_DEIOTLB_TYPE:
+      return {
+        type, qdep: (w0 >>> 4) & 0x1f, pfsid: ((w0 >>> 12) & 0xf) | ((w1 >>> 20) << 4), sid: w0 >>> 16, pasid: w1 & 0xfffff,
+        global: (w2 & 1) !== 0, size: (w2 & 0x800) !== 0, addr: addr12(),
+      };
+    case QI_PGRP_RESP_TYPE:
+      return { type, pasidPresent: (w0 & 0x10) !== 0, code: (w0 >>> 12) & 0xf, rid: w0 >>> 16, pasid: w1 & 0xfffff, prgIndex: (w2 >>> 3) & 0x1ff };
+    default: {
+      const raw: bigint[] = [];
+      for (let i = 0; i < 4; i++) raw.push((BigInt(w[i * 2 + 1]!) << 32n) | BigInt(w[i * 2]!));
+      return { type, raw };
+    }
+  }
+}

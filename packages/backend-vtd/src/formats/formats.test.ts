@@ -5,7 +5,7 @@ import { psiAlignedRange } from '../driver/driver.js';
 import { FS_FORMAT, PageTable, SS_FORMAT, type TableMemory } from '../pgtable/table.js';
 import { bytesToQwords } from './bits.js';
 import {
-  decodePageRequest, decodeQiDescriptor, devTlbRange, encodePageRequest, encodeQiDescriptor, QI_CC_TYPE, QI_DEIOTLB_TYPE, QI_DIOTLB_TYPE,
+  decodePageRequest, decodeQiDescriptor, decodeQiWords, qiWords, devTlbRange, encodePageRequest, encodeQiDescriptor, QI_CC_TYPE, QI_DEIOTLB_TYPE, QI_DIOTLB_TYPE,
   QI_EIOTLB_TYPE, QI_IOTLB_TYPE, QI_IWD_TYPE, QI_PC_TYPE, QI_PGRP_RESP_TYPE, type QiDescriptor,
 } from './descriptors.js';
 import {
@@ -101,6 +101,11 @@ describe('invalidation queue descriptors', () => {
     expect(b.length).toBe(32);
     expect(hex(b)).toBe(golden + zeros(16));
     expect(decodeQiDescriptor(b)).toEqual(d);
+    // The queues' number-based writer and reader agree with the bigint codec bit for bit.
+    const w = new Uint32Array(8);
+    qiWords(d, w);
+    expect(hex(new Uint8Array(w.buffer))).toBe(golden + zeros(16));
+    expect(decodeQiWords(w)).toEqual(d);
   });
 
   it('an unknown type decodes raw (the hardware reports IQE for it)', () => {
