@@ -33,6 +33,28 @@ describe('GET_HW_INFO', () => {
   });
 });
 
+describe('plain attach to an IOAS', () => {
+  it('gets a first-stage domain (the kernel prefers it), translates, and faults after unmap', async () => {
+    const r = createRig();
+    r.attach(r.ioas);
+    const nic = r.host.device('nic0');
+    r.write(RAM_GPA + 0x3000, 'host page');
+    expect(text(await nic.dma.read(BigInt(RAM_GPA + 0x3000), 9))).toBe('host page');
+    const d = r.drv.device(0x0310)!.domains.get(0)!;
+    expect(d.constructor.name).toBe('FsPagingDomain');
+    call(r.proc, r.fd, U.IOMMU_IOAS_UNMAP, U.iommu_ioas_unmap, { ioas_id: r.ioas, iova: BigInt(RAM_GPA), length: BigInt(4 << 20) });
+    await expect(nic.dma.read(BigInt(RAM_GPA + 0x3000), 4)).rejects.toMatchObject({ code: 'EFAULT', message: expect.stringContaining('DMAR_0x71') });
+  });
+
+  it('without first-stage support the domain is second stage (PGTT 2) and the same DMA works', async () => {
+    const r = createRig({ features: { flts: false } });
+    r.attach(r.ioas);
+    r.write(RAM_GPA + 0x5000, 'ss page');
+    expect(text(await r.host.device('nic0').dma.read(BigInt(RAM_GPA + 0x5000), 7))).toBe('ss page');
+    expect(r.drv.device(0x0310)!.domains.get(0)!.constructor.name).toBe('SsPagingDomain');
+  });
+});
+
 describe('nest parent and nested HWPT allocation', () => {
   it('refuses read-only mappings in an IOAS with a nest parent (ERRATA_772415_SPR17), and a parent over read-only areas', () => {
     const r = createRig();
