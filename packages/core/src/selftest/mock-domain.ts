@@ -73,10 +73,10 @@ export class MockPagingDomain implements DriverPagingDomain {
     if (iova < this.geometry.apertureStart || iova + length - 1n > this.geometry.apertureLast) throw new SystemError('EINVAL', 'ioctl', 'mock map outside the aperture');
     const start = at;
     while (at < end) {
-      const size = this.sizes.find((s) => at % s === 0 && phys % s === 0 && end - at >= s);
-      if (size === undefined || this.find(at) !== undefined) {
+      const size = this.fittingSize(at, phys, end - at);
+      if (size === 0 || this.keyOf(at) !== undefined) {
         this.unmap(BigInt(start), BigInt(at - start));
-        throw new SystemError('EINVAL', 'ioctl', `mock map at 0x${at.toString(16)}: ${size === undefined ? 'no page size fits' : 'already mapped'}`);
+        throw new SystemError('EINVAL', 'ioctl', `mock map at 0x${at.toString(16)}: ${size === 0 ? 'no page size fits' : 'already mapped'}`);
       }
       this.ptes.set(at / UNIT, { pa: phys, size, prot, dirty: false });
       at += size;
@@ -160,7 +160,8 @@ export class MockPagingDomain implements DriverPagingDomain {
 
   /** The key of the PTE covering `iova`, or undefined. */
   private keyOf(iova: number): number | undefined {
-    for (const size of this.sizes) {
+    for (let i = 0; i < this.sizes.length; i++) {
+      const size = this.sizes[i]!;
       const start = iova - (iova % size);
       const pte = this.ptes.get(start / UNIT);
       if (pte && pte.size === size) return start / UNIT;
@@ -168,8 +169,12 @@ export class MockPagingDomain implements DriverPagingDomain {
     return undefined;
   }
 
-  private find(iova: number): Pte | undefined {
-    const key = this.keyOf(iova);
-    return key === undefined ? undefined : this.ptes.get(key);
+  /** The largest page size that fits at `iova`/`pa` with `left` bytes to go, or 0. */
+  private fittingSize(iova: number, pa: number, left: number): number {
+    for (let i = 0; i < this.sizes.length; i++) {
+      const s = this.sizes[i]!;
+      if (iova % s === 0 && pa % s === 0 && left >= s) return s;
+    }
+    return 0;
   }
 }
