@@ -47,6 +47,8 @@ export interface WalkFault {
 export type TableFetch = (ipa: number) => number;
 
 const TWO32 = 0x1_0000_0000;
+/** Powers of two by table: `2 ** n` with a variable n is a slow Math.pow on the hot path. */
+const POW2: readonly number[] = Array.from({ length: 64 }, (_, i) => 2 ** i);
 
 function descOutput(lo: number, hi: number, shift: number): number {
   // Output address bits [47:shift]; shift < 32 for every table, page and block this model allows.
@@ -79,8 +81,8 @@ export class Walker {
     const s2 = stage === 2;
     const g = p.granuleShift;
     const stride = g - 3;
-    if (ia >= 2 ** p.inputBits) return this.fail(EVT_ID_TRANSLATION_FAULT, s2, p.startLevel);
-    const outLimit = 2 ** p.outputBits;
+    if (ia >= POW2[p.inputBits]!) return this.fail(EVT_ID_TRANSLATION_FAULT, s2, p.startLevel);
+    const outLimit = POW2[p.outputBits]!;
     let table = p.ttb;
     let apTable = 0; // stage 1: bit 0 = no EL0 access below, bit 1 = no write below
     let uxnTable = false;
@@ -88,7 +90,7 @@ export class Walker {
     for (let level = p.startLevel; level <= 3; level++) {
       const shift = levelShift(g, level);
       const idxBits = level === p.startLevel ? p.inputBits - shift : stride;
-      const idx = Math.floor(ia / 2 ** shift) % 2 ** idxBits;
+      const idx = Math.floor(ia / POW2[shift]!) % POW2[idxBits]!;
       let descAddr = table + idx * 8;
       if (fetch) {
         const pa = fetch(descAddr);
@@ -114,7 +116,7 @@ export class Walker {
       const base = descOutput(lo, hi, shift);
       if (base >= outLimit) return this.fail(EVT_ID_ADDR_SIZE_FAULT, s2, level);
       if ((lo & (1 << 10)) === 0 && !p.affd) return this.fail(EVT_ID_ACCESS_FAULT, s2, level);
-      this.out = base + (ia % 2 ** shift);
+      this.out = base + (ia % POW2[shift]!);
       this.leafShift = shift;
       this.perm = s2 ? s2Perm(lo, hi) : s1Perm(lo, hi, apTable, uxnTable, pxnTable);
       this.global = s2 || (lo & (1 << 11)) === 0;

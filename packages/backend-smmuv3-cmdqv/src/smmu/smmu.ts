@@ -37,6 +37,10 @@ export const ACCESS_WRITE = 1;
 export const ACCESS_PRIV = 2;
 export const ACCESS_INSTR = 4;
 
+/** The permission bit each `access` value needs (indexed by access & 7). */
+const NEED: readonly number[] = Array.from({ length: 8 }, (_, a) => accessPerm((a & ACCESS_WRITE) !== 0, (a & ACCESS_PRIV) !== 0, (a & ACCESS_INSTR) !== 0));
+const POW2: readonly number[] = Array.from({ length: 64 }, (_, i) => 2 ** i);
+
 /** No substream (SSV = 0). */
 export const NO_SSID = -1;
 
@@ -78,6 +82,8 @@ export class Smmu {
   private strtabLo = 0;
   private strtabHi = 0;
   private strtabCfg = 0;
+  /** StreamIDs below this index the stream table (2^min(LOG2SIZE, SIDSIZE)). */
+  private sidLimit = 1;
   private cmdqBaseLo = 0;
   private cmdqBaseHi = 0;
   private evtqBaseLo = 0;
@@ -218,6 +224,7 @@ export class Smmu {
         return;
       case SMMU_STRTAB_BASE_CFG:
         this.strtabCfg = value;
+        this.sidLimit = 2 ** Math.min(value & 0x3f, this.features.sidBits);
         return;
       case SMMU_CMDQ_BASE:
       case SMMU_CMDQ_BASE + 4: {
@@ -332,7 +339,7 @@ export class Smmu {
       this.lastSpan = 4096 - (iova % 4096);
       return iova;
     }
-    if (sid >= 2 ** Math.min(this.strtabCfg & 0x3f, this.features.sidBits)) {
+    if (sid >= this.sidLimit) {
       return this.fail(EVT_ID_BAD_STREAMID_CONFIG, true, false, 0, 0);
     }
     const s = this.stream(sid);
@@ -343,7 +350,7 @@ export class Smmu {
       return iova;
     }
     this.curStream = s;
-    const need = accessPerm((access & ACCESS_WRITE) !== 0, (access & ACCESS_PRIV) !== 0, (access & ACCESS_INSTR) !== 0);
+    const need = NEED[access & 7]!;
 
     if (!s.s1) {
       if (ssid !== NO_SSID) return this.fail(EVT_ID_BAD_SUBSTREAMID_CONFIG, true, false, 0, 0);
@@ -352,7 +359,7 @@ export class Smmu {
 
     let cdIndex = ssid;
     if (ssid !== NO_SSID) {
-      if (s.s1CdMax === 0 || ssid >= 2 ** s.s1CdMax) return this.fail(EVT_ID_BAD_SUBSTREAMID_CONFIG, true, false, 0, 0);
+      if (s.s1CdMax === 0 || ssid >= POW2[s.s1CdMax]!) return this.fail(EVT_ID_BAD_SUBSTREAMID_CONFIG, true, false, 0, 0);
     } else if (s.s1CdMax !== 0) {
       if (s.s1dss === STE_S1DSS_TERMINATE) return this.fail(EVT_ID_STREAM_DISABLED_FAULT, true, false, 0, 0);
       if (s.s1dss === STE_S1DSS_BYPASS) return s.s2 ? this.s2Translate(s, iova, access, EVT_CLASS_IN) : iova;
@@ -365,10 +372,11 @@ export class Smmu {
     if (hit) {
       if ((hit.s1perm & need) === 0) return this.fail(EVT_ID_PERMISSION_FAULT, c.record, false, 0, 0);
       if ((hit.s2perm & need) === 0) {
-        return this.fail(EVT_ID_PERMISSION_FAULT, s.s2r, true, EVT_CLASS_IN, hit.ipa + (iova % 2 ** hit.shift));
+        return this.fail(EVT_ID_PERMISSION_FAULT, s.s2r, true, EVT_CLASS_IN, hit.ipa + (iova % POW2[hit.shift]!));
       }
-      const off = iova % 2 ** hit.shift;
-      this.lastSpan = 2 ** hit.shift - off;
+      const size = POW2[hit.shift]!;
+      const off = iova % size;
+      this.lastSpan = size - off;
       return hit.out + off;
     }
 
@@ -395,7 +403,7 @@ export class Smmu {
       s2perm = this.lastS2Perm;
       shift = Math.min(s1shift, this.lastS2Shift);
     }
-    const size = 2 ** shift;
+    const size = POW2[shift]!;
     const entry: TlbEntry = {
       out: pa - (iova % size),
       ipa: ipa - (iova % size),
@@ -417,24 +425,24 @@ export class Smmu {
    * final IPA (class IN), CD fetches (class CD) and stage-1 table fetches (class TT).
    */
   private s2Translate(s: StreamConfig, ipa: number, access: number, cls: number): number {
-    const need = accessPerm((access & ACCESS_WRITE) !== 0, (access & ACCESS_PRIV) !== 0, (access & ACCESS_INSTR) !== 0);
+    const need = NEED[access & 7]!;
     const hit = this.tlb.lookupS2(s.vmid, ipa);
     let out: number;
     if (hit) {
       this.lastS2Perm = hit.s2perm;
       this.lastS2Shift = hit.shift;
-      out = hit.out + (ipa % 2 ** hit.shift);
+      out = hit.out + (ipa % POW2[hit.shift]!);
     } else {
       const w = this.walker;
       if (!w.walk(s.s2params, 2, ipa, null)) return this.fail(w.fault.id, s.s2r, true, cls, ipa);
       this.lastS2Perm = w.perm;
       this.lastS2Shift = w.leafShift;
       out = w.out;
-      const size = 2 ** w.leafShift;
+      const size = POW2[w.leafShift]!;
       this.tlb.insertS2(s.vmid, ipa, { out: out - (ipa % size), ipa: ipa - (ipa % size), shift: w.leafShift, s1perm: PERM_ALL, s2perm: w.perm, global: true });
     }
     if ((this.lastS2Perm & need) === 0) return this.fail(EVT_ID_PERMISSION_FAULT, s.s2r, true, cls, ipa);
-    this.lastSpan = 2 ** this.lastS2Shift - (ipa % 2 ** this.lastS2Shift);
+    this.lastSpan = POW2[this.lastS2Shift]! - (ipa % POW2[this.lastS2Shift]!);
     return out;
   }
 
