@@ -822,36 +822,58 @@ export class IoPagetable {
     }
   }
 
-  /** iopt_unmap_iova_range. */
+  /**
+   * iopt_unmap_iova_range. Areas removed in a row leave the sorted list in one splice, so
+   * unmapping everything is linear.
+   */
   private unmapRange(first: bigint, last: bigint): bigint {
     let start = first;
     let unmapped = 0n;
     let tries = 0;
     for (;;) {
-      const area = this.firstAreaIn(start, last);
-      if (!area) return unmapped;
-      if (area.numLocks) throw new UnmapError('EBUSY', unmapped, 'area is locked by a HW queue');
-      if (area.iova < start || area.last > last) throw new UnmapError('ENOENT', unmapped, 'area extends outside the range');
-      if (area.iova !== start) tries = 0;
-      if (area.numAccesses) {
-        start = area.iova;
-        area.preventAccess = true;
-        for (const acc of [...this.accessList]) if (!acc.internal) acc.unmap?.(area.iova, area.length);
-        if (++tries > UNMAP_TRIES) throw new UnmapError('EDEADLK', unmapped, 'an access does not release its pages');
-        continue;
+      const list = this.areaList;
+      const runStart = this.lowerBound(start);
+      let i = runStart;
+      let failure: UnmapError | undefined;
+      let busy: Area | undefined;
+      let done = false;
+      for (;;) {
+        const area = list[i];
+        if (!area || area.iova > last) {
+          done = true;
+          break;
+        }
+        if (area.numLocks) {
+          failure = new UnmapError('EBUSY', 0n, 'area is locked by a HW queue');
+          break;
+        }
+        if (area.iova < start || area.last > last) {
+          failure = new UnmapError('ENOENT', 0n, 'area extends outside the range');
+          break;
+        }
+        if (area.iova !== start) tries = 0;
+        if (area.numAccesses) {
+          busy = area;
+          break;
+        }
+        this.unfillArea(area);
+        unmapped += area.length;
+        i++;
+        if (area.last >= last) {
+          done = true;
+          break;
+        }
+        start = area.last + 1n;
       }
-      this.removeArea(area);
-      unmapped += area.length;
-      if (area.last >= last) return unmapped;
-      start = area.last + 1n;
+      if (i > runStart) list.splice(runStart, i - runStart);
+      if (failure) throw new UnmapError(failure.code as 'EBUSY' | 'ENOENT', unmapped, failure.detail ?? '');
+      if (done || !busy) return unmapped;
+      // Ask every (non-internal) access to let go of the area, then look again.
+      start = busy.iova;
+      busy.preventAccess = true;
+      for (const acc of [...this.accessList]) if (!acc.internal) acc.unmap?.(busy.iova, busy.length);
+      if (++tries > UNMAP_TRIES) throw new UnmapError('EDEADLK', unmapped, 'an access does not release its pages');
     }
-  }
-
-  private removeArea(area: Area): void {
-    const i = this.lowerBound(area.iova);
-    if (i === this.areaList.length - 1) this.areaList.pop();
-    else this.areaList.splice(i, 1);
-    this.unfillArea(area);
   }
 
   private removeAreaAccess(area: Area, first: number, lastIndex: number, internal: boolean): void {

@@ -208,7 +208,7 @@ export class Pages {
         throw new SystemError('EFAULT', 'ioctl', `cannot pin user page at 0x${(src.base + BigInt(index) * BigInt(FRAME_SIZE)).toString(16)}`);
       }
       const frame = m.run.firstFrame + Math.floor((m.runOffset + va - m.addr) / FRAME_SIZE);
-      const count = Math.min(max, Math.floor((m.addr + m.length - va) / FRAME_SIZE));
+      const count = Math.min(max, Math.ceil((m.addr + m.length - va) / FRAME_SIZE));
       return { frame, count };
     }
     const file = src.file;
