@@ -135,6 +135,21 @@ describe('nested DMA', () => {
     expect((await nic.dma.read(0x2000_0000n, 4)).length).toBe(4);
   });
 
+  it('walks a 5-level guest first stage (addr_width 57) on a unit with FS5LP', async () => {
+    const r = createRig({ features: { fs5lp: true } });
+    const s2 = r.nestParent();
+    const gt = r.guestTable(5);
+    const page = r.galloc(4096);
+    r.write(page, 'five levels');
+    // An IOVA above 2^48: only reachable with 5 levels.
+    gt.map(0x1_2345_6789_a000, page, 4096, GUEST_RW);
+    r.attach(r.nested(s2, { pgtbl_addr: BigInt(gt.root), addr_width: 57 }));
+    expect(text(await r.host.device('nic0').dma.read(0x1_2345_6789_a000n, 11))).toBe('five levels');
+    // The same table read as 4-level (addr_width 48): the address is not canonical there.
+    r.attach(r.nested(s2, { pgtbl_addr: BigInt(gt.root), addr_width: 48 }));
+    await expect(r.host.device('nic0').dma.read(0x1_2345_6789_a000n, 4)).rejects.toMatchObject({ message: expect.stringContaining('DMAR_0x80') });
+  });
+
   it('keeps a stale translation until HWPT_INVALIDATE, per page and with the "all" encoding', async () => {
     const r = nestedRig();
     r.attach(r.nest);
@@ -334,5 +349,15 @@ describe('IOPF through the fault queue', () => {
     await new Promise((res) => setImmediate(res));
     expect(r.drv.deviceResponses.length).toBe(before + 1);
     expect(r.proc.read(fault.out_fault_fd, rec)).toBe(0);
+  });
+
+  it('a full page request queue drops requests (PRS.PRO) until the driver drains it', () => {
+    const r = createRig({ pri: true });
+    const dev = r.host.device('nic0').ddev;
+    r.drv.hw.hooks.pageRequest = undefined; // the handler does not run: the queue fills
+    const slots = r.drv.hw.prqSize / 32 - 1;
+    for (let i = 0; i < slots; i++) expect(r.drv.raisePageRequest(dev, { addr: 0x1000n, lpig: false })).toBe(true);
+    expect(r.drv.raisePageRequest(dev, { addr: 0x1000n })).toBe(false);
+    expect(Number(r.drv.hw.readReg64(0xdc)) & 2).toBe(2);
   });
 });

@@ -212,7 +212,8 @@ export class VtdDriver implements DriverV1 {
     const allowed = IOMMU_HWPT_ALLOC_NEST_PARENT | IOMMU_HWPT_ALLOC_DIRTY_TRACKING | IOMMU_HWPT_ALLOC_PASID;
     if (flags & ~allowed) throw new SystemError('EOPNOTSUPP', 'ioctl', `paging flags 0x${flags.toString(16)}`);
     if ((flags & IOMMU_HWPT_ALLOC_NEST_PARENT) !== 0 && !this.nestedSupported) throw new SystemError('EOPNOTSUPP', 'ioctl', 'no nesting');
-    // Dirty tracking needs second-stage A/D (ECAP.SLADS), which this model does not implement.
+    // Dirty tracking needs second-stage A/D (ECAP.SLADS). TODO: the model does not write A/D bits
+    // yet, so even a unit configured with SLADS refuses it.
     if ((flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) !== 0) throw new SystemError('EOPNOTSUPP', 'ioctl', 'no second-stage A/D support');
     if (f.smts && !f.slts) throw new SystemError('EOPNOTSUPP', 'ioctl', 'no second-stage translation');
     this.host.failPoint('paging_domain_alloc');

@@ -58,11 +58,11 @@ export interface VtdFeatures {
   smpwc: boolean;
 }
 
-/** A Sapphire-Rapids-like unit: scalable mode, nesting, PRS, 20-bit PASIDs, 4-level stages. */
+/** A Sapphire-Rapids-like unit: scalable mode, nesting, PRS, 20-bit PASIDs, 4-level stages (no second-stage A/D: not modelled). */
 export const DEFAULT_FEATURES: VtdFeatures = {
   nd: 6, cm: false, sagaw: 0b00100, mgaw: 48, sllps: 0b11, nfr: 8, fs1gp: true, fs5lp: false,
   coherent: true, deviceTlb: true, nest: true, prs: true, srs: true, eafs: false, pasidBits: 20,
-  smts: true, slads: true, slts: true, flts: true, smpwc: true,
+  smts: true, slads: false, slts: true, flts: true, smpwc: true,
 };
 
 /** Fault recording registers' offset (CAP.FRO x 16). */

@@ -173,3 +173,23 @@ describe('fault recording', () => {
     expect(Number(drv.hw.readReg64(DMAR_FSTS_REG)) & (FSTS_PFO | FSTS_PPF)).toBe(FSTS_PFO | FSTS_PPF);
   });
 });
+
+describe('device lifetime', () => {
+  it('releasing a device and freeing its domains gives every frame back', () => {
+    const { drv, host, dev } = setup({ ats: true });
+    const before = host.physical.allocatedFrameCount;
+    const d = drv.allocPagingDomain(dev, 0) as FsPagingDomain;
+    d.map(0x1000n, 0x10_0000n, 4096n, 3);
+    drv.attach(dev, NO_PASID, d);
+    drv.attach(dev, 200, d); // a second PASID table
+    expect(host.physical.allocatedFrameCount).toBeGreaterThan(before);
+    drv.attach(dev, NO_PASID, null);
+    drv.attach(dev, 200, null);
+    d.free();
+    host.removeDevice('d0');
+    // The domain's tables, both PASID tables and the device's one-frame PASID directory are gone
+    // (the bus's context table stays).
+    expect(host.physical.allocatedFrameCount).toBe(before - 1);
+    expect(drv.device(0x310)).toBeUndefined();
+  });
+});
