@@ -6,9 +6,9 @@ import { xmlEscape as esc } from '../conformance/formats.js';
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e'];
 
 function barChart(title: string, unit: string, bars: readonly { label: string; value: number }[]): string {
-  const W = 460;
+  const W = 500;
   const rowH = 28;
-  const left = 200;
+  const left = 230;
   const max = Math.max(1e-9, ...bars.map((b) => b.value));
   const rows = bars
     .map((b, i) => {
@@ -31,7 +31,7 @@ function lineChart(title: string, unit: string, xLabel: string, series: readonly
   const ymax = Math.max(1e-9, ...ys);
   // Log-2 x axis: the shapes double.
   const lx = (x: number) => L + ((W - L - 20) * Math.log2(Math.max(1, x))) / Math.max(1, Math.log2(xmax));
-  const ly = (y: number) => H - B - ((H - B - 30) * y) / ymax;
+  const ly = (y: number) => H - B - ((H - B - 50) * y) / ymax;
   const grid = [0, 0.5, 1].map((f) => `<line x1="${L}" x2="${W - 20}" y1="${ly(ymax * f)}" y2="${ly(ymax * f)}" class="g"/><text x="${L - 6}" y="${ly(ymax * f) + 4}" text-anchor="end">${fmt(ymax * f)}</text>`).join('');
   const ticks = [...new Set(xs)].map((x) => `<text x="${lx(x)}" y="${H - B + 16}" text-anchor="middle">${x}</text>`).join('');
   const lines = series
@@ -39,7 +39,7 @@ function lineChart(title: string, unit: string, xLabel: string, series: readonly
       const c = COLORS[i % COLORS.length];
       const pts = s.points.map((p) => `${lx(p[0]).toFixed(1)},${ly(p[1]).toFixed(1)}`).join(' ');
       const dots = s.points.map((p) => `<circle cx="${lx(p[0]).toFixed(1)}" cy="${ly(p[1]).toFixed(1)}" r="3" fill="${c}"/>`).join('');
-      return `<polyline points="${pts}" fill="none" stroke="${c}" stroke-width="2"/>${dots}<text x="${W - 20}" y="${30 + i * 16}" text-anchor="end" fill="${c}">${esc(s.name)}</text>`;
+      return `<polyline points="${pts}" fill="none" stroke="${c}" stroke-width="2"/>${dots}<text x="${L + i * 200}" y="34" fill="${c}">${esc(s.name)}</text>`;
     })
     .join('');
   return `<svg class="chart" width="${W}" height="${H}" role="img" aria-label="${esc(title)}"><text x="0" y="16" class="t">${esc(title)} (${esc(unit)})</text>${grid}${ticks}<text x="${(L + W) / 2}" y="${H - 6}" text-anchor="middle">${esc(xLabel)}</text>${lines}</svg>`;

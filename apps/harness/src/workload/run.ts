@@ -120,12 +120,21 @@ export async function runVendor(kit: VendorKit, opts: WorkloadOptions): Promise<
     const wrongInfo = devices.filter((d) => d.hwInfo().type !== session.hwInfoType).length;
     check('GET_HW_INFO reports the vendor type', wrongInfo === 0, wrongInfo ? `${wrongInfo} devices differ` : `type ${session.hwInfoType}`);
 
+    // The tables and data live in the first block; the rest of --memory is mapped after it in blocks
+    // of at most 1 GiB (one user mapping is limited), pinned like all guest RAM.
     memory.guestRamBytes = guestRamFor(shape);
-    const ram = proc.memory.alloc(memory.guestRamBytes);
+    const core = guestRamFor({ ...shape, guestRamBytes: 0 });
+    const ram = proc.memory.alloc(core);
     const guest = new GuestMemory(session.guestRamIpa, ram.bytes);
     const ctx: WorkloadContext = { host, iommufd, guest };
     const ioas = iommufd.allocIoas();
-    ioas.map(ram.addr, memory.guestRamBytes, { iova: BigInt(session.guestRamIpa) });
+    ioas.map(ram.addr, core, { iova: BigInt(session.guestRamIpa) });
+    for (let at = core; at < memory.guestRamBytes; ) {
+      const len = Math.min(memory.guestRamBytes - at, 1 << 30);
+      ioas.map(proc.memory.alloc(len).addr, len, { iova: BigInt(session.guestRamIpa + at) });
+      at += len;
+      progress('map guest RAM', at, memory.guestRamBytes);
+    }
     for (const d of devices) d.attach(ioas);
 
     // --- The vIOMMU stack: stage-2 nest parent, vIOMMUs, vEVENTQs, vDEVICEs, guest stage-1s, nested HWPTs. ---
