@@ -1,11 +1,14 @@
 #!/usr/bin/env node
 // Runs scenario modules on one target and reports case by case.
-//   node runner.mjs --target native|sim --module PATH [--module PATH...] [--filter REGEX]
-//                   [--case-timeout SECONDS] [--json OUT]
+//   node runner.mjs --target native|sim --module PATH [--module PATH...] [--export NAME]
+//                   [--fail-nth] [--filter REGEX] [--case-timeout SECONDS] [--json OUT]
 // A scenario module exports `scenarios`: [{ name, run(process) -> Outcome | void }] where Outcome is
 // { status: 'pass' } | { status: 'skip', reason } | { status: 'fail', message } (the shape of
 // @viommu/backend-mock and @viommu/native's smoke set). Each case gets a fresh process:
 // `openNativeProcess()` on the real kernel, `createSimHost().spawn()` on the simulator.
+// --export picks another export (e.g. failNthScenarios). --fail-nth passes each case a fault
+// injection control as run(process, control): /proc/thread-self/fail-nth on the real kernel (see
+// linuxFailNth below), the host's failNth switch on the simulator.
 // Prints one line per case and then "N passed, N failed, N skipped"; exit 1 if any failed.
 import { writeFileSync } from 'node:fs';
 import { release } from 'node:os';
@@ -15,7 +18,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 function parseArgs(argv) {
-  const opts = { target: 'native', modules: [], filter: undefined, caseTimeout: 300, json: undefined };
+  const opts = { target: 'native', modules: [], exportName: 'scenarios', failNth: false, filter: undefined, caseTimeout: 300, json: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = () => {
@@ -24,6 +27,8 @@ function parseArgs(argv) {
     };
     if (a === '--target') opts.target = next();
     else if (a === '--module') opts.modules.push(next());
+    else if (a === '--export') opts.exportName = next();
+    else if (a === '--fail-nth') opts.failNth = true;
     else if (a === '--filter') opts.filter = new RegExp(next());
     else if (a === '--case-timeout') opts.caseTimeout = Number(next());
     else if (a === '--json') opts.json = next();
@@ -34,22 +39,64 @@ function parseArgs(argv) {
   return opts;
 }
 
-/** A process factory for the target, plus how to dispose of a process after its case. */
-async function targetOf(name) {
+/**
+ * fail-nth of the calling thread (Node's main thread issues every ioctl), as iommufd_fail_nth.c
+ * drives it: the control file is opened once before anything is armed (opening it while armed
+ * would itself take the injected failure), re-read with pread, disarmed by writing 0.
+ */
+function linuxFailNth(process) {
+  const fd = process.open('/proc/thread-self/fail-nth', 2 /* O_RDWR */);
+  const put = (text) => process.write(fd, new TextEncoder().encode(text));
+  return {
+    enable: (n) => put(String(n)),
+    disable() {
+      const buf = new Uint8Array(32);
+      const left = Number(new TextDecoder().decode(buf.subarray(0, process.pread(fd, buf, 0))).trim());
+      put('0');
+      return left === 0; // counted down to zero: the injected failure fired
+    },
+  };
+}
+
+/**
+ * A process factory for the target: spawn() -> { process, control }, where control is the
+ * fault-injection switch for --fail-nth; dispose(process) after each case.
+ */
+async function targetOf(name, failNth) {
   if (name === 'native') {
     const native = await import(pathToFileURL(resolve(repo, 'packages/native/dist/index.js')).href);
     native.openNativeProcess(); // fails early, with the reason, if /dev/iommu cannot be used
-    return { spawn: () => native.openNativeProcess({ checkDevice: false }), dispose: (p) => p.dispose() };
+    return {
+      spawn() {
+        const process = native.openNativeProcess({ checkDevice: false });
+        return { process, control: failNth ? linuxFailNth(process) : undefined };
+      },
+      dispose: (p) => p.dispose(),
+    };
   }
   const core = await import(pathToFileURL(resolve(repo, 'packages/core/dist/index.js')).href);
   if (typeof core.createSimHost !== 'function') throw new Error('@viommu/core (dist) has no createSimHost yet');
-  return { spawn: () => core.createSimHost().spawn(), dispose: () => {} };
+  return {
+    spawn() {
+      const host = core.createSimHost();
+      const control = host.failNth && {
+        enable: (n) => host.failNth.arm(n),
+        disable: () => {
+          const fired = host.failNth.fired;
+          host.failNth.disarm();
+          return fired;
+        },
+      };
+      return { process: host.spawn(), control };
+    },
+    dispose: () => {},
+  };
 }
 
-async function loadScenarios(path) {
+async function loadScenarios(path, exportName) {
   const mod = await import(pathToFileURL(resolve(repo, path)).href);
-  const list = mod.scenarios ?? mod.default;
-  if (!Array.isArray(list)) throw new Error(`${path} exports no \`scenarios\` array`);
+  const list = mod[exportName] ?? (exportName === 'scenarios' ? mod.default : undefined);
+  if (!Array.isArray(list)) throw new Error(`${path} exports no \`${exportName}\` array`);
   return list;
 }
 
@@ -59,13 +106,13 @@ function describeError(e) {
 }
 
 /** Normalises whatever a case returned (or threw) into an outcome. */
-async function runCase(scenario, process, timeoutS) {
+async function runCase(scenario, process, control, timeoutS) {
   let timer;
   const watchdog = new Promise((resolvePromise) => {
     timer = setTimeout(() => resolvePromise({ status: 'fail', message: `no result after ${timeoutS} s` }), timeoutS * 1000);
   });
   try {
-    const result = await Promise.race([Promise.resolve().then(() => scenario.run(process)), watchdog]);
+    const result = await Promise.race([Promise.resolve().then(() => (control ? scenario.run(process, control) : scenario.run(process))), watchdog]);
     if (result && typeof result === 'object' && ['pass', 'skip', 'fail'].includes(result.status)) return result;
     return { status: 'pass' };
   } catch (e) {
@@ -77,15 +124,17 @@ async function runCase(scenario, process, timeoutS) {
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
-  const target = await targetOf(opts.target);
+  const target = await targetOf(opts.target, opts.failNth);
   const results = [];
   const started = Date.now();
   let n = 0;
   for (const path of opts.modules) {
-    for (const scenario of await loadScenarios(path)) {
+    const list = await loadScenarios(path, opts.exportName);
+    for (const scenario of list) {
       if (opts.filter && !opts.filter.test(scenario.name)) continue;
-      const proc = target.spawn();
-      const outcome = await runCase(scenario, proc, opts.caseTimeout);
+      const { process: proc, control } = target.spawn();
+      if (opts.failNth && !control) throw new Error(`--fail-nth: no fault-injection control on ${opts.target} for ${path}`);
+      const outcome = await runCase(scenario, proc, opts.failNth ? control : undefined, opts.caseTimeout);
       try {
         target.dispose(proc);
       } catch (e) {
@@ -93,8 +142,9 @@ async function main() {
       }
       n += 1;
       results.push({ name: scenario.name, module: path, ...outcome });
+      const iterations = typeof outcome.iterations === 'number' ? ` (${outcome.iterations} injection runs)` : '';
       const why = outcome.status === 'skip' ? ` # SKIP ${outcome.reason}` : outcome.status === 'fail' ? ` # ${outcome.message}` : '';
-      console.log(`${outcome.status === 'fail' ? 'not ok' : 'ok'} ${n} ${scenario.name}${why}`);
+      console.log(`${outcome.status === 'fail' ? 'not ok' : 'ok'} ${n} ${scenario.name}${iterations}${why}`);
     }
   }
   const count = (s) => results.filter((r) => r.status === s).length;

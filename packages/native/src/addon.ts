@@ -20,6 +20,7 @@ export interface NativeAddon {
   ioctl(fd: number, request: number, arg: Uint8Array | null | number): number;
   read(fd: number, buf: Uint8Array): number;
   write(fd: number, buf: Uint8Array): number;
+  pread(fd: number, buf: Uint8Array, offset: number | bigint): number;
   pipe(flags: number): [number, number] | number;
   eventfd(initval: number, flags: number): number;
   memfdCreate(name: string, flags: number): number;
@@ -64,7 +65,7 @@ export function addonPath(): string {
 }
 
 /** Bumped with every change of the addon's exports (src/addon/addon.cc sets the same number). */
-const ADDON_ABI = 2;
+const ADDON_ABI = 3;
 
 let loaded: NativeAddon | undefined;
 

@@ -76,6 +76,10 @@ describeNative('memory and mmap', () => {
     const back = new Uint8Array(3);
     expect(p.read(fd, back)).toBe(3); // file position is 3 after the write
     expect([...back]).toEqual([0, 0, 0]);
+    expect(p.pread(fd, back, 0)).toBe(3); // pread ignores the position
+    expect([...back]).toEqual([7, 8, 9]);
+    expect(p.read(fd, back)).toBe(3); // ... and leaves it where it was (6)
+    expect([...back]).toEqual([0, 0, 0]);
     p.munmap(b.addr, PAGE_SIZE);
     expect(b.bytes.length).toBe(0);
     expect(a.bytes[PAGE_SIZE]).toBe(1);

@@ -88,6 +88,11 @@ export class NativeProcess implements Process {
     return check(this.addon.write(fd, buf), 'write');
   }
 
+  /** pread(2): reads at `offset` without moving the file position. */
+  pread(fd: number, buf: Uint8Array, offset: number | bigint): number {
+    return check(this.addon.pread(fd, buf, offset), 'pread');
+  }
+
   /** Resolves with revents (0 on timeout; negative timeout waits forever); `signal` cancels. */
   poll(fd: number, events: number, timeoutMs: number, signal?: AbortSignal): Promise<number> {
     return this.poller.wait(fd, events, timeoutMs, signal);

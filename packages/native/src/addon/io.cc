@@ -124,6 +124,17 @@ static Napi::Value Write(const Napi::CallbackInfo& info) {
   return Result(env, write(info[0].As<Napi::Number>().Int32Value(), data, length));
 }
 
+// pread(fd, buf, offset): a read at an offset, leaving the file position alone (what re-reading a
+// /proc control file such as fail-nth through one fd needs).
+static Napi::Value Pread(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  void* data = nullptr;
+  size_t length = 0;
+  int64_t offset = 0;
+  if (!info[0].IsNumber() || !ViewData(env, info[1], &data, &length) || !Int64Arg(info[2], &offset)) return Errno(env, EINVAL);
+  return Result(env, pread(info[0].As<Napi::Number>().Int32Value(), data, length, static_cast<off_t>(offset)));
+}
+
 // pipe(flags) -> [readFd, writeFd] or -errno.
 static Napi::Value Pipe(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -168,6 +179,7 @@ void InitIo(Napi::Env env, Napi::Object exports) {
   exports.Set("ioctl", Napi::Value(env, ioctl_fn));
   exports.Set("read", Napi::Function::New(env, Read, "read"));
   exports.Set("write", Napi::Function::New(env, Write, "write"));
+  exports.Set("pread", Napi::Function::New(env, Pread, "pread"));
   exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
   exports.Set("eventfd", Napi::Function::New(env, EventFd, "eventfd"));
   exports.Set("memfdCreate", Napi::Function::New(env, MemfdCreate, "memfdCreate"));
