@@ -127,6 +127,7 @@ export class IommufdDevice extends IommufdObject {
  * elsewhere). The binder holds a users reference until deviceUnbind.
  */
 export function deviceBind(ctx: IommufdContext, sim: SimDevice, opts: { holdsFile?: boolean } = {}): IommufdDevice {
+  if (sim.ddev.cacheCoherent === false) throw new SystemError('EINVAL', 'ioctl', `${sim.name}: DMA is not cache coherent`);
   if (sim.bound) throw new SystemError('EBUSY', 'ioctl', `${sim.name} is already bound`);
   const idev = new IommufdDevice(ctx, sim, opts.holdsFile ?? true);
   ctx.objects.reserve(idev);
@@ -340,7 +341,11 @@ function getHwInfo(ucmd: Ucmd): void {
   const d = idev.ddev;
   if (d.dirtyTracking) caps |= BigInt(U.IOMMU_HW_CAP_DIRTY_TRACKING);
   if (!d.atsUsable) caps |= BigInt(U.IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED);
-  // PASID_EXEC / PASID_PRIV mirror the PCI PASID control register, which simulated devices leave clear.
+  // PASID_EXEC / PASID_PRIV mirror the PCI PASID control register of a PASID-capable PCI device.
+  if (d.maxPasidLog2 > 0 && d.pci) {
+    if (d.info.pasidExec) caps |= BigInt(U.IOMMU_HW_CAP_PCI_PASID_EXEC);
+    if (d.info.pasidPriv) caps |= BigInt(U.IOMMU_HW_CAP_PCI_PASID_PRIV);
+  }
   iommu_hw_info.set(ucmd.cmd, 'out_data_type', type);
   iommu_hw_info.set(ucmd.cmd, 'data_len', data.length);
   iommu_hw_info.set(ucmd.cmd, 'out_capabilities', caps);

@@ -11,7 +11,7 @@ function setup(reserved = false) {
   const host = createSimHost({
     iommus: [drv],
     devices: [
-      { name: 'dev0', iommu: 'iommu0', rid: 1, pasidBits: 8 },
+      { name: 'dev0', iommu: 'iommu0', rid: 1, pasidBits: 8, pasidExec: true },
       { name: 'dev1', iommu: 'iommu0', rid: 2 },
     ],
   });
@@ -137,6 +137,20 @@ describe('VFIO_DEVICE_ATTACH/DETACH_IOMMUFD_PT', () => {
     s.proc.close(s.fd);
     checkAllReleased(s.host);
     expect(s.drv.liveDomains.size).toBe(0);
+  });
+
+  it('GET_HW_INFO mirrors the PASID control register of a PASID-capable PCI device', () => {
+    const s = bound();
+    const d1 = s.proc.open(s.host.device('dev1').path);
+    const dev1 = call(s.proc, d1, U.VFIO_DEVICE_BIND_IOMMUFD, U.vfio_device_bind_iommufd, { iommufd: s.fd }).out_devid;
+    const ats = BigInt(U.IOMMU_HW_CAP_PCI_ATS_NOT_SUPPORTED);
+    const i0 = call(s.proc, s.fd, U.IOMMU_GET_HW_INFO, U.iommu_hw_info, { dev_id: 1 });
+    expect(i0.out_capabilities).toBe(ats | BigInt(U.IOMMU_HW_CAP_PCI_PASID_EXEC));
+    expect(i0.out_max_pasid_log2).toBe(8);
+    expect(i0.out_data_type).toBe(U.IOMMU_HW_INFO_TYPE_NONE); // a driver without hw_info
+    const i1 = call(s.proc, s.fd, U.IOMMU_GET_HW_INFO, U.iommu_hw_info, { dev_id: dev1 });
+    expect(i1.out_capabilities).toBe(ats);
+    expect(i1.out_max_pasid_log2).toBe(0);
   });
 
   it('a device without PASID support refuses the PASID flag with EOPNOTSUPP', () => {

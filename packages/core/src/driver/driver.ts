@@ -75,6 +75,9 @@ export interface DeviceInfo {
   readonly pri: boolean;
   /** The device has ATS. */
   readonly ats: boolean;
+  /** PCI PASID control register: execute / privileged-mode requests enabled (GET_HW_INFO reports them). */
+  readonly pasidExec?: boolean;
+  readonly pasidPriv?: boolean;
   /** Vendor- or test-specific extra options (e.g. the selftest's MOCK_FLAGS_DEVICE_*), passed through untouched. */
   readonly flags?: number;
   readonly extra?: Readonly<Record<string, unknown>>;
@@ -105,6 +108,8 @@ export interface DriverDevice {
   readonly pci: boolean;
   /** IOMMU_CAP_ENFORCE_CACHE_COHERENCY for this device. */
   readonly enforceCacheCoherency: boolean;
+  /** IOMMU_CAP_CACHE_COHERENCY: DMA is coherent. Binding a device without it fails with EINVAL. Absent = true. */
+  readonly cacheCoherent?: boolean;
   /** The device's reserved regions (iommu_get_resv_regions). */
   reservedRegions(): readonly ReservedRegion[];
 }

@@ -33,6 +33,9 @@ export interface SimDeviceSpec {
   readonly pasidBits?: number;
   readonly pri?: boolean;
   readonly ats?: boolean;
+  /** PCI PASID control register bits (default clear). */
+  readonly pasidExec?: boolean;
+  readonly pasidPriv?: boolean;
   /** Driver-specific extras, passed to probeDevice untouched. */
   readonly flags?: number;
   readonly extra?: Readonly<Record<string, unknown>>;
@@ -134,6 +137,8 @@ class SimHostImpl implements SimHost, DriverHost {
       pasidBits: spec.pasidBits ?? 0,
       pri: spec.pri ?? false,
       ats: spec.ats ?? false,
+      ...(spec.pasidExec !== undefined ? { pasidExec: spec.pasidExec } : {}),
+      ...(spec.pasidPriv !== undefined ? { pasidPriv: spec.pasidPriv } : {}),
       ...(spec.flags !== undefined ? { flags: spec.flags } : {}),
       ...(spec.extra !== undefined ? { extra: spec.extra } : {}),
     };
