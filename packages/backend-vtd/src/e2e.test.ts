@@ -184,6 +184,8 @@ describe('nested DMA', () => {
     expect(r.invalidate(r.nest, [{ addr: 0x1000n, npages: U64_MAX }])).toEqual({ entryNum: 0, error: 'EINVAL' });
     expect(r.invalidate(r.nest, [ok], { entryLen: 16 })).toEqual({ entryNum: 0, error: 'EINVAL' });
     expect(r.invalidate(r.nest, [ok], { entryLen: 32 })).toEqual({ entryNum: 0, error: 'EINVAL' });
+    // npages 0 is not refused: [addr, addr - 1] wraps as the kernel's 64-bit arithmetic does.
+    expect(r.invalidate(r.nest, [{ addr: 0n, npages: 0n }, { addr: 0x1000n, npages: 0n }])).toEqual({ entryNum: 2, error: undefined });
     // A huge range (no overflow check) is accepted and becomes a whole-PASID flush.
     expect(r.invalidate(r.nest, [{ addr: 0x1000n, npages: 1n << 60n }])).toEqual({ entryNum: 1, error: undefined });
     // On the nest parent itself: neither a nested HWPT nor a vIOMMU, EINVAL (iommufd_hwpt_invalidate).

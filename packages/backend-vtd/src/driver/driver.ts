@@ -137,8 +137,9 @@ export class VtdDriver implements DriverV1 {
     const f = this.features;
     const pasidLog2 = f.smts && info.pasidBits > 0 ? Math.min(info.pasidBits, f.pasidBits) : 0;
     const dev = new VtdDevice(info, pasidLog2, info.ats && f.deviceTlb, false);
-    // Directory: one entry per 64 PASIDs, at least 2^7 entries (PDTS 0); RID_PASID 0 always fits.
-    const dirEntries = Math.max(128, 2 ** Math.max(0, pasidLog2 - 6));
+    // Directory as intel_pasid_alloc_table sizes it: one entry per 64 PASIDs, at least one page
+    // (512 entries, 32768 PASIDs), also for a device without PASID support.
+    const dirEntries = Math.max(512, 2 ** Math.max(0, pasidLog2 - 6));
     dev.pasidDir = this.allocFrames(Math.ceil((dirEntries * 8) / 4096));
     dev.pasidDirEntries = dirEntries;
     const bus = sid >>> 8;
@@ -249,8 +250,9 @@ export class VtdDriver implements DriverV1 {
     const dev = d as VtdDevice;
     const vp = pasid === NO_PASID ? 0 : pasid;
     if (pasid !== NO_PASID) {
-      // intel_iommu_set_dev_pasid / intel_nested_set_dev_pasid
-      if (domain && dev.maxPasidLog2 === 0) throw new SystemError('EOPNOTSUPP', 'ioctl', 'no PASID support');
+      // intel_iommu_set_dev_pasid / intel_nested_set_dev_pasid: the unit must support PASIDs (the
+      // device's own range is checked by the core).
+      if (domain && !(this.features.smts && this.features.pasidBits > 0)) throw new SystemError('EOPNOTSUPP', 'ioctl', 'no PASID support');
     }
     if (domain === null) {
       this.clearPasidEntry(dev, vp);
