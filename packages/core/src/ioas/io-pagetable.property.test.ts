@@ -22,7 +22,8 @@ type Op =
   | { op: 'detach'; table: number }
   | { op: 'pin'; table: number; at: number; pages: number; internal: boolean }
   | { op: 'unpinOne' }
-  | { op: 'hugePages'; table: number; on: boolean };
+  | { op: 'hugePages'; table: number; on: boolean }
+  | { op: 'cut'; table: number; at: number; page: number };
 
 const table = fc.integer({ min: 0, max: 1 });
 const opArb: fc.Arbitrary<Op> = fc.oneof(
@@ -35,6 +36,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ op: fc.constant('pin' as const), table, at: fc.integer({ min: 0, max: 70 }), pages: fc.integer({ min: 1, max: 2 }), internal: fc.boolean() }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('unpinOne' as const) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('hugePages' as const), table, on: fc.boolean() }) },
+  { weight: 2, arbitrary: fc.record({ op: fc.constant('cut' as const), table, at: fc.integer({ min: 0, max: 70 }), page: fc.integer({ min: 1, max: 7 }) }) },
 );
 
 /** IOVAs live in a small window so operations collide often. */
@@ -125,6 +127,12 @@ describe('IoPagetable properties', () => {
             case 'hugePages':
               tables[o.table]!.setHugePages(o.on);
               return;
+            case 'cut': {
+              const areas = tables[o.table]!.areas();
+              const area = areas[o.at % Math.max(1, areas.length)];
+              if (area) tables[o.table]!.cutIova([area.iova + BigInt(o.page) * PAGE_SIZE - 1n]);
+              return;
+            }
           }
         };
 

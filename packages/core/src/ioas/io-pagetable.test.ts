@@ -268,6 +268,33 @@ describe('IoPagetable: UNMAP rules', () => {
   });
 });
 
+describe('IoPagetable: VFIO compat cuts', () => {
+  it('cutIova splits areas sharing their pins; refused while huge pages may be in use', () => {
+    const f = fixture(1);
+    const iova = f.map(f.buffer, 4n * PAGE_SIZE);
+    expect(() => f.iopt.cutIova([iova + 2n * PAGE_SIZE - 1n])).toThrow(errno('EINVAL'));
+    f.iopt.unmapAll();
+    f.iopt.detachDomain(f.domains[0]!);
+    f.iopt.setHugePages(false);
+    const d = mockDomain();
+    f.iopt.attachDomain(d);
+    const at = f.map(f.buffer, 4n * PAGE_SIZE);
+    expect(() => f.iopt.cutIova([at + 0x800n - 1n])).toThrow(errno('EINVAL'));
+    f.iopt.cutIova([at + 2n * PAGE_SIZE - 1n, at - 1n, at + 4n * PAGE_SIZE - 1n]);
+    expect(f.iopt.areas().map((a) => [a.iova, a.last])).toEqual([
+      [at, at + 2n * PAGE_SIZE - 1n],
+      [at + 2n * PAGE_SIZE, at + 4n * PAGE_SIZE - 1n],
+    ]);
+    f.iopt.checkInvariants();
+    expect(f.owner.user.lockedPages).toBe(4);
+    expect(f.iopt.unmap(at, 2n * PAGE_SIZE)).toBe(2n * PAGE_SIZE);
+    expect(f.owner.user.lockedPages).toBe(2);
+    expect(d.iovaToPhys(at)).toBeUndefined();
+    expect(d.iovaToPhys(at + 3n * PAGE_SIZE)).toBe(BigInt(f.mm.frameOf(f.buffer)! + 3) * PAGE_SIZE);
+    f.iopt.checkInvariants();
+  });
+});
+
 describe('IoPagetable: files and CHANGE_PROCESS', () => {
   const owner2 = (mm: AddressSpace, limit = Infinity): PinOwner => ({ mm, user: new MemlockUser(2000), memlockLimit: limit, capIpcLock: false });
 

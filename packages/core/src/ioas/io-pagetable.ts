@@ -228,6 +228,20 @@ export class IoPagetable {
     return this.unmapRange(0n, ULONG_MAX);
   }
 
+  /**
+   * iopt_cut_iova, for the VFIO type1 compatibility UNMAP_DMA (with huge pages off): splits the
+   * area holding each IOVA so that the IOVA becomes the last byte of an area, the two halves
+   * sharing the pages. Stops at the first error, keeping earlier cuts: EBUSY (area being unmapped),
+   * EINVAL (cut not aligned, area pinned by an access, or filled into domains while huge pages are
+   * on).
+   */
+  cutIova(iovas: readonly bigint[]): void {
+    for (const iova of iovas) {
+      const area = this.firstAreaIn(iova, iova);
+      if (area) this.splitArea(area, iova);
+    }
+  }
+
   // --- IOVA space ----------------------------------------------------------------------------
 
   /** IOVA_RANGES: the holes between reserved ranges over [0, ULONG_MAX], ascending. */
@@ -880,6 +894,29 @@ export class IoPagetable {
     area.pages.removeAccess(first, lastIndex);
     area.numAccesses--;
     if (internal) area.numLocks--;
+  }
+
+  /** iopt_area_split: `iova` becomes the last byte of the left half. */
+  private splitArea(area: Area, iova: bigint): void {
+    if (iova === area.iova || iova === area.last) return;
+    if (area.preventAccess) throw err('EBUSY', 'area is being unmapped');
+    const align = BigInt(this.iovaAlignment);
+    const rightStart = iova + 1n;
+    if (rightStart % align !== 0n || area.startByte(rightStart) % align !== 0n) throw err('EINVAL', 'cut not aligned');
+    if (area.numAccesses) throw err('EINVAL', 'an access pinned the area');
+    if (area.filled && !this.disableLargePages) throw err('EINVAL', 'domains may hold the area in large pages');
+    const leftByte = area.startByte(area.iova);
+    const rightByte = area.startByte(rightStart);
+    const left = new Area(area.iova, iova, area.pages, Number(leftByte % PAGE), area.firstIndex, Number(area.startByte(iova) / PAGE), area.prot);
+    const right = new Area(rightStart, area.last, area.pages, Number(rightByte % PAGE), Number(rightByte / PAGE), area.lastIndex, area.prot);
+    if (area.filled) {
+      // The halves take over the pin users of the whole (nothing new is pinned); domains keep their mappings.
+      area.pages.addUser(left.firstIndex, left.lastIndex);
+      area.pages.addUser(right.firstIndex, right.lastIndex);
+      area.pages.removeUser(area.firstIndex, area.lastIndex);
+      left.filled = right.filled = true;
+    }
+    this.areaList.splice(this.lowerBound(area.iova), 1, left, right);
   }
 
   /** iopt_check_iova_alignment: every area conforms to a larger alignment, else EADDRINUSE. */

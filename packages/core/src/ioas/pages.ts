@@ -126,7 +126,8 @@ export class Pages {
     charge(this.owner, this.accountMode, newly);
     for (const f of fresh) adjustPins(this.physical, f.frame, f.last - f.start + 1, 1);
     this.npinned += newly;
-    this.segments = fresh;
+    // slice(): an exact-size array (push grew `fresh` to spare capacity; areas can number millions).
+    this.segments = fresh.slice();
     this.merge();
   }
 
