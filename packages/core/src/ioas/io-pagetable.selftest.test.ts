@@ -4,6 +4,7 @@
 
 import { describe, expect, it } from '@jest/globals';
 import { IOMMU_READ } from '../driver/domain.js';
+import { MemFile } from '../host/mem-file.js';
 import { framePinCount } from './pin-counts.js';
 import { BUFFER_SIZE, fixture, MOCK_APERTURE_LAST, MOCK_APERTURE_START, MOCK_PAGE_SIZE, mockDomain, PAGE_SIZE, RW } from './test-kit.js';
 import { IoPagetable } from './io-pagetable.js';
@@ -297,5 +298,97 @@ describe.each([
     expect(() => f.iopt.pinPages(access, iova, PAGE_SIZE, ACCESS_RW_WRITE)).toThrow(errno('EPERM'));
     expect(() => f.iopt.rw(access, iova, new Uint8Array(4), ACCESS_RW_WRITE)).toThrow(errno('EPERM'));
     expect(f.iopt.copy(f.iopt, iova, PAGE_SIZE, { prot: IOMMU_READ })).toBeGreaterThan(0n);
+  });
+});
+
+// The iommufd_mock_domain fixture's io page table scenarios (no huge pages; user memory and memfd).
+describe.each([
+  ['one_domain', 1, false],
+  ['two_domains', 2, false],
+  ['one_domain_file', 1, true],
+])('iommufd_mock_domain/%s', (_name, mockDomains, file) => {
+  const MMAP_BUF_SIZE = PAGE_SIZE * 8n;
+
+  /** A fresh buffer (user memory or a memfd mmap) and how to map a piece of it. */
+  const source = (f: ReturnType<typeof fixture>) => {
+    if (!file) {
+      const buf = f.mm.alloc(Number(MMAP_BUF_SIZE)).addr;
+      return { buf, map: (start: bigint, length: bigint) => f.map(buf + start, length) };
+    }
+    const mfd = new MemFile(f.phys);
+    mfd.truncate(Number(MMAP_BUF_SIZE));
+    const { run, runOffset } = mfd.slice(0, Number(MMAP_BUF_SIZE))!;
+    const buf = f.mm.mapShared(run, runOffset, Number(MMAP_BUF_SIZE), true).addr;
+    return { buf, map: (start: bigint, length: bigint) => f.iopt.mapFile(mfd, start, length, { prot: RW, owner: f.owner, rlimitMode: 0 }) };
+  };
+
+  /** MD_CHECK_MAP on every domain: each mock page translates to the page behind the buffer. */
+  const checkMockIova = (f: ReturnType<typeof fixture>, uptr: bigint, iova: bigint, length: bigint) => {
+    for (const d of f.iopt.domains()) {
+      for (let off = 0n; off < length; off += MOCK_PAGE_SIZE) {
+        const va = uptr + off;
+        expect(d.iovaToPhys(iova + off)).toBe(BigInt(f.mm.frameOf(va)!) * PAGE_SIZE + (va % PAGE_SIZE));
+      }
+    }
+  };
+
+  /** MD_CHECK_REFS: every page of [uptr, uptr + length) is pinned exactly `refs` times. */
+  const checkRefs = (f: ReturnType<typeof fixture>, uptr: bigint, length: bigint, refs: number) => {
+    for (let off = 0n; off < length; off += PAGE_SIZE) expect(framePinCount(f.phys, f.mm.frameOf(uptr + off)!)).toBe(refs);
+  };
+
+  it('basic', () => {
+    const f = fixture(mockDomains);
+    const iova = f.map(f.buffer, PAGE_SIZE);
+    checkMockIova(f, f.buffer, iova, PAGE_SIZE);
+    if (!file) {
+      // EFAULT half way through the mapping (the half past the end is unmapped), and on the first page.
+      const half = f.mm.alloc(Number(MMAP_BUF_SIZE / 2n)).addr;
+      expect(() => f.map(half, MMAP_BUF_SIZE)).toThrow(errno('EFAULT'));
+      expect(() => f.map(half + (1n << 36n), MMAP_BUF_SIZE)).toThrow(errno('EFAULT'));
+    } else {
+      const mfd = new MemFile(f.phys);
+      mfd.truncate(Number(MMAP_BUF_SIZE));
+      const opts = { prot: RW, owner: f.owner, rlimitMode: 0 as const };
+      expect(() => f.iopt.mapFile(mfd, 0n, MMAP_BUF_SIZE + 1n, opts)).toThrow(errno('EINVAL'));
+      mfd.truncate(0);
+      expect(() => f.iopt.mapFile(mfd, 0n, MMAP_BUF_SIZE, opts)).toThrow(errno('EINVAL'));
+    }
+    expect(f.iopt.areas().length).toBe(1);
+  });
+
+  it('all_aligns', () => {
+    const f = fixture(mockDomains);
+    const { buf, map } = source(f);
+    checkRefs(f, buf, MMAP_BUF_SIZE, 0);
+    for (let start = 0n; start < MMAP_BUF_SIZE; start += MOCK_PAGE_SIZE) {
+      for (let end = start + MOCK_PAGE_SIZE; end < MMAP_BUF_SIZE; end += MOCK_PAGE_SIZE) {
+        const length = end - start;
+        const iova = map(start, length);
+        checkMockIova(f, buf + start, iova, length);
+        checkRefs(f, buf + (start / PAGE_SIZE) * PAGE_SIZE, (end / PAGE_SIZE) * PAGE_SIZE - (start / PAGE_SIZE) * PAGE_SIZE, 1);
+        expect(f.iopt.unmap(iova, length)).toBe(length);
+      }
+    }
+    checkRefs(f, buf, MMAP_BUF_SIZE, 0);
+  });
+
+  it('all_aligns_copy: add and remove a domain while the area exists', () => {
+    const f = fixture(mockDomains);
+    const { buf, map } = source(f);
+    for (let start = 0n; start < MMAP_BUF_SIZE; start += MOCK_PAGE_SIZE) {
+      for (let end = start + MOCK_PAGE_SIZE; end < MMAP_BUF_SIZE; end += MOCK_PAGE_SIZE) {
+        const length = end - start;
+        const iova = map(start, length);
+        const extra = mockDomain();
+        f.iopt.attachDomain(extra);
+        checkMockIova(f, buf + start, iova, length);
+        checkRefs(f, buf + (start / PAGE_SIZE) * PAGE_SIZE, (end / PAGE_SIZE) * PAGE_SIZE - (start / PAGE_SIZE) * PAGE_SIZE, 1);
+        f.iopt.detachDomain(extra);
+        expect(extra.mappedBytes).toBe(0n);
+        expect(f.iopt.unmap(iova, length)).toBe(length);
+      }
+    }
+    checkRefs(f, buf, MMAP_BUF_SIZE, 0);
   });
 });
