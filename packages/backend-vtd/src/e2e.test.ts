@@ -97,7 +97,7 @@ describe('nest parent and nested HWPT allocation', () => {
     expect(alloc({})).toBeUndefined();
     // VT-d has no vIOMMU type: VIOMMU_ALLOC is EOPNOTSUPP.
     expect(errno(() => call(r.proc, r.fd, U.IOMMU_VIOMMU_ALLOC, U.iommu_viommu_alloc, { type: U.IOMMU_VIOMMU_TYPE_ARM_SMMUV3, dev_id: r.devId, hwpt_id: s2 }))).toBe('EOPNOTSUPP');
-    // DIRTY_TRACKING needs second-stage A/D, which this unit does not report.
+    // DIRTY_TRACKING needs second-stage A/D, which the default unit does not report.
     expect(errno(() => call(r.proc, r.fd, U.IOMMU_HWPT_ALLOC, U.iommu_hwpt_alloc, { dev_id: r.devId, pt_id: r.ioas, flags: U.IOMMU_HWPT_ALLOC_DIRTY_TRACKING }))).toBe('EOPNOTSUPP');
   });
 
@@ -294,6 +294,53 @@ describe('nested DMA', () => {
     expect(r.drv.hw.stats.devTlbHits).toBe(hits + 1);
     r.invalidate(r.nest, [{ addr: 0x1234_5000n, npages: 1n }]);
     expect(text(await nic.dma.read(0x1234_5000n, 10))).toBe('moved data');
+  });
+});
+
+describe('dirty tracking (ECAP.SLADS)', () => {
+  function bitmap(r: ReturnType<typeof createRig>, hwpt: number, iova: number, pages: number, flags = 0): number[] {
+    const bits = r.proc.memory.alloc(8);
+    call(r.proc, r.fd, U.IOMMU_HWPT_GET_DIRTY_BITMAP, U.iommu_hwpt_get_dirty_bitmap, {
+      hwpt_id: hwpt, flags, iova: BigInt(iova), length: BigInt(pages * 4096), page_size: 4096n, data: bits.addr,
+    });
+    const out: number[] = [];
+    for (let i = 0; i < pages; i++) if ((bits.bytes[i >> 3]! >> (i & 7)) & 1) out.push(i);
+    return out;
+  }
+
+  it('a second-stage domain records device writes in D bits while SSADE is on; clearing makes the next write walk again', async () => {
+    const r = createRig({ features: { slads: true } });
+    const hwpt = call(r.proc, r.fd, U.IOMMU_HWPT_ALLOC, U.iommu_hwpt_alloc, { dev_id: r.devId, pt_id: r.ioas, flags: U.IOMMU_HWPT_ALLOC_DIRTY_TRACKING }).out_hwpt_id;
+    r.attach(hwpt);
+    const nic = r.host.device('nic0');
+    await nic.dma.write(BigInt(RAM_GPA), new Uint8Array(4)); // before tracking: not recorded
+    call(r.proc, r.fd, U.IOMMU_HWPT_SET_DIRTY_TRACKING, U.iommu_hwpt_set_dirty_tracking, { hwpt_id: hwpt, flags: U.IOMMU_HWPT_DIRTY_TRACKING_ENABLE });
+    await nic.dma.write(BigInt(RAM_GPA + 2 * 4096), new Uint8Array(4));
+    await nic.dma.read(BigInt(RAM_GPA + 3 * 4096), 4);
+    expect(bitmap(r, hwpt, RAM_GPA, 8)).toEqual([2]);
+    expect(bitmap(r, hwpt, RAM_GPA, 8)).toEqual([]); // cleared
+    // The IOTLB still holds the page as writable; the write walks again to set D.
+    await nic.dma.write(BigInt(RAM_GPA + 2 * 4096), new Uint8Array(4));
+    expect(bitmap(r, hwpt, RAM_GPA, 8, U.IOMMU_HWPT_GET_DIRTY_BITMAP_NO_CLEAR)).toEqual([2]);
+    expect(bitmap(r, hwpt, RAM_GPA, 8)).toEqual([2]);
+    call(r.proc, r.fd, U.IOMMU_HWPT_SET_DIRTY_TRACKING, U.iommu_hwpt_set_dirty_tracking, { hwpt_id: hwpt, flags: 0 });
+    await nic.dma.write(BigInt(RAM_GPA + 5 * 4096), new Uint8Array(4));
+    expect(bitmap(r, hwpt, RAM_GPA, 8)).toEqual([]);
+  });
+
+  it('a dirty-tracking nest parent records the guest-physical pages nested DMA writes', async () => {
+    const r = createRig({ features: { slads: true } });
+    const s2 = call(r.proc, r.fd, U.IOMMU_HWPT_ALLOC, U.iommu_hwpt_alloc, {
+      dev_id: r.devId, pt_id: r.ioas, flags: U.IOMMU_HWPT_ALLOC_NEST_PARENT | U.IOMMU_HWPT_ALLOC_DIRTY_TRACKING,
+    }).out_hwpt_id;
+    const gt = r.guestTable();
+    const page = r.galloc(4096);
+    gt.map(0x1234_5000, page, 4096, GUEST_RW);
+    r.attach(r.nested(s2, { pgtbl_addr: BigInt(gt.root) }));
+    call(r.proc, r.fd, U.IOMMU_HWPT_SET_DIRTY_TRACKING, U.iommu_hwpt_set_dirty_tracking, { hwpt_id: s2, flags: U.IOMMU_HWPT_DIRTY_TRACKING_ENABLE });
+    await r.host.device('nic0').dma.write(0x1234_5000n, new Uint8Array(4));
+    const pages = (4 << 20) / 4096;
+    expect(bitmap(r, s2, RAM_GPA, pages).map((i) => RAM_GPA + i * 4096)).toEqual([page]);
   });
 });
 

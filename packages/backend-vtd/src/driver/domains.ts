@@ -2,10 +2,10 @@
 // second-stage paging (NEST_PARENT, or when there is no first stage), and the nested domain built
 // from iommu_hwpt_vtd_s1. Each holds a host domain ID (DID) and knows where it is attached, so
 // unmaps and user invalidations can name the DID/PASID pairs to flush, as the kernel's cache tags do.
-import { IOMMU_READ, IOMMU_WRITE, type DomainGeometry, type DriverNestedDomain, type DriverPagingDomain, type PhysicalMemory, type UserDataArray } from '@viommu/core';
+import { IOMMU_READ, IOMMU_WRITE, type DirtyTracking, type DomainGeometry, type DriverNestedDomain, type DriverPagingDomain, type PhysicalMemory, type UserDataArray } from '@viommu/core';
 import { SystemError } from '@viommu/uapi';
 import { PhysicalTableMemory } from '../pgtable/memory.js';
-import { FS_A, FS_P, FS_RW, FS_US, SS_R, SS_W } from '../pgtable/pte.js';
+import { FS_A, FS_P, FS_RW, FS_US, SS_D, SS_R, SS_W } from '../pgtable/pte.js';
 import { FS_FORMAT, OverlapError, PageTable, SS_FORMAT } from '../pgtable/table.js';
 import type { VtdDevice } from './device.js';
 
@@ -20,6 +20,8 @@ export interface DomainOwner {
   /** Flush [start, last] of `domain` (last inclusive, 64-bit), as cache_tag_flush_range does. */
   flushRange(domain: VtdDomain, start: bigint, last: bigint, leaf: boolean): void;
   releaseDid(did: number): void;
+  /** Sets or clears SSADE in every PASID entry using `domain` (and its nested children), with the flushes. */
+  setDirtyTracking(domain: SsPagingDomain, enabled: boolean): void;
 }
 
 export type VtdDomain = FsPagingDomain | SsPagingDomain | NestedDomain;
@@ -107,18 +109,55 @@ export class SsPagingDomain extends PagingBase implements DriverPagingDomain {
   readonly table: PageTable;
   /** Nested domains built on this parent (the kernel's s1_domains list): their DIDs cache our translations too. */
   readonly children = new Set<NestedDomain>();
+  /** Dirty tracking through second-stage D bits (allocated with DIRTY_TRACKING on a unit with SLADS). */
+  readonly dirty?: DirtyTracking;
 
   constructor(
     mem: PhysicalMemory,
     owner: DomainOwner,
     did: number,
     readonly nestParent: boolean,
+    dirty = false,
     readonly levels = 4,
   ) {
     super(owner, did);
     this.memory = new PhysicalTableMemory(mem);
     this.table = new PageTable(this.memory, SS_FORMAT, levels);
     this.geometry = { apertureStart: 0n, apertureLast: (1n << BigInt(12 + 9 * levels)) - 1n, pgsizeBitmap: PGSIZE_4K };
+    if (dirty) this.dirty = this.dirtyTracking();
+  }
+
+  private dirtyTracking(): DirtyTracking {
+    const state = { enabled: false };
+    const table = this.table;
+    const memory = this.memory;
+    return {
+      get enabled() {
+        return state.enabled;
+      },
+      setEnabled: (enabled: boolean) => {
+        if (state.enabled === enabled) return;
+        state.enabled = enabled;
+        this.owner.setDirtyTracking(this, enabled);
+      },
+      // The hardware sets D in the leaf; clearing it needs an IOTLB flush so the next write walks
+      // (and sets it) again, as the kernel's read_and_clear_dirty + iotlb sync does.
+      readAndClear: (iova, length, noClear, mark) => {
+        let cleared = false;
+        for (let va = Number(iova); va < Number(iova + length); va += 4096) {
+          const e = table.leafEntry(va);
+          if (e === undefined) continue;
+          const lo = memory.readU32(e);
+          if ((lo & (SS_R | SS_W)) === 0 || (lo & SS_D) === 0) continue;
+          mark(BigInt(va), 4096n);
+          if (!noClear) {
+            memory.writeU32(e, (lo & ~SS_D) >>> 0);
+            cleared = true;
+          }
+        }
+        if (cleared) this.owner.flushRange(this, iova, iova + length - 1n, true);
+      },
+    };
   }
 
   override map(iova: bigint, pa: bigint, length: bigint, prot: number): void {

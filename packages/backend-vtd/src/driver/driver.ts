@@ -136,7 +136,7 @@ export class VtdDriver implements DriverV1 {
     if (this.devices.has(sid)) throw new SystemError('EBUSY', 'probe', `source-id 0x${sid.toString(16)} in use`);
     const f = this.features;
     const pasidLog2 = f.smts && info.pasidBits > 0 ? Math.min(info.pasidBits, f.pasidBits) : 0;
-    const dev = new VtdDevice(info, pasidLog2, info.ats && f.deviceTlb, false);
+    const dev = new VtdDevice(info, pasidLog2, info.ats && f.deviceTlb, f.smts && f.slads);
     // Directory as intel_pasid_alloc_table sizes it: one entry per 64 PASIDs, at least one page
     // (512 entries, 32768 PASIDs), also for a device without PASID support.
     const dirEntries = Math.max(512, 2 ** Math.max(0, pasidLog2 - 6));
@@ -213,12 +213,11 @@ export class VtdDriver implements DriverV1 {
     const allowed = IOMMU_HWPT_ALLOC_NEST_PARENT | IOMMU_HWPT_ALLOC_DIRTY_TRACKING | IOMMU_HWPT_ALLOC_PASID;
     if (flags & ~allowed) throw new SystemError('EOPNOTSUPP', 'ioctl', `paging flags 0x${flags.toString(16)}`);
     if ((flags & IOMMU_HWPT_ALLOC_NEST_PARENT) !== 0 && !this.nestedSupported) throw new SystemError('EOPNOTSUPP', 'ioctl', 'no nesting');
-    // Dirty tracking needs second-stage A/D (ECAP.SLADS). TODO: the model does not write A/D bits
-    // yet, so even a unit configured with SLADS refuses it.
-    if ((flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) !== 0) throw new SystemError('EOPNOTSUPP', 'ioctl', 'no second-stage A/D support');
+    // Dirty tracking needs second-stage A/D (ECAP.SLADS).
+    if ((flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) !== 0 && !(f.smts && f.slads)) throw new SystemError('EOPNOTSUPP', 'ioctl', 'no second-stage A/D support');
     if (f.smts && !f.slts) throw new SystemError('EOPNOTSUPP', 'ioctl', 'no second-stage translation');
     this.host.failPoint('paging_domain_alloc');
-    return new SsPagingDomain(this.host.physical, this, this.allocDid(), (flags & IOMMU_HWPT_ALLOC_NEST_PARENT) !== 0);
+    return new SsPagingDomain(this.host.physical, this, this.allocDid(), (flags & IOMMU_HWPT_ALLOC_NEST_PARENT) !== 0, (flags & IOMMU_HWPT_ALLOC_DIRTY_TRACKING) !== 0);
   }
 
   allocNestedDomain(_dev: DriverDevice, parent: DriverDomain, flags: number, data: UserData): NestedDomain {
@@ -289,7 +288,10 @@ export class VtdDriver implements DriverV1 {
       return encodePasidEntryQwords({ p: true, pgtt: PGTT_FIRST_STAGE, did: d.did, fsptptr: BigInt(d.root), fspm: 0, pwsnp: f.smpwc });
     }
     if (d instanceof SsPagingDomain) {
-      return encodePasidEntryQwords({ p: true, pgtt: PGTT_SECOND_STAGE, did: d.did, ssptptr: BigInt(d.root), aw: d.levels === 5 ? AW_57 : AW_48, pwsnp: f.smpwc });
+      return encodePasidEntryQwords({
+        p: true, pgtt: PGTT_SECOND_STAGE, did: d.did, ssptptr: BigInt(d.root), aw: d.levels === 5 ? AW_57 : AW_48, pwsnp: f.smpwc,
+        ssade: d.dirty?.enabled ?? false,
+      });
     }
     const s1 = d.s1;
     if (s1.addrWidth !== 48 && !(s1.addrWidth === 57 && f.fs5lp)) throw new SystemError('EINVAL', 'ioctl', `stage-1 address width ${s1.addrWidth}`);
@@ -301,13 +303,32 @@ export class VtdDriver implements DriverV1 {
       sre: (s1.flags & BigInt(IOMMU_VTD_S1_SRE)) !== 0n,
       wpe: (s1.flags & BigInt(IOMMU_VTD_S1_SRE)) !== 0n && (s1.flags & BigInt(IOMMU_VTD_S1_WPE)) !== 0n,
       eafe: (s1.flags & BigInt(IOMMU_VTD_S1_EAFE)) !== 0n,
-      ssptptr: BigInt(p.root), aw: p.levels === 5 ? AW_57 : AW_48, pwsnp: f.smpwc,
+      ssptptr: BigInt(p.root), aw: p.levels === 5 ? AW_57 : AW_48, pwsnp: f.smpwc, ssade: p.dirty?.enabled ?? false,
     });
     // The kernel sets the first-stage pointer from pgtbl_addr without masking it: its low 12 bits
     // land in qword 2 bits 11:0 (SRE, ERE, FSPM, WPE, ...). A misaligned address sets those bits.
     const pg = BigInt.asUintN(64, s1.pgtblAddr);
     q[2] = (q[2]! & 0xfffn) | (pg & ~0xfffn) | (pg & 0xfffn);
     return q;
+  }
+
+  /**
+   * intel_pasid_setup_dirty_tracking for every attachment of `d` and of the nested domains on it:
+   * SSADE in the PASID entry, then a PASID-selective PASID-cache and a domain-selective IOTLB flush.
+   */
+  setDirtyTracking(d: SsPagingDomain, enabled: boolean): void {
+    const descs: QiDescriptor[] = [];
+    for (const dom of [d, ...d.children]) {
+      for (const a of dom.attachments) {
+        const addr = this.pasidEntryAddr(a.dev, a.pasid, false);
+        if (addr === undefined) continue;
+        const lo = this.host.physical.readU32(addr);
+        storeU32(this.host.physical, addr, enabled ? (lo | 0x200) >>> 0 : (lo & ~0x200) >>> 0);
+        descs.push({ type: QI_PC_TYPE, gran: QI_PC_PASID_SEL, did: dom.did, pasid: a.pasid });
+        descs.push({ type: QI_IOTLB_TYPE, gran: 2, dw: false, dr: false, did: dom.did, am: 0, ih: false, addr: 0n });
+      }
+    }
+    if (descs.length > 0) this.submit(descs);
   }
 
   /** intel_pasid_tear_down_entry: clear P, then flush the PASID cache, IOTLB and device-TLB. */

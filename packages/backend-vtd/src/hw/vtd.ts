@@ -18,7 +18,7 @@ import {
   FR_SM_PASID_TOO_LARGE, FR_SM_ROOT_NOT_PRESENT, FR_SM_ROOT_RSVD, FR_SM_SS_BEYOND_MAX, FR_SM_SS_PERM, FR_SM_SS_RSVD,
   FR_SM_US_CLEAR, type FaultRecord,
 } from '../formats/fault.js';
-import { entryAddr, FS_PS, FS_RW, FS_US, levelIndex, levelShift, RSVD_HI_MASK, SS_PS, SS_R, SS_W } from '../pgtable/pte.js';
+import { entryAddr, FS_PS, FS_RW, FS_US, levelIndex, levelShift, RSVD_HI_MASK, SS_A, SS_D, SS_PS, SS_R, SS_W } from '../pgtable/pte.js';
 import { storeU32 } from '../pgtable/memory.js';
 import {
   DEFAULT_FEATURES, DMAR_CAP_REG, DMAR_ECAP_REG, DMAR_FSTS_REG, DMAR_IQA_REG, DMAR_IQERCD_REG, DMAR_IQH_REG, DMAR_IQT_REG,
@@ -48,6 +48,8 @@ interface PasidCacheEntry {
   fsLevels: number;
   ssRoot: number;
   ssLevels: number;
+  /** Second-stage accessed/dirty flag updates enabled. */
+  ssade: boolean;
   /** IOTLB tag: did * 2^20 + pasid. */
   tag: number;
 }
@@ -58,6 +60,8 @@ interface TlbEntry {
   write: boolean;
   /** From a second-stage-only translation (PASID-based invalidations leave these alone). */
   ssOnly: boolean;
+  /** The second-stage leaf's D bit was set by this walk (SSADE): writes may use the entry. */
+  dirty: boolean;
 }
 
 export interface VtdHooks {
@@ -103,6 +107,9 @@ export class VtdHardware {
   private readonly devTlb = new Map<number, Map<number, TlbEntry>>();
   /** Scratch of the current walk (no allocation per translation). */
   private walkWrite = true;
+  /** The walk sets second-stage A (and D for `walkIsWrite`) bits in the final leaf. */
+  private walkSsade = false;
+  private walkIsWrite = false;
   private readonly qiWords = new Uint32Array(QI_DESC_SIZE / 4);
 
   constructor(
@@ -215,7 +222,7 @@ export class VtdHardware {
       const key = sid * 2 * PASID_SPAN + pasid + 1;
       dev = this.devTlb.get(key);
       const hit = dev?.get(page);
-      if (hit && (hit.write || !write)) {
+      if (hit && (!write || (hit.write && (hit.dirty || !pe.ssade)))) {
         this.stats.devTlbHits++;
         return hit.pa + offset;
       }
@@ -223,7 +230,8 @@ export class VtdHardware {
     }
     let tlb = this.iotlb.get(pe.tag);
     const hit = tlb?.get(page);
-    if (hit) {
+    // A write through an entry cached before its D bit was set walks again to set it (SSADE).
+    if (hit && !(write && hit.write && pe.ssade && !hit.dirty)) {
       if (write && !hit.write) return this.fail(sid, pasid, iova, write, pe.fpd, FR_SM_NO_WRITE);
       this.stats.iotlbHits++;
       if (dev) dev.set(page, hit);
@@ -231,6 +239,8 @@ export class VtdHardware {
     }
     this.stats.walks++;
     this.walkWrite = true;
+    this.walkSsade = pe.ssade;
+    this.walkIsWrite = write;
     let pa: number;
     switch (pe.pgtt) {
       case PGTT_FIRST_STAGE: pa = this.walkFs(pe.fsRoot, pe.fsLevels, iova, -1, 0); break;
@@ -240,7 +250,7 @@ export class VtdHardware {
     }
     if (pa < 0) return this.fail(sid, pasid, iova, write, pe.fpd);
     if (write && !this.walkWrite) return this.fail(sid, pasid, iova, write, pe.fpd, FR_SM_NO_WRITE);
-    const entry: TlbEntry = { pa: pa - offset, write: this.walkWrite, ssOnly: pe.pgtt === PGTT_SECOND_STAGE };
+    const entry: TlbEntry = { pa: pa - offset, write: this.walkWrite, ssOnly: pe.pgtt === PGTT_SECOND_STAGE, dirty: pe.ssade && write };
     if (!tlb) this.iotlb.set(pe.tag, (tlb = new Map()));
     tlb.set(page, entry);
     if (dev) dev.set(page, entry);
@@ -319,7 +329,7 @@ export class VtdHardware {
     const entry: PasidCacheEntry = {
       did, pasid, pgtt, fpd: (q0 & 2) !== 0,
       fsRoot: entryAddr(q2, q2h), fsLevels: fspm === 1 ? 5 : 4,
-      ssRoot: entryAddr(q0, q0h), ssLevels: aw === 3 ? 5 : 4, tag: did * PASID_SPAN + pasid,
+      ssRoot: entryAddr(q0, q0h), ssLevels: aw === 3 ? 5 : 4, ssade: (q0 & 0x200) !== 0 && usesSs, tag: did * PASID_SPAN + pasid,
     };
     this.pasidCache.set(sid * PASID_SPAN + pasid, entry);
     return entry;
@@ -334,7 +344,7 @@ export class VtdHardware {
    * Second-stage walk of `addr` (an IOVA, or a GPA in nesting). Returns the HPA or -1. Clears
    * walkWrite when the mapping is read-only; `needRead` applies to table fetches of a nested walk.
    */
-  private walkSs(root: number, levels: number, addr: number): number {
+  private walkSs(root: number, levels: number, addr: number, final = true): number {
     if (addr >= 2 ** (12 + 9 * levels)) return this.faultNum(FR_SM_SS_BEYOND_MAX);
     const m = this.mem;
     let table = root;
@@ -347,7 +357,13 @@ export class VtdHardware {
       if ((lo & SS_R) === 0) return this.faultNum(FR_SM_SS_PERM); // write-only is not a valid combination for DMA reads
       if ((lo & SS_W) === 0) this.walkWrite = false;
       const out = entryAddr(lo, hi);
-      if (level === 1 || (lo & SS_PS) !== 0) return out + (addr % 2 ** levelShift(level));
+      if (level === 1 || (lo & SS_PS) !== 0) {
+        if (this.walkSsade) {
+          const ad = SS_A | (final && this.walkIsWrite && this.walkWrite ? SS_D : 0);
+          if ((lo & ad) !== ad) storeU32(m, e, (lo | ad) >>> 0);
+        }
+        return out + (addr % 2 ** levelShift(level));
+      }
       table = out;
     }
     return -1;
@@ -362,7 +378,7 @@ export class VtdHardware {
       let tpa = table;
       if (ssLevels > 0) {
         const saved = this.walkWrite;
-        tpa = this.walkSs(ssRoot, ssLevels, table);
+        tpa = this.walkSs(ssRoot, ssLevels, table, false);
         this.walkWrite = saved; // table reads need read access only
         if (tpa < 0) return -1;
       }

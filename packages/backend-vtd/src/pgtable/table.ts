@@ -97,6 +97,12 @@ export class PageTable {
     this.mem.writeU32(e, (addrLo(pa) | leafLo) >>> 0);
   }
 
+  /** Physical address of the 4 KiB leaf entry of `iova` when its tables exist (it may be non-present). */
+  leafEntry(iova: number): number | undefined {
+    const t = this.leafTable(iova, false);
+    return t === undefined ? undefined : t + levelIndex(iova, 1) * 8;
+  }
+
   /** The output address of `iova` by a plain walk (no permission checks), or undefined. */
   lookup(iova: number): number | undefined {
     let table = this.root;
