@@ -23,7 +23,7 @@ import {
 } from '@viommu/uapi';
 import type { Fixture } from './harness.js';
 import { HUGEPAGE_SIZE, PAGE_SIZE, Self, assertNe, enc, skip, type UserBuf } from './utils.js';
-import { VFIO_SET_IOMMU, VFIO_TYPE1_IOMMU, VFIO_TYPE1v2_IOMMU } from './vfio-type1.js';
+import { VFIO_SET_IOMMU, VFIO_TYPE1_IOMMU, VFIO_TYPE1v2_IOMMU } from '@viommu/uapi';
 
 // iopt_pages accounting modes (IOMMU_OPTION_RLIMIT_MODE values the change_process variants use)
 export const IOPT_PAGES_ACCOUNT_NONE = 0;

@@ -1,7 +1,6 @@
 // The kernel selftest package (ADR 0003, 0031): the mock driver factory (it lives in @viommu/core)
 // and the port of tools/testing/selftests/iommu as scenarios over the Process contract.
 export { mockIommu, type MockIommuOptions } from '@viommu/core';
-export * as vfioType1 from './vfio-type1.js';
 export * from './fail-nth.js';
 export * from './fixtures.js';
 export * from './harness.js';

@@ -12,7 +12,7 @@ import { checkAllReleased, checkInvariants } from './invariants.js';
 import { registeredIoctls } from './ioctl/registry.js';
 import { call } from './testing/harness.js';
 import { simpleDriver } from './testing/simple-driver.js';
-import { VFIO_CHECK_EXTENSION, VFIO_GET_API_VERSION, VFIO_IOMMU_GET_INFO, VFIO_IOMMU_MAP_DMA, VFIO_IOMMU_UNMAP_DMA, VFIO_SET_IOMMU } from './iommufd/vfio-compat.js';
+import { VFIO_CHECK_EXTENSION, VFIO_GET_API_VERSION, VFIO_IOMMU_GET_INFO, VFIO_IOMMU_MAP_DMA, VFIO_IOMMU_UNMAP_DMA, VFIO_SET_IOMMU } from '@viommu/uapi';
 
 const CALLS = Number(process.env.FUZZ_CALLS ?? 100_000);
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed);

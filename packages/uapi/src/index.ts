@@ -6,3 +6,4 @@ export * from './process.js';
 export * from './selftest.js';
 export * from './structs.js';
 export * from './vfio.js';
+export * from './vfio-type1.js';

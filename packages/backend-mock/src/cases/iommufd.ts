@@ -64,7 +64,7 @@ import {
   vfio_iommu_type1_dma_map,
   vfio_iommu_type1_dma_unmap,
   vfio_iommu_type1_info,
-} from '../vfio-type1.js';
+} from '@viommu/uapi';
 
 /**
  * TEST_LENGTH: too short is EINVAL, longer with a non-zero tail is E2BIG, and a zero tail behaves

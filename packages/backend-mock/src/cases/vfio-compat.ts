@@ -24,7 +24,7 @@ import {
   vfio_iommu_type1_info,
   vfio_iommu_type1_info_cap_iova_range,
   vfio_iova_range,
-} from '../vfio-type1.js';
+} from '@viommu/uapi';
 
 /** ioctl_check_buf: runs the ioctl on `buffer` and checks nothing past its argsz was written. */
 function ioctlCheckBuf(self: Self, request: number): void {

@@ -67,7 +67,7 @@ export class VfioDeviceFile implements OpenFile {
     }
     const file = this.proc.fileOf(iommufd);
     if (!file) throw new SystemError('EBADF', 'ioctl');
-    if (!(file instanceof IommufdFile)) throw ebadfd();
+    if (!(file instanceof IommufdFile)) throw new SystemError('EBADFD', 'ioctl', 'not an iommufd');
     // The cdev path opens a device once at a time (vfio_df_open).
     if (this.dev.bound) throw new SystemError('EINVAL', 'ioctl', 'device is already open through another fd');
     const idev = deviceBind(file.ctx, this.dev);
@@ -154,16 +154,4 @@ export class VfioDeviceFile implements OpenFile {
     this.ridAttached = false;
     deviceUnbind(idev);
   }
-}
-
-/**
- * EBADFD (77), which @viommu/uapi's ERRNO table lacks: a SystemError with its code and number set
- * by hand. TODO(uapi): add EBADFD to ERRNO and use new SystemError('EBADFD', ...).
- */
-function ebadfd(): SystemError {
-  const e = new SystemError('EBADF', 'ioctl', 'not an iommufd');
-  Object.defineProperty(e, 'code', { value: 'EBADFD' });
-  Object.defineProperty(e, 'errno', { value: -77 });
-  e.message = 'EBADFD: file descriptor in bad state, ioctl (not an iommufd)';
-  return e;
 }

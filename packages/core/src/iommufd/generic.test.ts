@@ -6,7 +6,7 @@ import * as U from '@viommu/uapi';
 import { createSimHost } from '../host/sim-host.js';
 import { call, errnoOf } from '../testing/harness.js';
 import { simpleDriver } from '../testing/simple-driver.js';
-import { VFIO_CHECK_EXTENSION, VFIO_GET_API_VERSION, VFIO_IOMMU_GET_INFO, VFIO_IOMMU_MAP_DMA, VFIO_IOMMU_UNMAP_DMA, VFIO_SET_IOMMU, VFIO_TYPE1_IOMMU, VFIO_TYPE1v2_IOMMU } from './vfio-compat.js';
+import { VFIO_CHECK_EXTENSION, VFIO_GET_API_VERSION, VFIO_IOMMU_GET_INFO, VFIO_IOMMU_MAP_DMA, VFIO_IOMMU_UNMAP_DMA, VFIO_SET_IOMMU, VFIO_TYPE1_IOMMU, VFIO_TYPE1v2_IOMMU } from '@viommu/uapi';
 
 function open() {
   const host = createSimHost({ iommus: [simpleDriver()] });

@@ -1,7 +1,23 @@
 // The VFIO type1 container ioctls on the iommufd (spec 12; the kernel's vfio_compat.c): legacy
 // VMMs drive the "compat IOAS" with them. Command numbers below 0x80 reach here from the dispatcher.
 
-import { SystemError } from '@viommu/uapi';
+import {
+  SystemError,
+  VFIO_GET_API_VERSION,
+  VFIO_CHECK_EXTENSION,
+  VFIO_SET_IOMMU,
+  VFIO_IOMMU_GET_INFO,
+  VFIO_IOMMU_MAP_DMA,
+  VFIO_IOMMU_UNMAP_DMA,
+  VFIO_API_VERSION,
+  VFIO_TYPE1_IOMMU,
+  VFIO_TYPE1v2_IOMMU,
+  VFIO_DMA_CC_IOMMU,
+  VFIO_UNMAP_ALL,
+  VFIO_DMA_MAP_FLAG_READ,
+  VFIO_DMA_MAP_FLAG_WRITE,
+  VFIO_DMA_UNMAP_FLAG_ALL,
+} from '@viommu/uapi';
 import type { IommufdContext } from '../context.js';
 import { IOMMU_READ, IOMMU_WRITE } from '../driver/domain.js';
 import { setVfioCompatHandler } from '../ioctl/dispatch.js';
@@ -11,27 +27,6 @@ import { OBJ_STATE } from '../object/object.js';
 import { MemlockUser } from '../ioas/index.js';
 import type { Ioas } from './ioas.js';
 
-const VFIO_TYPE = 0x3b;
-const VFIO_BASE = 100;
-const io = (nr: number): number => (VFIO_TYPE << 8) | (VFIO_BASE + nr);
-export const VFIO_GET_API_VERSION = io(0);
-export const VFIO_CHECK_EXTENSION = io(1);
-export const VFIO_SET_IOMMU = io(2);
-export const VFIO_IOMMU_GET_INFO = io(12);
-export const VFIO_IOMMU_MAP_DMA = io(13);
-export const VFIO_IOMMU_UNMAP_DMA = io(14);
-export const VFIO_IOMMU_DIRTY_PAGES = io(17);
-
-export const VFIO_API_VERSION = 0;
-export const VFIO_TYPE1_IOMMU = 1;
-export const VFIO_TYPE1v2_IOMMU = 3;
-export const VFIO_DMA_CC_IOMMU = 4;
-export const VFIO_NOIOMMU_IOMMU = 8;
-export const VFIO_UNMAP_ALL = 9;
-export const VFIO_UPDATE_VADDR = 10;
-export const VFIO_DMA_MAP_FLAG_READ = 1;
-export const VFIO_DMA_MAP_FLAG_WRITE = 2;
-export const VFIO_DMA_UNMAP_FLAG_ALL = 1 << 1;
 
 /** The current compat IOAS (get_compat_ioas): ENODEV when none is selected. */
 export function getCompatIoas(ctx: IommufdContext): Ioas {

@@ -290,8 +290,7 @@ class AccessFile implements OpenFile {
 
 function accessOf(ucmd: Ucmd, fd: number): SelftestAccess {
   const file = ucmd.process.fileOf?.(fd);
-  // The kernel answers EBADFD, which @viommu/uapi's ERRNO does not name; EBADF is the nearest.
-  if (!(file instanceof AccessFile)) fail('EBADF', `fd ${fd} is not a selftest access`);
+  if (!(file instanceof AccessFile)) fail('EBADFD', `fd ${fd} is not a selftest access`);
   return (file as AccessFile).access;
 }
 
@@ -338,7 +337,7 @@ function accessPages(ucmd: Ucmd): void {
       // iommufd_test_check_pages: the pinned pages are the user's pages
       const first = c.uptr - (c.iova % BigInt(PAGE));
       for (let i = 0; i < frames.length; i++) {
-        if (userFrame(ucmd, first + BigInt(i * PAGE)) !== frames[i]) fail('EIO', `pinned page ${i} is not the user's page (the kernel says EBADE)`);
+        if (userFrame(ucmd, first + BigInt(i * PAGE)) !== frames[i]) fail('EBADE', `pinned page ${i} is not the user's page`);
       }
     }
     ucmd.ctx.host.failNth.point('selftest:access_item');

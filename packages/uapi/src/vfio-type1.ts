@@ -1,11 +1,13 @@
 // The VFIO type1 container ioctls that iommufd answers for compatibility (include/uapi/linux/vfio.h,
-// Linux 7.2.13), as far as the selftest uses them. TODO(uapi): these belong in @viommu/uapi; they
-// are here until it has them, and move there unchanged.
-import { IO, VFIO_BASE, VFIO_TYPE, defineStruct, u16, u32, u64 } from '@viommu/uapi';
+// Linux 7.2.13; spec §12), as far as the selftest and VMMs use them.
+import { defineStruct, u16, u32, u64 } from './codec.js';
+import { IO, VFIO_BASE, VFIO_TYPE } from './constants.js';
 
 export const VFIO_API_VERSION = 0;
 export const VFIO_TYPE1_IOMMU = 1;
 export const VFIO_TYPE1v2_IOMMU = 3;
+export const VFIO_DMA_CC_IOMMU = 4;
+export const VFIO_NOIOMMU_IOMMU = 8;
 export const VFIO_UNMAP_ALL = 9;
 export const VFIO_UPDATE_VADDR = 10;
 
@@ -15,6 +17,7 @@ export const VFIO_SET_IOMMU = IO(VFIO_TYPE, VFIO_BASE + 2);
 export const VFIO_IOMMU_GET_INFO = IO(VFIO_TYPE, VFIO_BASE + 12);
 export const VFIO_IOMMU_MAP_DMA = IO(VFIO_TYPE, VFIO_BASE + 13);
 export const VFIO_IOMMU_UNMAP_DMA = IO(VFIO_TYPE, VFIO_BASE + 14);
+export const VFIO_IOMMU_DIRTY_PAGES = IO(VFIO_TYPE, VFIO_BASE + 17);
 
 export const VFIO_IOMMU_INFO_PGSIZES = 1 << 0;
 export const VFIO_IOMMU_INFO_CAPS = 1 << 1;
