@@ -249,6 +249,38 @@ describe('nested DMA', () => {
     expect(text(await nic.dma.read(0x1234_5000n, 10))).toBe('guest data');
   });
 
+  it("one guest's hostile tables and invalidations never reach another domain's translations", async () => {
+    const r = nestedRig({ secondDevice: true });
+    r.attach(r.nest);
+    // A second VM: its own IOAS with its own RAM, its own nest parent and nested domain, on nic1.
+    const ram2 = r.proc.memory.alloc(1 << 20);
+    const ioas2 = call(r.proc, r.fd, U.IOMMU_IOAS_ALLOC, U.iommu_ioas_alloc).out_ioas_id;
+    call(r.proc, r.fd, U.IOMMU_IOAS_MAP, U.iommu_ioas_map, {
+      ioas_id: ioas2, flags: U.IOMMU_IOAS_MAP_FIXED_IOVA | U.IOMMU_IOAS_MAP_READABLE | U.IOMMU_IOAS_MAP_WRITEABLE, user_va: ram2.addr, length: 1n << 20n, iova: 0n,
+    });
+    const dfd2 = r.proc.open(r.host.device('nic1').path);
+    const dev2 = call(r.proc, dfd2, U.VFIO_DEVICE_BIND_IOMMUFD, U.vfio_device_bind_iommufd, { iommufd: r.fd }).out_devid;
+    const s2b = call(r.proc, r.fd, U.IOMMU_HWPT_ALLOC, U.iommu_hwpt_alloc, { dev_id: dev2, pt_id: ioas2, flags: U.IOMMU_HWPT_ALLOC_NEST_PARENT }).out_hwpt_id;
+    // The hostile guest points its first stage at the *other* guest's table address (a GPA in its
+    // own space: RAM_GPA is not mapped there) and maps page 0 to guest A's data GPA.
+    const data = r.proc.memory.alloc(24);
+    data.bytes.set(U.iommu_hwpt_vtd_s1.encode({ addr_width: 48, pgtbl_addr: BigInt(r.gt.root) }));
+    const evil = call(r.proc, r.fd, U.IOMMU_HWPT_ALLOC, U.iommu_hwpt_alloc, { dev_id: dev2, pt_id: s2b, data_type: U.IOMMU_HWPT_DATA_VTD_S1, data_len: 24, data_uptr: data.addr }).out_hwpt_id;
+    call(r.proc, dfd2, U.VFIO_DEVICE_ATTACH_IOMMUFD_PT, U.vfio_device_attach_iommufd_pt, { pt_id: evil });
+    await expect(r.host.device('nic1').dma.read(0x1234_5000n, 4)).rejects.toMatchObject({ code: 'EFAULT' });
+    // Guest A's cached translation survives guest B's "invalidate everything".
+    const nic = r.host.device('nic0');
+    expect(text(await nic.dma.read(0x1234_5000n, 10))).toBe('guest data');
+    const moved = r.galloc(4096);
+    r.write(moved, 'moved data');
+    r.gt.setLeaf(0x1234_5000, moved, GUEST_RW);
+    expect(r.invalidate(evil, [{ addr: 0n, npages: U64_MAX }])).toEqual({ entryNum: 1, error: undefined });
+    expect(text(await nic.dma.read(0x1234_5000n, 10))).toBe('guest data');
+    // Guest A's own invalidation is what drops it.
+    r.invalidate(r.nest, [{ addr: 0n, npages: U64_MAX }]);
+    expect(text(await nic.dma.read(0x1234_5000n, 10))).toBe('moved data');
+  });
+
   it('unmapping the parent flushes the nested translations that went through it', async () => {
     const r = nestedRig();
     r.attach(r.nest);

@@ -31,6 +31,8 @@ export interface RigOptions {
   pasidBits?: number;
   ats?: boolean;
   pri?: boolean;
+  /** Also create 'nic1' (source-id 0x0320) behind the same unit, unbound. */
+  secondDevice?: boolean;
 }
 
 export interface Rig {
@@ -63,7 +65,10 @@ export function createRig(o: RigOptions = {}): Rig {
   const drv = vtd({ name: 'dmar0', features: o.features });
   const host = createSimHost({
     iommus: [drv],
-    devices: [{ name: 'nic0', iommu: 'dmar0', rid: 0x0310, pasidBits: o.pasidBits ?? 8, ats: o.ats ?? false, pri: o.pri ?? false }],
+    devices: [
+      { name: 'nic0', iommu: 'dmar0', rid: 0x0310, pasidBits: o.pasidBits ?? 8, ats: o.ats ?? false, pri: o.pri ?? false },
+      ...(o.secondDevice ? [{ name: 'nic1', iommu: 'dmar0', rid: 0x0320, pasidBits: 8 }] : []),
+    ],
   });
   const proc = host.spawn();
   const fd = proc.open('/dev/iommu');
