@@ -4,10 +4,12 @@
 
 import { describe, expect, it } from '@jest/globals';
 import { IOMMU_READ } from '../driver/domain.js';
+import { AddressSpace } from '../host/address-space.js';
 import { MemFile } from '../host/mem-file.js';
 import { framePinCount } from './pin-counts.js';
 import { BUFFER_SIZE, fixture, MOCK_APERTURE_LAST, MOCK_APERTURE_START, MOCK_PAGE_SIZE, mockDomain, PAGE_SIZE, RW } from './test-kit.js';
 import { IoPagetable } from './io-pagetable.js';
+import { mmExited } from './pages.js';
 import { ACCESS_RW_WRITE, ULONG_MAX, type IoasAccess } from './types.js';
 
 const errno = (code: string) => expect.objectContaining({ code });
@@ -231,6 +233,42 @@ describe.each([
     const iova = f.baseIova + MOCK_PAGE_SIZE;
     f.mapFixed(f.buffer, BUFFER_SIZE, iova);
     checkAccessRw(f, access, iova);
+  });
+
+  it('fork_gone: pages of an exited process can be read through existing pins only', () => {
+    const f = fixture(mockDomains);
+    const access: IoasAccess = { iovaAlignment: 1, internal: false };
+    f.iopt.addAccess(access);
+    const child = new AddressSpace(f.phys);
+    const childBuf = child.alloc(Number(BUFFER_SIZE));
+    childBuf.bytes.fill(0x5a);
+    f.iopt.mapUser(child, childBuf.addr, BUFFER_SIZE, { iova: MOCK_APERTURE_START, prot: RW, owner: { ...f.owner, mm: child }, rlimitMode: 0 });
+    mmExited(child);
+    if (mockDomains) {
+      // Everything was pinned within the child: a new domain is filled from the pins.
+      const d = mockDomain();
+      f.iopt.attachDomain(d);
+      const out = new Uint8Array(64);
+      f.iopt.rw(access, MOCK_APERTURE_START + PAGE_SIZE - 7n, out, 0);
+      expect(out.every((b) => b === 0x5a)).toBe(true);
+    } else {
+      expect(() => f.iopt.attachDomain(mockDomain())).toThrow(errno('EFAULT'));
+      expect(() => f.iopt.rw(access, MOCK_APERTURE_START, new Uint8Array(4), 0)).toThrow(errno('EFAULT'));
+    }
+  });
+
+  it('fork_present: pages of another live process are pinned from its mm', () => {
+    const f = fixture(mockDomains);
+    const access: IoasAccess = { iovaAlignment: 1, internal: false };
+    f.iopt.addAccess(access);
+    const child = new AddressSpace(f.phys);
+    const childBuf = child.alloc(Number(BUFFER_SIZE));
+    childBuf.bytes.fill(0x33);
+    f.iopt.mapUser(child, childBuf.addr, BUFFER_SIZE, { iova: MOCK_APERTURE_START, prot: RW, owner: { ...f.owner, mm: child }, rlimitMode: 0 });
+    f.iopt.attachDomain(mockDomain());
+    const out = new Uint8Array(Number(BUFFER_SIZE));
+    f.iopt.rw(access, MOCK_APERTURE_START, out, 0);
+    expect(out.every((b) => b === 0x33)).toBe(true);
   });
 
   it('ioas_option_huge_pages', () => {

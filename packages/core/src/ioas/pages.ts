@@ -28,6 +28,18 @@ interface AccessRange {
   users: number;
 }
 
+/** Address spaces whose process has exited: their pages can no longer be pinned (mmget_not_zero fails). */
+const goneMms = new WeakSet<AddressSpace>();
+
+/**
+ * Tells the io page table that the process owning `mm` exited. Pages already pinned stay pinned;
+ * pinning more of its memory (a first domain attach, an access) fails with EFAULT, as in the
+ * selftest's fork_gone.
+ */
+export function mmExited(mm: AddressSpace): void {
+  goneMms.add(mm);
+}
+
 export type PagesSource =
   | { readonly kind: 'user'; readonly mm: AddressSpace; /** page-aligned user VA of index 0 */ readonly base: bigint }
   | { readonly kind: 'file'; readonly file: MemFile; /** byte offset of index 0 in the file (page aligned) */ readonly base: bigint };
@@ -204,7 +216,7 @@ export class Pages {
     const src = this.source;
     if (src.kind === 'user') {
       const va = Number(src.base) + index * FRAME_SIZE;
-      const m = Number.isSafeInteger(va) ? src.mm.find(va) : undefined;
+      const m = Number.isSafeInteger(va) && !goneMms.has(src.mm) ? src.mm.find(va) : undefined;
       if (!m || (write && !m.writable)) {
         throw new SystemError('EFAULT', 'ioctl', `cannot pin user page at 0x${(src.base + BigInt(index) * BigInt(FRAME_SIZE)).toString(16)}`);
       }
