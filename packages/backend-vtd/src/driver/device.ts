@@ -9,7 +9,8 @@ const MSI_REGION: ReservedRegion = { start: 0xfee0_0000n, last: 0xfeef_ffffn, ki
 export class VtdDevice implements DriverDevice {
   readonly pci = true;
   readonly dirtyTracking: boolean;
-  readonly enforceCacheCoherency = true;
+  /** IOMMU_CAP_ENFORCE_CACHE_COHERENCY: ECAP.SC. */
+  readonly enforceCacheCoherency: boolean;
   /** PASID directory (physical address) and its entry count. */
   pasidDir = 0;
   pasidDirEntries = 0;
@@ -23,8 +24,10 @@ export class VtdDevice implements DriverDevice {
     readonly maxPasidLog2: number,
     readonly atsUsable: boolean,
     dirty: boolean,
+    snoopControl: boolean,
   ) {
     this.dirtyTracking = dirty;
+    this.enforceCacheCoherency = snoopControl;
   }
 
   get sid(): number {

@@ -5,7 +5,7 @@
 import { IOMMU_READ, IOMMU_WRITE, type DirtyTracking, type DomainGeometry, type DriverNestedDomain, type DriverPagingDomain, type PhysicalMemory, type UserDataArray } from '@viommu/core';
 import { SystemError } from '@viommu/uapi';
 import { PhysicalTableMemory } from '../pgtable/memory.js';
-import { FS_A, FS_P, FS_RW, FS_US, SS_D, SS_R, SS_W } from '../pgtable/pte.js';
+import { FS_A, FS_P, FS_RW, FS_US, SS_D, SS_R, SS_SNP, SS_W } from '../pgtable/pte.js';
 import { FS_FORMAT, OverlapError, PageTable, SS_FORMAT } from '../pgtable/table.js';
 import type { VtdDevice } from './device.js';
 
@@ -20,6 +20,10 @@ export interface DomainOwner {
   /** Flush [start, last] of `domain` (last inclusive, 64-bit), as cache_tag_flush_range does. */
   flushRange(domain: VtdDomain, start: bigint, last: bigint, leaf: boolean): void;
   releaseDid(did: number): void;
+  /** ECAP.SC: the unit can force snooping. */
+  readonly snoopControl: boolean;
+  /** Sets PGSNP in the RID PASID entries using a first-stage `domain` (intel_pasid_setup_page_snoop_control). */
+  setPageSnoop(domain: FsPagingDomain): void;
   /** Sets or clears SSADE in every PASID entry using `domain` (and its nested children), with the flushes. */
   setDirtyTracking(domain: SsPagingDomain, enabled: boolean): void;
 }
@@ -71,10 +75,19 @@ abstract class PagingBase {
     return pa === undefined ? undefined : BigInt(pa);
   }
 
-  /** Every page walk of this model snoops (ECAP.C / SMPWC). */
+  /** Set once enforceCacheCoherency succeeded: DMA through this domain snoops. */
+  forceSnooping = false;
+
+  /** intel_iommu_enforce_cache_coherency_{fs,ss}: needs ECAP.SC; stays on once set. */
   enforceCacheCoherency(): boolean {
+    if (this.forceSnooping) return true;
+    if (!this.owner.snoopControl) return false;
+    this.forceSnooping = true;
+    this.snoopEnabled();
     return true;
   }
+
+  protected abstract snoopEnabled(): void;
 
   free(): void {
     this.owner.releaseDid(this.did);
@@ -99,6 +112,10 @@ export class FsPagingDomain extends PagingBase implements DriverPagingDomain {
 
   protected leafBits(prot: number): number {
     return FS_P | FS_US | FS_A | ((prot & IOMMU_WRITE) !== 0 ? FS_RW : 0);
+  }
+
+  protected snoopEnabled(): void {
+    this.owner.setPageSnoop(this);
   }
 }
 
@@ -169,8 +186,11 @@ export class SsPagingDomain extends PagingBase implements DriverPagingDomain {
   }
 
   protected leafBits(prot: number): number {
-    return ((prot & IOMMU_READ) !== 0 ? SS_R : 0) | ((prot & IOMMU_WRITE) !== 0 ? SS_W : 0);
+    return ((prot & IOMMU_READ) !== 0 ? SS_R : 0) | ((prot & IOMMU_WRITE) !== 0 ? SS_W : 0) | (this.forceSnooping ? SS_SNP : 0);
   }
+
+  /** Second-stage snoop is per entry: maps from now on carry SNP (PT_FEAT_VTDSS_FORCE_COHERENCE). */
+  protected snoopEnabled(): void {}
 }
 
 /** The guest's first-stage configuration (iommu_hwpt_vtd_s1), kept as given: checked at attach. */

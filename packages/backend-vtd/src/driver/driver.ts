@@ -119,6 +119,24 @@ export class VtdDriver implements DriverV1 {
     return this.host.physical.allocRun(n).firstFrame * 4096;
   }
 
+  get snoopControl(): boolean {
+    return this.features.sc;
+  }
+
+  /** intel_pasid_setup_page_snoop_control for the RID of every device `d` is attached to. */
+  setPageSnoop(d: FsPagingDomain): void {
+    const descs: QiDescriptor[] = [];
+    for (const a of d.attachments) {
+      if (a.pasid !== 0) continue;
+      const addr = this.pasidEntryAddr(a.dev, 0, false);
+      if (addr === undefined) continue;
+      storeU32(this.host.physical, addr + 8, (this.host.physical.readU32(addr + 8) | (1 << 24)) >>> 0);
+      descs.push({ type: QI_PC_TYPE, gran: QI_PC_PASID_SEL, did: d.did, pasid: 0 });
+      descs.push({ type: QI_EIOTLB_TYPE, gran: QI_GRAN_NONG_PASID, did: d.did, pasid: 0, am: 0, ih: false, addr: 0n });
+    }
+    if (descs.length > 0) this.submit(descs);
+  }
+
   get features(): VtdFeatures {
     return this.hw.features;
   }
@@ -136,7 +154,7 @@ export class VtdDriver implements DriverV1 {
     if (this.devices.has(sid)) throw new SystemError('EBUSY', 'probe', `source-id 0x${sid.toString(16)} in use`);
     const f = this.features;
     const pasidLog2 = f.smts && info.pasidBits > 0 ? Math.min(info.pasidBits, f.pasidBits) : 0;
-    const dev = new VtdDevice(info, pasidLog2, info.ats && f.deviceTlb, f.smts && f.slads);
+    const dev = new VtdDevice(info, pasidLog2, info.ats && f.deviceTlb, f.smts && f.slads, f.sc);
     // Directory as intel_pasid_alloc_table sizes it: one entry per 64 PASIDs, at least one page
     // (512 entries, 32768 PASIDs), also for a device without PASID support.
     const dirEntries = Math.max(512, 2 ** Math.max(0, pasidLog2 - 6));
@@ -285,7 +303,7 @@ export class VtdDriver implements DriverV1 {
   private buildPasidEntry(d: VtdDomain): bigint[] {
     const f = this.features;
     if (d instanceof FsPagingDomain) {
-      return encodePasidEntryQwords({ p: true, pgtt: PGTT_FIRST_STAGE, did: d.did, fsptptr: BigInt(d.root), fspm: 0, pwsnp: f.smpwc });
+      return encodePasidEntryQwords({ p: true, pgtt: PGTT_FIRST_STAGE, did: d.did, fsptptr: BigInt(d.root), fspm: 0, pwsnp: f.smpwc, pgsnp: d.forceSnooping });
     }
     if (d instanceof SsPagingDomain) {
       return encodePasidEntryQwords({
@@ -302,7 +320,7 @@ export class VtdDriver implements DriverV1 {
       p: true, pgtt: PGTT_NESTED, did: d.did, fspm: s1.addrWidth === 57 ? 1 : 0,
       sre: (s1.flags & BigInt(IOMMU_VTD_S1_SRE)) !== 0n,
       wpe: (s1.flags & BigInt(IOMMU_VTD_S1_SRE)) !== 0n && (s1.flags & BigInt(IOMMU_VTD_S1_WPE)) !== 0n,
-      eafe: (s1.flags & BigInt(IOMMU_VTD_S1_EAFE)) !== 0n,
+      eafe: (s1.flags & BigInt(IOMMU_VTD_S1_EAFE)) !== 0n, pgsnp: d.parent.forceSnooping,
       ssptptr: BigInt(p.root), aw: p.levels === 5 ? AW_57 : AW_48, pwsnp: f.smpwc, ssade: p.dirty?.enabled ?? false,
     });
     // The kernel sets the first-stage pointer from pgtbl_addr without masking it: its low 12 bits

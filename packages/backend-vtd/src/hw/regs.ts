@@ -44,6 +44,8 @@ export interface VtdFeatures {
   fs5lp: boolean;
   /** ECAP: coherent page walks. */
   coherent: boolean;
+  /** ECAP.SC: snoop control (PGSNP / second-stage SNP honoured). */
+  sc: boolean;
   deviceTlb: boolean;
   nest: boolean;
   prs: boolean;
@@ -61,7 +63,7 @@ export interface VtdFeatures {
 /** A Sapphire-Rapids-like unit: scalable mode, nesting, PRS, 20-bit PASIDs, 4-level stages (no second-stage A/D: not modelled). */
 export const DEFAULT_FEATURES: VtdFeatures = {
   nd: 6, cm: false, sagaw: 0b00100, mgaw: 48, sllps: 0b11, nfr: 8, fs1gp: true, fs5lp: false,
-  coherent: true, deviceTlb: true, nest: true, prs: true, srs: true, eafs: false, pasidBits: 20,
+  coherent: true, sc: true, deviceTlb: true, nest: true, prs: true, srs: true, eafs: false, pasidBits: 20,
   smts: true, slads: false, slts: true, flts: true, smpwc: true,
 };
 
@@ -77,7 +79,7 @@ export function capReg(f: VtdFeatures): bigint {
 }
 
 export function ecapReg(f: VtdFeatures): bigint {
-  return b(f.coherent) | (1n << 1n) /* QI */ | (b(f.deviceTlb) << 2n) | (1n << 6n) /* PT */ | (b(f.nest) << 26n) |
+  return b(f.coherent) | (1n << 1n) /* QI */ | (b(f.deviceTlb) << 2n) | (1n << 6n) /* PT */ | (b(f.sc) << 7n) | (b(f.nest) << 26n) |
     (b(f.prs) << 29n) | (b(f.srs) << 31n) | (b(f.eafs) << 34n) | (BigInt(f.pasidBits - 1) << 35n) | (1n << 40n) /* PASID */ |
     (b(f.smts) << 43n) | (b(f.slads) << 45n) | (b(f.slts) << 46n) | (b(f.flts) << 47n) | (b(f.smpwc) << 48n);
 }

@@ -193,3 +193,26 @@ describe('device lifetime', () => {
     expect(drv.device(0x310)).toBeUndefined();
   });
 });
+
+describe('snoop control (enforce_cache_coherency)', () => {
+  it('first stage: PGSNP set in the attached RID PASID entry; second stage: SNP in leaves mapped afterwards; refused without ECAP.SC', () => {
+    const { drv, host, dev } = setup();
+    expect(dev.enforceCacheCoherency).toBe(true);
+    const fs = drv.allocPagingDomain(dev, 0) as FsPagingDomain;
+    drv.attach(dev, NO_PASID, fs);
+    const pe = drv.pasidEntryAddr(dev, 0, false)!;
+    expect((host.physical.readU32(pe + 8) >>> 24) & 1).toBe(0);
+    expect(fs.enforceCacheCoherency()).toBe(true);
+    expect((host.physical.readU32(pe + 8) >>> 24) & 1).toBe(1);
+    const ss = drv.allocPagingDomain(dev, DOMAIN_NEST_PARENT) as SsPagingDomain;
+    ss.map(0x1000n, 0x20_0000n, 4096n, 3);
+    expect(ss.enforceCacheCoherency()).toBe(true);
+    ss.map(0x2000n, 0x20_1000n, 4096n, 3);
+    expect(host.physical.readU32(ss.table.leafEntry(0x1000)!) & 0x800).toBe(0);
+    expect(host.physical.readU32(ss.table.leafEntry(0x2000)!) & 0x800).toBe(0x800);
+
+    const other = setup({ features: { sc: false } });
+    expect(other.dev.enforceCacheCoherency).toBe(false);
+    expect((other.drv.allocPagingDomain(other.dev, 0) as FsPagingDomain).enforceCacheCoherency()).toBe(false);
+  });
+});
