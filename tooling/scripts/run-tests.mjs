@@ -12,6 +12,9 @@ const tested = listWorkspacePackages().filter((p) => p.manifest.scripts?.test);
 // Stale results must never be counted: turbo restores them from its cache or jest rewrites them.
 for (const p of tested) rmSync(join(p.dir, RESULTS), { force: true });
 
+// Every packages/backend-* must carry the files a vendor package needs and run the compliance suite.
+const backends = spawnSync(process.execPath, [join(repoRoot, 'tooling', 'scripts', 'check-backends.mjs'), '--warn-only'], { cwd: repoRoot, stdio: 'inherit' });
+
 // lint and typecheck run with the tests: a tree that does not type-check or lint is not green.
 const turbo = spawnSync(join(repoRoot, 'node_modules', '.bin', 'turbo'), ['run', 'lint', 'typecheck', 'test', '--continue', ...process.argv.slice(2)], {
   cwd: repoRoot,
@@ -37,4 +40,4 @@ for (const p of tested) {
 }
 if (missing.length) console.log(`no jest results from: ${missing.join(', ')}`);
 console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
-process.exit(turbo.status === 0 && failed === 0 ? 0 : 1);
+process.exit(turbo.status === 0 && backends.status === 0 && failed === 0 ? 0 : 1);
