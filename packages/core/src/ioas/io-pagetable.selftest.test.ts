@@ -173,6 +173,23 @@ describe.each([
     expect(f.owner.user.lockedPages).toBe(0);
   });
 
+  it('access_domain_destory: an access pin survives the domain going away', () => {
+    const f = fixture(mockDomains);
+    const buf = f.mm.alloc(Number(4n << 20n)).addr; // 2 * HUGEPAGE_SIZE
+    f.mapFixed(buf, 4n << 20n, f.baseIova);
+    const access: IoasAccess = { iovaAlignment: Number(PAGE_SIZE), internal: false, unmap: () => {} };
+    f.iopt.addAccess(access);
+    const frames = f.iopt.pinPages(access, f.baseIova + PAGE_SIZE, PAGE_SIZE, 0);
+    expect(frames).toEqual([f.mm.frameOf(buf + PAGE_SIZE)]);
+    for (const d of f.domains) f.iopt.detachDomain(d);
+    expect(framePinCount(f.phys, frames[0]!)).toBe(1);
+    expect(framePinCount(f.phys, frames[0]! + 1)).toBe(0);
+    f.iopt.unpinPages(access, f.baseIova + PAGE_SIZE, PAGE_SIZE);
+    f.iopt.removeAccess(access);
+    expect(framePinCount(f.phys, frames[0]!)).toBe(0);
+    expect(f.owner.user.lockedPages).toBe(0);
+  });
+
   it('access_pin_unmap: UNMAP asks the access to let go, then unmaps', () => {
     const f = fixture(mockDomains);
     const pinned: [bigint, bigint][] = [];

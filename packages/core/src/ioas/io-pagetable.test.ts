@@ -367,5 +367,8 @@ describe('IoPagetable: dirty tracking', () => {
     expect(() => f.iopt.readAndClearDirty(d, iova, 4n * PAGE_SIZE, 0n, false, () => {})).toThrow(errno('EINVAL'));
     expect(() => f.iopt.readAndClearDirty(d, iova + 512n, PAGE_SIZE, PAGE_SIZE, false, () => {})).toThrow(errno('EINVAL'));
     expect(() => f.iopt.setDirtyTracking(new TestDomain(), true)).toThrow(errno('EOPNOTSUPP'));
+    // length 0 wraps as in u64: EOVERFLOW unless iova is 0.
+    expect(() => f.iopt.readAndClearDirty(d, iova, 0n, PAGE_SIZE, false, () => {})).toThrow(errno('EOVERFLOW'));
+    expect(() => f.iopt.readAndClearDirty(d, ULONG_MAX - PAGE_SIZE + 1n, 2n * PAGE_SIZE, PAGE_SIZE, false, () => {})).toThrow(errno('EOVERFLOW'));
   });
 });

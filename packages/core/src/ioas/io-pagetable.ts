@@ -508,14 +508,16 @@ export class IoPagetable {
     noClear: boolean,
     mark: (iova: bigint, length: bigint) => void,
   ): void {
-    const last = iova + length - 1n;
-    if (last > ULONG_MAX || last < 0n) throw err('EOVERFLOW', 'iova + length overflows');
+    // u64 arithmetic, as the kernel: length 0 makes length - 1 wrap to U64_MAX.
+    const last = iova + BigInt.asUintN(64, length - 1n);
+    if (last > ULONG_MAX) throw err('EOVERFLOW', 'iova + length overflows');
     const align = BigInt(this.iovaAlignment);
     if (iova % align !== 0n || (last + 1n) % align !== 0n) throw err('EINVAL', 'range not aligned to the IOAS');
     if (pageSize === 0n) throw err('EINVAL', 'page_size is 0');
     if (iova % pageSize !== 0n || (last + 1n) % pageSize !== 0n) throw err('EINVAL', 'range not aligned to page_size');
     const dirty = domain.dirty;
     if (!dirty) throw err('EOPNOTSUPP', 'domain has no dirty tracking');
+    if (length === 0n) return; // an empty bitmap: nothing to report
     this.forEachContig(iova, last, (_area, cur, pieceLast) => dirty.readAndClear(cur, pieceLast - cur + 1n, noClear, mark));
   }
 
