@@ -80,7 +80,7 @@ describe('a guest thread driving a VCMDQ', () => {
 
     const log2 = 4; // a 16-entry ring: the 64 TLBIs and their SYNCs wrap it several times
     const qIpa = guest.alloc(16 << log2, 16 << log2);
-    viommu.hwQueueInit({ type: IOMMU_HW_QUEUE_TYPE_TEGRA241_CMDQV, index: 0, id: 1, baseIova: BigInt(qIpa), basePa: guest.pa(qIpa), length: 16 << log2 });
+    viommu.hwQueueInit({ type: IOMMU_HW_QUEUE_TYPE_TEGRA241_CMDQV, index: 0, id: 1, baseIova: BigInt(qIpa), basePa: guest.pa(qIpa), length: 16 << log2, dependOn: () => {} });
     const regs = viommu.vintf.regs;
     Atomics.store(regs, VCMDQ_CONFIG >> 2, 1);
     drv.cmdqv!.startDoorbell();

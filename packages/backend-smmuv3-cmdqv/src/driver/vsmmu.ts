@@ -219,7 +219,7 @@ export class TegraVsmmu extends Vsmmu {
   }
 
   /** tegra241_vintf_alloc_lvcmdq_user, in the kernel's order of checks. */
-  hwQueueInit(req: HwQueueInitRequest & { dependOn?(other: DriverHwQueue): void }): DriverHwQueue {
+  hwQueueInit(req: HwQueueInitRequest): DriverHwQueue {
     const cmdqv = this.driver.cmdqv!;
     if (req.type !== IOMMU_HW_QUEUE_TYPE_TEGRA241_CMDQV) throw new SystemError('EOPNOTSUPP', 'ioctl', 'HW queue type');
     const lidx = req.index;
@@ -236,7 +236,7 @@ export class TegraVsmmu extends Vsmmu {
     if (base % 32 !== 0 || base > VCMDQ_ADDR_MASK || base % len !== 0) {
       throw new SystemError('EINVAL', 'ioctl', 'queue base not within ADDR [47:5] or not aligned to its length');
     }
-    if (prev) req.dependOn?.(prev);
+    if (prev) req.dependOn(prev);
     const q = cmdqv.mapQueue(this.vintf, lidx, base, Math.log2(len) - 4);
     const hwq = new VcmdqQueue(this, q);
     this.queues[lidx] = hwq;

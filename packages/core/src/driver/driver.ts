@@ -218,6 +218,12 @@ export interface HwQueueInitRequest {
   readonly baseIova: bigint;
   readonly basePa: number;
   readonly length: number;
+  /**
+   * Makes the new queue hold `other` (a queue of the same vIOMMU) until the new one is destroyed
+   * (iommufd_hw_queue_depend), so queues go away in dependency order. Throws EINVAL for the new
+   * queue itself or a queue of another vIOMMU.
+   */
+  dependOn(other: DriverHwQueue): void;
 }
 
 export interface DriverVdevice {
@@ -351,7 +357,15 @@ export interface DriverV1 {
   pageResponse?(dev: DriverDevice, req: PageRequest, code: number): void;
 
   /**
-   * vIOMMU init (get_viommu_size + viommu_init): EOPNOTSUPP for an unsupported type; vendor data is
+   * Whether `dev` supports a vIOMMU of `type` (IOMMU_VIOMMU_TYPE_*): the kernel's get_viommu_size
+   * returning non-zero. VIOMMU_ALLOC asks it before looking up the parent HWPT, so an unsupported
+   * type is EOPNOTSUPP even when the parent is also wrong. Absent = only viommuInit decides (after
+   * the parent lookup).
+   */
+  viommuSupported?(dev: DriverDevice, type: number): boolean;
+
+  /**
+   * vIOMMU init (viommu_init): EOPNOTSUPP for an unsupported type; vendor data is
    * read from and written back through `req.data`. Absent = no vIOMMU support (EOPNOTSUPP).
    */
   viommuInit?(req: ViommuInitRequest): DriverViommu;

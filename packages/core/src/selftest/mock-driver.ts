@@ -192,10 +192,8 @@ export class MockViommu implements DriverViommu {
     if (index && !prev) fail('EIO', `queue ${index - 1} must exist first`);
     // Catches a core that converted the queue's IOVA to the wrong physical address.
     if (BigInt(req.basePa) !== this.s2Parent.iovaToPhys(req.baseIova)) fail('EFAULT', 'queue base does not match the S2 translation');
-    // Queue i holds queue i-1 (iommufd_hw_queue_depend), so they must go in descending order. The
-    // core passes `dependOn` with the request (viommu/hw-queue.ts) until driver.ts declares it.
-    const dependOn = (req as HwQueueInitRequest & { dependOn?: (other: DriverHwQueue) => void }).dependOn;
-    if (prev && dependOn) dependOn(prev);
+    // Queue i holds queue i-1 (iommufd_hw_queue_depend), so they must go in descending order.
+    if (prev) req.dependOn(prev);
     const q = new MockHwQueue(this, index, prev);
     this.hwQueues[index] = q;
     return q;
@@ -321,6 +319,11 @@ export function mockIommu(options: MockIommuOptions = {}): MockDriver {
       out.pa = pa;
       out.length = paging!.pteSize(iova) - (iova % paging!.pteSize(iova));
       return TRANSLATE_OK;
+    },
+
+    /** mock_get_viommu_size: only the selftest type has a size (0 = unsupported). */
+    viommuSupported(_dev: DriverDevice, type: number): boolean {
+      return type === IOMMU_VIOMMU_TYPE_SELFTEST;
     },
 
     viommuInit(req: ViommuInitRequest): DriverViommu {

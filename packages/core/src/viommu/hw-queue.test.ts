@@ -69,7 +69,7 @@ function queueDriver() {
           const prev = req.index ? queues[req.index - 1] : undefined;
           if (req.index && !prev) throw new U.SystemError('EIO', 'ioctl');
           const q: DriverHwQueue = { destroy: () => (queues[req.index] = undefined) };
-          if (prev) (req as HwQueueInitRequest & { dependOn(o: DriverHwQueue): void }).dependOn(prev);
+          if (prev) req.dependOn(prev);
           queues[req.index] = q;
           seen.push(req);
           return q;

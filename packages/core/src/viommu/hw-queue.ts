@@ -127,16 +127,6 @@ export interface HwQueueAllocArgs {
 }
 
 /**
- * The request the core gives a driver's hwQueueInit, plus the dependency helper.
- * TODO(core driver.ts): add `dependOn` to HwQueueInitRequest so drivers (Tegra241, the mock) can
- * make queue i hold queue i-1; until then it is an extra member drivers may use.
- */
-export interface HwQueueInitRequestWithDepend extends HwQueueInitRequest {
-  /** The new queue holds `other` (a queue of the same vIOMMU) until it is destroyed; EINVAL for itself or another vIOMMU's. */
-  dependOn(other: DriverHwQueue): void;
-}
-
-/**
  * IOMMU_HW_QUEUE_ALLOC (iommufd_hw_queue_alloc_ioctl), in the kernel's order. Returns the reserved
  * queue; on failure everything taken so far is released (the queue's destroy does it).
  */
@@ -152,7 +142,7 @@ export function hwQueueAlloc(fc: FamilyContext, a: HwQueueAllocArgs): HwQueue {
   try {
     const basePa = pinQueue(fc, q, viommu);
     q.viommu = ref(viommu);
-    const req: HwQueueInitRequestWithDepend = {
+    const req: HwQueueInitRequest = {
       type: a.type,
       index: a.index,
       id: q.id,

@@ -261,3 +261,28 @@ for (const [variant, withViommu] of [
     });
   });
 }
+
+describe('VIOMMU_ALLOC order of checks (iommufd_viommu_alloc_ioctl)', () => {
+  it('an unsupported type is EOPNOTSUPP before the parent HWPT is looked up (mock_get_viommu_size)', () => {
+    const self = setup(true);
+    const { k } = self;
+    // Wrong twice: bad type and no such HWPT. get_viommu_size answers first.
+    expect(errnoOf(() => k.viommuAlloc(self.deviceId, 0xfffff, 0xdead))).toBe('EOPNOTSUPP');
+    // Wrong type on a HWPT that is not a nesting parent: still the type.
+    const plain = k.hwptAlloc(self.deviceId, self.ioasId, 0);
+    expect(errnoOf(() => k.viommuAlloc(self.deviceId, plain, 0xdead))).toBe('EOPNOTSUPP');
+    // With the supported type the parent checks decide.
+    expect(errnoOf(() => k.viommuAlloc(self.deviceId, 0xfffff))).toBe('ENOENT');
+    expect(errnoOf(() => k.viommuAlloc(self.deviceId, plain))).toBe('EINVAL');
+    k.destroy(plain);
+    teardown(self);
+  });
+
+  it('the mock answers viommuSupported only for IOMMU_VIOMMU_TYPE_SELFTEST', () => {
+    const drv = mockIommu();
+    const dev = drv.probeDevice({ name: 'mock0', rid: 0, pasidBits: 0, pri: false, ats: false });
+    expect(drv.viommuSupported?.(dev, U.IOMMU_VIOMMU_TYPE_SELFTEST)).toBe(true);
+    expect(drv.viommuSupported?.(dev, U.IOMMU_VIOMMU_TYPE_ARM_SMMUV3)).toBe(false);
+    expect(drv.viommuSupported?.(dev, U.IOMMU_VIOMMU_TYPE_DEFAULT)).toBe(false);
+  });
+});

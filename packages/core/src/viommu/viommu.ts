@@ -95,14 +95,6 @@ function makeCore(v: Viommu): ViommuCore {
   };
 }
 
-/**
- * TODO(core driver.ts): DriverV1 has no separate "is this vIOMMU type supported" probe (the kernel's
- * get_viommu_size), which VIOMMU_ALLOC consults before it looks up the parent HWPT. Until it has
- * one, a driver may provide it as this optional member; without it an unsupported type is refused
- * by viommuInit, after the parent lookup (only the errno of a call that is wrong twice differs).
- */
-type DriverWithViommuProbe = DriverV1 & { viommuSupported?(dev: DriverDevice, type: number): boolean };
-
 /** The checks VIOMMU_ALLOC makes before any lookup (kernel order). */
 export function viommuAllocPrecheck(flags: number, type: number): void {
   if (flags !== 0 || type === 0) throw new SystemError('EOPNOTSUPP', 'ioctl', 'VIOMMU_ALLOC: flags must be 0 and type non-zero');
@@ -128,8 +120,7 @@ export function viommuAlloc(fc: FamilyContext, a: ViommuAllocArgs): Viommu {
   const driver = idev.driver;
   if (!driver.viommuInit) throw new SystemError('EOPNOTSUPP', 'ioctl', `${driver.name} has no vIOMMU support`);
   // get_viommu_size: an unsupported type is refused before the parent is looked up.
-  const probe = (driver as DriverWithViommuProbe).viommuSupported;
-  if (probe && !probe.call(driver, idev.dev, a.type)) {
+  if (driver.viommuSupported && !driver.viommuSupported(idev.dev, a.type)) {
     throw new SystemError('EOPNOTSUPP', 'ioctl', `${driver.name} has no vIOMMU type 0x${a.type.toString(16)}`);
   }
   const hwpt = fc.ctx.objects.get<HwptPagingObject>(a.hwptId, OBJ.HWPT_PAGING);
