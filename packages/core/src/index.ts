@@ -24,3 +24,12 @@ export * from './process/file.js';
 export * from './process/sim-process.js';
 export * from './invariants.js';
 export { mockIommu, type MockIommuOptions } from './selftest/index.js';
+// Vendor-data copies with the kernel's rules, for drivers (iommu_copy_struct_*_user*).
+export {
+  copyFullUserArray,
+  copyStructFromUser,
+  copyUserArrayEntry,
+  copyUserData,
+  copyUserDataOut,
+  userView,
+} from './viommu/user-data.js';

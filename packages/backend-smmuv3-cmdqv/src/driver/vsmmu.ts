@@ -4,6 +4,7 @@
 import type {
   DriverDevice, DriverHwQueue, DriverVdevice, DriverViommu, HwQueueInitRequest, UserData, UserDataArray, ViommuCore,
 } from '@viommu/core';
+import { copyFullUserArray, copyUserData, copyUserDataOut } from '@viommu/core';
 import {
   IOMMU_HWPT_DATA_ARM_SMMUV3, IOMMU_HW_QUEUE_TYPE_TEGRA241_CMDQV, IOMMU_VEVENTQ_TYPE_TEGRA241_CMDQV,
   IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3, IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV, SystemError, iommu_viommu_tegra241_cmdqv,
@@ -16,7 +17,6 @@ import {
 import { NestedDomain, type NestParentDomain } from './domains.js';
 import type { SmmuV3Driver } from './driver.js';
 import type { SmmuMaster } from './master.js';
-import { copyFromUser, copyFullArray, copyToUser } from './user-data.js';
 
 /** Guest STE bits the kernel lets through (STRTAB_STE_{0,1}_NESTING_ALLOWED), as 32-bit halves. */
 // dword0: V [0], Config [3:1], S1Fmt [5:4], S1ContextPtr [51:6], S1CDMax [63:59]
@@ -47,7 +47,7 @@ export class Vsmmu implements DriverViommu {
 
   allocNested(_dev: DriverDevice, flags: number, data: UserData): NestedDomain {
     if (flags) throw new SystemError('EOPNOTSUPP', 'ioctl', `nested domain flags 0x${flags.toString(16)}`);
-    const bytes = copyFromUser(data, IOMMU_HWPT_DATA_ARM_SMMUV3, 16, 16);
+    const bytes = copyUserData(data, IOMMU_HWPT_DATA_ARM_SMMUV3, 16, 16);
     const w = new Uint32Array(4);
     const view = new DataView(bytes.buffer, bytes.byteOffset, 16);
     for (let i = 0; i < 4; i++) w[i] = view.getUint32(i * 4, true);
@@ -87,7 +87,8 @@ export class Vsmmu implements DriverViommu {
       this.cmdWords = new Uint32Array(this.cmds.buffer);
     }
     try {
-      copyFullArray(array, IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3, 16, this.cmds);
+      // Converted in place below, so copied out of the (read-only) user view.
+      this.cmds.set(copyFullUserArray(array, IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3, 16));
     } catch (e) {
       array.entryNum = 0;
       throw e;
@@ -172,7 +173,7 @@ export class TegraVsmmu extends Vsmmu {
     const cmdqv = driver.cmdqv!;
     // tegra241_cmdqv_init_vintf_user: data is required and exactly the struct.
     if (data.len === 0) throw new SystemError('EINVAL', 'ioctl', 'TEGRA241_CMDQV vIOMMU needs iommu_viommu_tegra241_cmdqv');
-    copyFromUser(data, IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV, iommu_viommu_tegra241_cmdqv.size, iommu_viommu_tegra241_cmdqv.size);
+    copyUserData(data, IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV, iommu_viommu_tegra241_cmdqv.size, iommu_viommu_tegra241_cmdqv.size);
     const vintf = cmdqv.vintfs.find((v, i) => i > 0 && !driver.vintfInUse.has(v));
     if (!vintf) throw new SystemError('ENOSPC', 'ioctl', 'no free VINTF');
     driver.vintfInUse.add(vintf);
@@ -183,7 +184,7 @@ export class TegraVsmmu extends Vsmmu {
     try {
       offset = core.registerMmap(vintf.page0Pa, CMDQV_PAGE_SIZE);
       const out = iommu_viommu_tegra241_cmdqv.encode({ out_vintf_mmap_offset: offset, out_vintf_mmap_length: BigInt(CMDQV_PAGE_SIZE) });
-      copyToUser(data, IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV, out, iommu_viommu_tegra241_cmdqv.size);
+      copyUserDataOut(data, IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV, out, iommu_viommu_tegra241_cmdqv.size);
     } catch (e) {
       if (offset !== undefined) core.unregisterMmap(offset);
       cmdqv.disableVintf(vintf);
