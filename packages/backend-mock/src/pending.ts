@@ -9,8 +9,4 @@ const DMABUF_LAZY =
 export const pendingOnSimulator: ReadonlyMap<string, string> = new Map([
   ['iommufd_ioas.no_domain.dmabuf_simple', DMABUF_LAZY],
   ...['no_domain', 'mock_domain', 'two_mock_domain', 'mock_domain_limit'].map((v) => [`iommufd_ioas.${v}.dmabuf_revoke`, NO_REVOKE] as const),
-  [
-    'vfio_compat_mock_domain.Ver1v0.huge_map',
-    'core VFIO type1 (v1) compat: VFIO_IOMMU_UNMAP_DMA must cut a larger mapping (type1v2 fails with ENOENT), src/iommufd/vfio-compat.ts',
-  ],
 ]);

@@ -24,7 +24,7 @@ import { setVfioCompatHandler } from '../ioctl/dispatch.js';
 import type { UcmdProcess, UserArg } from '../ioctl/ucmd.js';
 import type { AddressSpace } from '../host/address-space.js';
 import { OBJ_STATE } from '../object/object.js';
-import { MemlockUser } from '../ioas/index.js';
+import { MemlockUser, UnmapError, ULONG_MAX } from '../ioas/index.js';
 import type { Ioas } from './ioas.js';
 
 
@@ -96,15 +96,22 @@ function unmapDma(ctx: IommufdContext, user: UserArg): number {
   const iova = u64(unmap, 8);
   const size = u64(unmap, 16);
   if (flags & VFIO_DMA_UNMAP_FLAG_ALL && (iova !== 0n || size !== 0n)) throw new SystemError('EINVAL', 'ioctl', 'UNMAP_ALL with a range');
+  if (!(flags & VFIO_DMA_UNMAP_FLAG_ALL) && !ioas.iopt.hugePages) {
+    // Type1 (v1) may unmap part of a mapping: cut areas so that the range's first and last bytes
+    // are area ends (a failed cut returns before anything is written back). Nothing lies below
+    // IOVA 0, so no cut there; the sum wraps as an unsigned long.
+    const ends = [(iova + size - 1n) & ULONG_MAX];
+    if (iova !== 0n) ends.push(iova - 1n);
+    ioas.iopt.cutIova(ends);
+  }
   let unmapped = 0n;
   let err: unknown;
   try {
-    if (flags & VFIO_DMA_UNMAP_FLAG_ALL) unmapped = ioas.iopt.unmapAll();
-    // TODO(core): type1 (huge pages disabled) may split areas at the range ends (iopt_cut_iova);
-    // the io page table has no cut operation yet, so only whole areas are unmapped.
-    else unmapped = ioas.iopt.unmap(iova, size);
+    unmapped = flags & VFIO_DMA_UNMAP_FLAG_ALL ? ioas.iopt.unmapAll() : ioas.iopt.unmap(iova, size);
   } catch (e) {
     err = e;
+    // An unmap that failed part way keeps what it removed, and reports it.
+    if (e instanceof UnmapError) unmapped = e.unmapped;
   }
   // The partial count goes back even when the unmap failed part way.
   putU64(unmap, 16, unmapped);
