@@ -1,0 +1,58 @@
+// Backends: where a session's syscalls really run. `sim` is one simulated host shared by every
+// connection (like one machine's /dev/iommu), each connection a separate simulated process;
+// `native` opens a NativeProcess on the real kernel per connection (through @viommu/native).
+import { createSimHost, OBJ_NAMES, type SimHost, type SimProcess } from '@viommu/core';
+import type { Process } from '@viommu/uapi';
+
+export interface BackendProcess extends Process {
+  memfdCreate?(name?: string): number;
+  ftruncate?(fd: number, size: number): void;
+}
+
+export interface Backend {
+  readonly name: string;
+  spawn(): BackendProcess;
+  /** Process exit: every fd closed (objects torn down in dependency order, pending faults answered). */
+  exit(p: BackendProcess): void;
+  /** Live iommufd objects by type name held by `p` (empty when the backend cannot tell). */
+  liveObjects(p: BackendProcess): Map<string, number>;
+  /** Objects a context release could not destroy (a leak); 0 when the backend cannot tell. */
+  leakCount(): number;
+  /** Live iommufd contexts on the backend (0 when unknown). */
+  contextCount(): number;
+}
+
+export function simBackend(host: SimHost = createSimHost()): Backend {
+  return {
+    name: 'sim',
+    spawn: () => host.spawn(),
+    exit: (p) => (p as SimProcess).exit(),
+    liveObjects(p) {
+      const out = new Map<string, number>();
+      for (const ctx of host.contexts) {
+        if (ctx.mm !== (p as SimProcess).memory) continue;
+        for (const o of ctx.objects.objects()) {
+          const name = OBJ_NAMES[o.type] ?? String(o.type);
+          out.set(name, (out.get(name) ?? 0) + 1);
+        }
+      }
+      return out;
+    },
+    leakCount: () => host.leaks.length,
+    contextCount: () => host.contexts.size,
+  };
+}
+
+export async function nativeBackend(): Promise<Backend> {
+  // Loaded only when asked for, so the daemon runs where the addon cannot be built.
+  const native = await import('@viommu/native');
+  native.loadAddon();
+  return {
+    name: 'native',
+    spawn: () => native.openNativeProcess() as unknown as BackendProcess,
+    exit: (p) => (p as unknown as { dispose(): void }).dispose(),
+    liveObjects: () => new Map(),
+    leakCount: () => 0,
+    contextCount: () => 0,
+  };
+}

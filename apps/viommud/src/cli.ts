@@ -1,0 +1,59 @@
+#!/usr/bin/env node
+// viommud --socket PATH --backend sim|native [--metrics-port N] [--shutdown-deadline MS]
+import { createServer } from 'node:http';
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { nativeBackend, simBackend, type Backend } from './backend.js';
+import { createDaemon } from './server.js';
+import { listenFdFromEnv, sdNotify } from './systemd.js';
+import { nativePeerCred } from './peer.js';
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      socket: { type: 'string' },
+      backend: { type: 'string', default: 'sim' },
+      'metrics-port': { type: 'string' },
+      'shutdown-deadline': { type: 'string', default: '5000' },
+      'log-level': { type: 'string', default: 'info' },
+    },
+  });
+  const logger = pino({ name: 'viommud', level: values['log-level'] });
+  const fd = listenFdFromEnv();
+  if (!values.socket && fd === undefined) {
+    process.stderr.write('usage: viommud --socket PATH --backend sim|native [--metrics-port N] [--shutdown-deadline MS]\n');
+    process.exit(2);
+  }
+  let backend: Backend;
+  if (values.backend === 'native') backend = await nativeBackend();
+  else if (values.backend === 'sim') backend = simBackend();
+  else throw new Error(`unknown backend ${values.backend}`);
+  const peerCred = await nativePeerCred();
+  if (!peerCred) logger.warn('@viommu/native did not load: clients are not identified by SO_PEERCRED');
+  const daemon = createDaemon({ backend, logger, peerCred, ...(fd !== undefined ? { fd } : { socketPath: values.socket! }) });
+  await daemon.listen();
+  let http: ReturnType<typeof createServer> | undefined;
+  if (values['metrics-port']) {
+    http = createServer((req, res) => {
+      if (req.url !== '/metrics') return void res.writeHead(404).end();
+      void daemon.metrics.registry.metrics().then((text) => res.writeHead(200, { 'content-type': daemon.metrics.registry.contentType }).end(text));
+    }).listen(Number(values['metrics-port']), '127.0.0.1');
+  }
+  await sdNotify('READY=1');
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'signal received');
+    void sdNotify('STOPPING=1');
+    http?.close();
+    void daemon.shutdown(Number(values['shutdown-deadline'])).then(() => process.exit(0));
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`viommud: ${(e as Error).message}\n`);
+  process.exit(1);
+});

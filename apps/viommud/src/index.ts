@@ -1,0 +1,6 @@
+export * from './backend.js';
+export * from './metrics.js';
+export * from './peer.js';
+export * from './server.js';
+export * from './session.js';
+export * from './systemd.js';

@@ -1,0 +1,116 @@
+// The daemon: a Unix-socket server (its own socket at 0600, or one systemd passed in), one Session
+// per connection, metrics and graceful shutdown.
+import { chmodSync, existsSync, lstatSync, unlinkSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { pino, type Logger } from 'pino';
+import { DEFAULT_MAX_FRAME } from '@viommu/protocol';
+import type { Backend } from './backend.js';
+import { DaemonMetrics } from './metrics.js';
+import { Session, type PeerCredentials, type SessionLimits } from './session.js';
+
+export interface DaemonOptions {
+  readonly backend: Backend;
+  /** Path to create the socket at; or `fd` (socket activation). */
+  readonly socketPath?: string;
+  readonly fd?: number;
+  readonly logger?: Logger;
+  readonly limits?: Partial<SessionLimits>;
+  /** Reads SO_PEERCRED of a connected socket fd; undefined when the native bridge is not loaded. */
+  readonly peerCred?: (fd: number) => PeerCredentials | undefined;
+}
+
+export interface Daemon {
+  readonly metrics: DaemonMetrics;
+  readonly sessions: ReadonlySet<Session>;
+  readonly logger: Logger;
+  readonly backend: Backend;
+  listen(): Promise<void>;
+  /** Stops accepting, waits up to `deadlineMs` for clients to leave, then disconnects the rest. */
+  shutdown(deadlineMs?: number): Promise<void>;
+}
+
+export function createDaemon(opts: DaemonOptions): Daemon {
+  const logger = opts.logger ?? pino({ name: 'viommud' });
+  const limits: SessionLimits = {
+    maxFrame: opts.limits?.maxFrame ?? DEFAULT_MAX_FRAME,
+    stallMs: opts.limits?.stallMs ?? 10_000,
+    maxUnsent: opts.limits?.maxUnsent ?? 64 * 1024 * 1024,
+  };
+  const sessions = new Set<Session>();
+  let nextSession = 1;
+  let server: Server | undefined;
+  const metrics = new DaemonMetrics({
+    liveObjects() {
+      const totals = new Map<string, number>();
+      for (const s of sessions) for (const [type, n] of s.liveObjects()) totals.set(type, (totals.get(type) ?? 0) + n);
+      return totals;
+    },
+    queueDepth() {
+      let n = 0;
+      for (const s of sessions) n += s.queueDepth;
+      return n;
+    },
+  });
+
+  function accept(socket: Socket): void {
+    const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    let peer: PeerCredentials | undefined;
+    try {
+      peer = fd !== undefined && fd >= 0 ? opts.peerCred?.(fd) : undefined;
+    } catch {
+      peer = undefined;
+    }
+    let session: Session;
+    try {
+      session = new Session(nextSession++, socket, opts.backend, logger, metrics, limits, peer, (s) => {
+        sessions.delete(s);
+        metrics.clients.set(sessions.size);
+      });
+    } catch (e) {
+      logger.error({ err: (e as Error).message }, 'could not start a session');
+      socket.destroy();
+      return;
+    }
+    sessions.add(session);
+    metrics.clients.set(sessions.size);
+    logger.info({ session: session.id, peer: peer ?? 'unknown (no SO_PEERCRED without @viommu/native)' }, 'client connected');
+  }
+
+  return {
+    metrics,
+    sessions,
+    logger,
+    backend: opts.backend,
+    listen() {
+      server = createServer({ allowHalfOpen: false }, accept);
+      server.on('error', (e) => logger.error({ err: e.message }, 'server error'));
+      return new Promise((resolve, reject) => {
+        server!.once('error', reject);
+        if (opts.fd !== undefined) {
+          server!.listen({ fd: opts.fd }, () => resolve());
+          return;
+        }
+        const path = opts.socketPath!;
+        // A stale socket from a previous run is removed; anything else at the path is left alone.
+        if (existsSync(path) && lstatSync(path).isSocket()) unlinkSync(path);
+        // The umask makes the socket 0600 from birth (no window where others could connect).
+        const oldMask = process.umask(0o177);
+        server!.listen(path, () => {
+          process.umask(oldMask);
+          chmodSync(path, 0o600);
+          logger.info({ socket: path, backend: opts.backend.name }, 'listening');
+          resolve();
+        });
+      });
+    },
+    async shutdown(deadlineMs = 5000) {
+      logger.info({ clients: sessions.size, deadlineMs }, 'shutting down');
+      const closed = server ? new Promise<void>((r) => server!.close(() => r())) : Promise.resolve();
+      const until = Date.now() + deadlineMs;
+      while (sessions.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      for (const s of [...sessions]) s.end();
+      await closed;
+      logger.info('stopped');
+    },
+  };
+}

@@ -1,0 +1,470 @@
+// One client connection: its own process on the backend (so its own fd table, address space and
+// iommufd contexts — nothing another connection can name), the frame loop, and teardown.
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import {
+  EPROTO,
+  errnoName,
+  errnoOfError,
+  FEATURE,
+  FLAG,
+  FrameReader,
+  finishFrame,
+  frameWriter,
+  HELLO_MAGIC,
+  MirrorSet,
+  OP,
+  OP_NAMES,
+  PROTOCOL_MAJOR,
+  PROTOCOL_MINOR,
+  ProtocolError,
+  Reader,
+  type Frame,
+  type Writer,
+} from '@viommu/protocol';
+import { ERRNO, ioctlByRequest, POLLIN, type IoctlArg } from '@viommu/uapi';
+import type { Backend, BackendProcess } from './backend.js';
+import type { DaemonMetrics } from './metrics.js';
+
+export interface SessionLimits {
+  /** Largest frame accepted from the client. */
+  readonly maxFrame: number;
+  /** A frame started but not finished within this time disconnects the client (a stalled sender). */
+  readonly stallMs: number;
+  /** Unsent bytes queued to a client beyond which it is disconnected (it stopped reading). */
+  readonly maxUnsent: number;
+}
+
+export interface PeerCredentials {
+  readonly pid: number;
+  readonly uid: number;
+  readonly gid: number;
+}
+
+const FEATURES = FEATURE.MIRRORED_MEMORY | FEATURE.EVENT_STREAM | FEATURE.MEMFD;
+const MEM_FEATURE_OPS = new Set<number>([OP.MEMFD_CREATE, OP.FTRUNCATE]);
+
+class Failure extends Error {
+  constructor(
+    readonly errno: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface Subscription {
+  readonly fd: number;
+  readonly readSize: number;
+  readonly maxQueued: number;
+  queued: number;
+  lost: number;
+  active: boolean;
+}
+
+export class Session {
+  readonly process: BackendProcess;
+  readonly started = Date.now();
+  clientName = '';
+  ioctlCount = 0;
+  eventsSent = 0;
+  private readonly reader: FrameReader;
+  private readonly mirror = new MirrorSet();
+  private readonly anon = new Set<number>();
+  private readonly subs = new Map<number, Subscription>();
+  private nextSub = 1;
+  private greeted = false;
+  private closed = false;
+  private stallTimer: NodeJS.Timeout | undefined;
+  private readonly reply: Writer = frameWriter(4096);
+
+  constructor(
+    readonly id: number,
+    private readonly socket: Socket,
+    private readonly backend: Backend,
+    private readonly log: Logger,
+    private readonly metrics: DaemonMetrics,
+    private readonly limits: SessionLimits,
+    readonly peer: PeerCredentials | undefined,
+    private readonly onClose: (s: Session) => void,
+  ) {
+    this.reader = new FrameReader(limits.maxFrame);
+    this.process = backend.spawn();
+    socket.on('data', (chunk) => this.onData(chunk));
+    socket.on('close', () => this.teardown('disconnected'));
+    socket.on('error', (e) => this.log.debug({ err: e.message }, 'socket error'));
+  }
+
+  /** Queued event records over all subscriptions (a metric and an inspection figure). */
+  get queueDepth(): number {
+    let n = 0;
+    for (const s of this.subs.values()) n += s.queued;
+    return n;
+  }
+
+  liveObjects(): Map<string, number> {
+    return this.closed ? new Map() : this.backend.liveObjects(this.process);
+  }
+
+  /** Server shutdown or an operator: close the connection (teardown follows on 'close'). */
+  end(): void {
+    this.socket.destroy();
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closed) return;
+    let frames: Frame[];
+    try {
+      frames = this.reader.push(chunk);
+    } catch (e) {
+      this.protocolError('framing', (e as Error).message);
+      return;
+    }
+    for (const f of frames) {
+      if (this.closed) return;
+      this.handle(f);
+    }
+    if (this.reader.buffered > 0 && !this.stallTimer) {
+      this.stallTimer = setTimeout(() => this.protocolError('stalled', `partial frame not completed in ${this.limits.stallMs} ms`), this.limits.stallMs);
+    } else if (this.reader.buffered === 0 && this.stallTimer) {
+      clearTimeout(this.stallTimer);
+      this.stallTimer = undefined;
+    }
+  }
+
+  /** A frame we cannot make sense of as a frame: say why, then disconnect. */
+  private protocolError(kind: string, message: string, id = 0): void {
+    this.metrics.protocolErrors.inc({ kind });
+    this.log.warn({ session: this.id, kind, message }, 'protocol error, disconnecting');
+    const w = frameWriter(64);
+    w.string(message);
+    this.send(finishFrame(w, id, OP.PROTOCOL_ERROR, FLAG.REPLY, EPROTO));
+    this.socket.end();
+    this.socket.destroySoon?.();
+    this.teardown(kind);
+  }
+
+  private send(frame: Uint8Array): boolean {
+    if (this.closed || this.socket.destroyed) return false;
+    // Copy: frames built in the shared reply writer are reused by the next reply.
+    this.socket.write(Buffer.from(frame));
+    if (this.socket.writableLength > this.limits.maxUnsent) {
+      this.log.warn({ session: this.id, unsent: this.socket.writableLength }, 'client stopped reading, disconnecting');
+      this.metrics.protocolErrors.inc({ kind: 'stalled-reader' });
+      this.socket.destroy();
+      return false;
+    }
+    return true;
+  }
+
+  private handle(f: Frame): void {
+    if (f.flags & FLAG.REPLY) return this.protocolError('unexpected-reply', 'clients send requests only', f.id);
+    if (!this.greeted) {
+      if (f.op !== OP.HELLO) return this.protocolError('no-hello', 'the first frame must be HELLO', f.id);
+      return this.hello(f);
+    }
+    const opName = OP_NAMES.get(f.op);
+    if (opName === undefined || f.op === OP.HELLO || f.op === OP.EVENT || f.op === OP.PROTOCOL_ERROR) {
+      this.metrics.syscalls.inc({ op: 'unknown', errno: 'ENOSYS' });
+      this.send(this.errorReply(f, ERRNO.ENOSYS, `unknown opcode ${f.op}`));
+      return;
+    }
+    if (f.op === OP.POLL) return void this.poll(f);
+    this.syncCall(f, opName);
+  }
+
+  private hello(f: Frame): void {
+    const r = new Reader(f.payload);
+    let major: number;
+    try {
+      if (r.u32() !== HELLO_MAGIC) throw new ProtocolError('bad magic');
+      major = r.u32();
+      r.u32();
+      r.u32();
+      this.clientName = r.string().slice(0, 128);
+    } catch (e) {
+      return this.protocolError('bad-hello', (e as Error).message, f.id);
+    }
+    if (major !== PROTOCOL_MAJOR) {
+      return this.protocolError('version', `protocol major ${major} is not supported (this daemon speaks ${PROTOCOL_MAJOR})`, f.id);
+    }
+    this.greeted = true;
+    const w = frameWriter(64);
+    w.u32(HELLO_MAGIC).u32(PROTOCOL_MAJOR).u32(PROTOCOL_MINOR).u32(FEATURES).u32(this.id).string(this.backend.name);
+    this.send(finishFrame(w, f.id, OP.HELLO, FLAG.REPLY));
+    this.log.info({ session: this.id, client: this.clientName, peer: this.peer }, 'client greeted');
+  }
+
+  private errorReply(f: Frame, errno: number, detail: string): Uint8Array {
+    const w = frameWriter(64);
+    w.f64(0).u32(0).string(detail);
+    return finishFrame(w, f.id, f.op, FLAG.REPLY, errno);
+  }
+
+  /** A synchronous syscall: apply the client's memory changes, run it, return result and our changes. */
+  private syncCall(f: Frame, opName: string): void {
+    const r = new Reader(f.payload);
+    let run: () => { ret: number; out?: Uint8Array };
+    let ioctlName: string | undefined;
+    try {
+      const parsed = this.parse(f.op, r);
+      run = parsed.run;
+      ioctlName = parsed.ioctlName;
+      if (f.flags & FLAG.MEM) this.mirror.applyChanges(r);
+      r.end();
+    } catch (e) {
+      const errno = e instanceof Failure ? e.errno : EPROTO;
+      if (errno === EPROTO) this.metrics.protocolErrors.inc({ kind: 'payload' });
+      this.metrics.syscalls.inc({ op: opName, errno: errnoName(errno) });
+      this.send(this.errorReply(f, errno, (e as Error).message));
+      return;
+    }
+    let ret = 0;
+    let out: Uint8Array | undefined;
+    let errno = 0;
+    let detail = '';
+    const t0 = ioctlName ? process.hrtime.bigint() : 0n;
+    try {
+      ({ ret, out } = run());
+    } catch (e) {
+      errno = errnoOfError(e);
+      detail = (e as { detail?: string }).detail ?? (errno === ERRNO.EIO ? String((e as Error)?.message ?? e) : '');
+      out = (e as { out?: Uint8Array }).out;
+    }
+    if (ioctlName) {
+      this.ioctlCount++;
+      this.metrics.latency.observe({ ioctl: ioctlName }, Number(process.hrtime.bigint() - t0) / 1e9);
+      this.metrics.ioctls.inc({ ioctl: ioctlName, errno: errno ? errnoName(errno) : '0' });
+    }
+    this.metrics.syscalls.inc({ op: opName, errno: errno ? errnoName(errno) : '0' });
+    const w = this.reply.reset(16);
+    w.f64(ret).bytes(out ?? EMPTY).string(detail);
+    this.mirror.writeChanges(w);
+    this.send(finishFrame(w, f.id, f.op, FLAG.REPLY | FLAG.MEM, errno));
+  }
+
+  /** Decodes a request body into the call to make (parsing first, so a bad payload runs nothing). */
+  private parse(op: number, r: Reader): { run: () => { ret: number; out?: Uint8Array }; ioctlName?: string } {
+    const p = this.process;
+    if (MEM_FEATURE_OPS.has(op) && (!p.memfdCreate || !p.ftruncate)) throw new Failure(ERRNO.ENOSYS, 'memfd is not offered by this backend');
+    switch (op) {
+      case OP.OPEN: {
+        const flags = r.u32();
+        const path = r.string();
+        return { run: () => ({ ret: p.open(path, flags) }) };
+      }
+      case OP.CLOSE: {
+        const fd = r.i32();
+        return { run: () => (this.dropSubsOf(fd), p.close(fd), { ret: 0 }) };
+      }
+      case OP.IOCTL: {
+        const fd = r.i32();
+        const request = r.u32();
+        const kind = r.u8();
+        let arg: IoctlArg;
+        if (kind === 0) arg = null;
+        else if (kind === 1) arg = r.f64();
+        else if (kind === 2) arg = r.bytes().slice();
+        else throw new ProtocolError(`bad ioctl argument kind ${kind}`);
+        const ioctlName = ioctlByRequest(request)?.name ?? `0x${request.toString(16)}`;
+        return {
+          ioctlName,
+          run: () => {
+            try {
+              const ret = p.ioctl(fd, request, arg);
+              return { ret, out: arg instanceof Uint8Array ? arg : undefined };
+            } catch (e) {
+              // Out fields the kernel writes on failure travel back too.
+              if (arg instanceof Uint8Array && e && typeof e === 'object') (e as { out?: Uint8Array }).out = arg;
+              throw e;
+            }
+          },
+        };
+      }
+      case OP.READ: {
+        const fd = r.i32();
+        const length = r.u32();
+        if (length > this.limits.maxFrame) throw new ProtocolError(`read of ${length} bytes is over the frame limit`);
+        return {
+          run: () => {
+            const buf = new Uint8Array(length);
+            const n = p.read(fd, buf);
+            return { ret: n, out: buf.subarray(0, Math.max(0, n)) };
+          },
+        };
+      }
+      case OP.WRITE: {
+        const fd = r.i32();
+        const data = r.bytes().slice();
+        return { run: () => ({ ret: p.write(fd, data) }) };
+      }
+      case OP.MMAP: {
+        const fd = r.i32();
+        const length = r.f64();
+        const offset = r.u64();
+        return {
+          run: () => {
+            const m = p.mmap(fd, length, offset);
+            this.mirror.add(Number(m.addr), m.bytes);
+            return { ret: Number(m.addr), out: m.bytes };
+          },
+        };
+      }
+      case OP.MUNMAP: {
+        const addr = r.u64();
+        const length = r.f64();
+        return { run: () => (p.munmap(addr, length), this.forget(Number(addr)), { ret: 0 }) };
+      }
+      case OP.MEM_ALLOC: {
+        const length = r.f64();
+        return {
+          run: () => {
+            const m = p.memory.alloc(length);
+            const addr = Number(m.addr);
+            this.mirror.add(addr, m.bytes);
+            this.anon.add(addr);
+            return { ret: addr };
+          },
+        };
+      }
+      case OP.MEM_FREE: {
+        const addr = r.u64();
+        return { run: () => (p.memory.free(addr), this.forget(Number(addr)), { ret: 0 }) };
+      }
+      case OP.MEMFD_CREATE: {
+        const name = r.string();
+        return { run: () => ({ ret: p.memfdCreate!(name) }) };
+      }
+      case OP.FTRUNCATE: {
+        const fd = r.i32();
+        const size = r.f64();
+        return { run: () => (p.ftruncate!(fd, size), { ret: 0 }) };
+      }
+      case OP.SUBSCRIBE: {
+        const fd = r.i32();
+        const readSize = Math.min(r.u32(), this.limits.maxFrame - 64);
+        const maxQueued = Math.max(1, r.u32());
+        return { run: () => ({ ret: this.subscribe(fd, readSize, maxQueued) }) };
+      }
+      case OP.UNSUBSCRIBE: {
+        const sub = r.u32();
+        return {
+          run: () => {
+            const s = this.subs.get(sub);
+            if (s) s.active = false;
+            this.subs.delete(sub);
+            return { ret: 0 };
+          },
+        };
+      }
+      default:
+        throw new Failure(ERRNO.ENOSYS, `opcode ${op} is not a synchronous call`);
+    }
+  }
+
+  private forget(addr: number): void {
+    this.mirror.delete(addr);
+    this.anon.delete(addr);
+  }
+
+  private async poll(f: Frame): Promise<void> {
+    let ret = 0;
+    let errno = 0;
+    try {
+      const r = new Reader(f.payload);
+      const fd = r.i32();
+      const events = r.u32();
+      const timeout = r.i32();
+      r.end();
+      ret = await this.process.poll(fd, events, timeout);
+    } catch (e) {
+      errno = e instanceof ProtocolError ? EPROTO : errnoOfError(e);
+    }
+    this.metrics.syscalls.inc({ op: 'POLL', errno: errno ? errnoName(errno) : '0' });
+    const w = frameWriter(32);
+    w.f64(ret).u32(0).string('');
+    this.send(finishFrame(w, f.id, OP.POLL, FLAG.REPLY, errno));
+  }
+
+  /** Starts streaming reads of `fd`; EBADF if it is not open (checked by a zero-timeout poll). */
+  private subscribe(fd: number, readSize: number, maxQueued: number): number {
+    // Reading zero bytes would be meaningless; an fd the process does not hold fails like read would.
+    const id = this.nextSub++;
+    const sub: Subscription = { fd, readSize, maxQueued, queued: 0, lost: 0, active: true };
+    this.subs.set(id, sub);
+    void this.pump(id, sub);
+    return id;
+  }
+
+  /** Waits for the fd to be readable, reads a record batch, queues it to the client or counts it lost. */
+  private async pump(id: number, sub: Subscription): Promise<void> {
+    const buf = new Uint8Array(sub.readSize);
+    while (sub.active && !this.closed) {
+      let revents: number;
+      try {
+        // A bounded wait, so an unsubscribed or closed stream stops within a second.
+        revents = await this.process.poll(sub.fd, POLLIN, 1000);
+      } catch {
+        break;
+      }
+      if (!sub.active || this.closed) break;
+      if ((revents & POLLIN) === 0) {
+        if (revents & ~POLLIN) break; // POLLNVAL/POLLERR/POLLHUP: the fd is gone
+        continue;
+      }
+      let n: number;
+      try {
+        n = this.process.read(sub.fd, buf);
+      } catch (e) {
+        if ((e as { code?: string }).code === 'EAGAIN') continue;
+        break;
+      }
+      if (n <= 0) continue;
+      if (sub.queued >= sub.maxQueued) {
+        sub.lost++;
+        this.metrics.lostEvents.inc();
+        continue;
+      }
+      const w = frameWriter(n + 32);
+      w.u32(sub.lost).bytes(buf.subarray(0, n));
+      sub.lost = 0;
+      sub.queued++;
+      this.eventsSent++;
+      const frame = finishFrame(w, id, OP.EVENT, FLAG.PUSH);
+      if (this.closed || this.socket.destroyed) break;
+      this.socket.write(frame, () => {
+        sub.queued--;
+      });
+    }
+    this.subs.delete(id);
+  }
+
+  private dropSubsOf(fd: number): void {
+    for (const [id, s] of this.subs) {
+      if (s.fd !== fd) continue;
+      s.active = false;
+      this.subs.delete(id);
+    }
+  }
+
+  /** Disconnect or death: every object the client held goes, as at process exit. */
+  private teardown(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    for (const s of this.subs.values()) s.active = false;
+    this.subs.clear();
+    const objects = Object.fromEntries(this.backend.liveObjects(this.process));
+    try {
+      this.backend.exit(this.process);
+      for (const addr of this.anon) this.process.memory.free(BigInt(addr));
+    } catch (e) {
+      this.log.error({ session: this.id, err: (e as Error).message }, 'teardown failed');
+    }
+    this.anon.clear();
+    this.log.info({ session: this.id, reason, ioctls: this.ioctlCount, objectsTornDown: objects }, 'client gone, context torn down');
+    this.onClose(this);
+  }
+}
+
+const EMPTY = new Uint8Array(0);

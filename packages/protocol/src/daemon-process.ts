@@ -1,0 +1,257 @@
+// A Process whose syscalls run in viommud: connectDaemonProcess(socketPath) gives an object that
+// scenarios and @viommu/client use exactly like an in-process SimProcess.
+import type { IoctlArg, Process, UserMemory } from '@viommu/uapi';
+import { SystemError } from '@viommu/uapi';
+import { Reader, Writer } from './buffer.js';
+import { toSystemError } from './errno.js';
+import { finishFrame } from './frames.js';
+import { MirrorSet } from './mirror.js';
+import { SyncChannel } from './sync-channel.js';
+import { FEATURE, FLAG, HEADER_SIZE, HELLO_MAGIC, OP, PROTOCOL_MAJOR, PROTOCOL_MINOR, readHeader } from './wire.js';
+
+export interface ConnectOptions {
+  /** How long a synchronous call waits for the daemon before failing with ETIMEDOUT. Default 30 s. */
+  readonly timeoutMs?: number;
+  /** Sent in HELLO and logged by the daemon. */
+  readonly clientName?: string;
+}
+
+export interface SessionInfo {
+  readonly sessionId: number;
+  readonly backend: string;
+  readonly features: number;
+  readonly major: number;
+  readonly minor: number;
+}
+
+/** One record pushed by an event subscription; `lost` counts records the daemon dropped before it. */
+export interface StreamedEvent {
+  readonly data: Uint8Array;
+  readonly lost: number;
+}
+
+const IOCTL_NULL = 0;
+const IOCTL_NUMBER = 1;
+const IOCTL_BYTES = 2;
+const PAGE = 4096;
+
+interface Reply {
+  ret: number;
+  out: Uint8Array;
+}
+
+export class DaemonProcess implements Process {
+  readonly memory: UserMemory;
+  session!: SessionInfo;
+  private readonly mirror = new MirrorSet();
+  private readonly w = new Writer(4096, HEADER_SIZE);
+  private nextId = 1;
+  private readonly asyncWaiters = new Map<number, (frame: Uint8Array) => void>();
+  private readonly subscriptions = new Map<number, (e: StreamedEvent) => void>();
+  private channel!: SyncChannel;
+
+  private constructor() {
+    this.memory = {
+      alloc: (length) => {
+        const { ret } = this.sync(OP.MEM_ALLOC, 'mmap', (w) => w.f64(length));
+        const bytes = new Uint8Array(Math.ceil(length / PAGE) * PAGE);
+        this.mirror.add(ret, bytes);
+        return { addr: BigInt(ret), bytes };
+      },
+      free: (addr) => {
+        this.sync(OP.MEM_FREE, 'munmap', (w) => w.u64(addr));
+        this.mirror.delete(Number(addr));
+      },
+    };
+  }
+
+  static async connect(socketPath: string, opts: ConnectOptions = {}): Promise<DaemonProcess> {
+    const p = new DaemonProcess();
+    p.channel = await SyncChannel.open(
+      socketPath,
+      { onFrame: (f) => p.onAsyncFrame(f), onClosed: () => p.onClosed() },
+      opts.timeoutMs ?? 30_000,
+    );
+    p.channel.unrefAll();
+    p.hello(opts.clientName ?? 'viommu-client');
+    return p;
+  }
+
+  private hello(name: string): void {
+    const id = this.nextId++;
+    const w = this.w.reset(HEADER_SIZE);
+    w.u32(HELLO_MAGIC).u32(PROTOCOL_MAJOR).u32(PROTOCOL_MINOR).u32(FEATURE.MIRRORED_MEMORY | FEATURE.EVENT_STREAM | FEATURE.MEMFD).string(name);
+    const reply = this.channel.call(finishFrame(w, id, OP.HELLO, 0), id, 'connect');
+    const h = readHeader(reply);
+    const r = new Reader(reply.subarray(HEADER_SIZE));
+    if (h.errno !== 0) {
+      this.channel.close();
+      throw toSystemError(h.errno, 'connect', `daemon refused the handshake: ${r.remaining >= 4 ? r.string() : ''}`);
+    }
+    if (r.u32() !== HELLO_MAGIC) throw new SystemError('EPROTO', 'connect', 'not a viommud');
+    const major = r.u32();
+    const minor = r.u32();
+    const features = r.u32();
+    const sessionId = r.u32();
+    const backend = r.string();
+    this.session = { sessionId, backend, features, major, minor };
+  }
+
+  /** One synchronous request: body, then our memory changes; the reply's changes are applied. */
+  private sync(op: number, syscall: string, body: (w: Writer) => void): Reply {
+    const id = this.nextId++;
+    const w = this.w.reset(HEADER_SIZE);
+    body(w);
+    this.mirror.writeChanges(w);
+    const reply = this.channel.call(finishFrame(w, id, op, FLAG.MEM), id, syscall);
+    const h = readHeader(reply);
+    const r = new Reader(reply.subarray(HEADER_SIZE));
+    if (h.op === OP.PROTOCOL_ERROR) throw new SystemError('EPROTO', syscall, r.string());
+    const ret = r.f64();
+    const out = r.bytes();
+    const detail = r.string();
+    if (h.flags & FLAG.MEM) this.mirror.applyChanges(r);
+    if (h.errno !== 0) {
+      const err = toSystemError(h.errno, syscall, detail);
+      (err as { out?: Uint8Array }).out = out;
+      throw err;
+    }
+    return { ret, out };
+  }
+
+  open(path: string, flags = 2): number {
+    return this.sync(OP.OPEN, 'open', (w) => w.u32(flags).string(path)).ret;
+  }
+
+  close(fd: number): void {
+    this.sync(OP.CLOSE, 'close', (w) => w.i32(fd));
+  }
+
+  ioctl(fd: number, request: number, arg: IoctlArg): number {
+    let reply: Reply;
+    try {
+      reply = this.sync(OP.IOCTL, 'ioctl', (w) => {
+        w.i32(fd).u32(request >>> 0);
+        if (arg === null) w.u8(IOCTL_NULL);
+        else if (typeof arg === 'number') w.u8(IOCTL_NUMBER).f64(arg);
+        else w.u8(IOCTL_BYTES).bytes(arg);
+      });
+    } catch (e) {
+      // The kernel writes some out fields even when it fails (IOAS_IOVA_RANGES' num_iovas on EMSGSIZE).
+      const out = (e as { out?: Uint8Array }).out;
+      if (arg instanceof Uint8Array && out && out.length === arg.length) arg.set(out);
+      throw e;
+    }
+    if (arg instanceof Uint8Array && reply.out.length === arg.length) arg.set(reply.out);
+    return reply.ret;
+  }
+
+  read(fd: number, buf: Uint8Array): number {
+    const { ret, out } = this.sync(OP.READ, 'read', (w) => w.i32(fd).u32(buf.length));
+    buf.set(out.subarray(0, Math.min(out.length, buf.length)));
+    return ret;
+  }
+
+  write(fd: number, buf: Uint8Array): number {
+    return this.sync(OP.WRITE, 'write', (w) => w.i32(fd).bytes(buf)).ret;
+  }
+
+  poll(fd: number, events: number, timeoutMs: number): Promise<number> {
+    const id = this.nextId++;
+    const w = new Writer(64, HEADER_SIZE);
+    w.i32(fd).u32(events).i32(timeoutMs);
+    return new Promise((resolve, reject) => {
+      this.channel.hold();
+      this.asyncWaiters.set(id, (frame) => {
+        this.channel.release();
+        const h = readHeader(frame);
+        const r = new Reader(frame.subarray(HEADER_SIZE));
+        const ret = r.f64();
+        r.bytes();
+        const detail = r.string();
+        if (h.errno !== 0) reject(toSystemError(h.errno, 'poll', detail));
+        else resolve(ret);
+      });
+      if (this.channel.closed) this.onClosed();
+      else this.channel.send(finishFrame(w, id, OP.POLL, 0));
+    });
+  }
+
+  mmap(fd: number, length: number, offset: bigint): { addr: bigint; bytes: Uint8Array } {
+    const { ret, out } = this.sync(OP.MMAP, 'mmap', (w) => w.i32(fd).f64(length).u64(offset));
+    const bytes = out.slice();
+    this.mirror.add(ret, bytes);
+    return { addr: BigInt(ret), bytes };
+  }
+
+  munmap(addr: bigint, length: number): void {
+    this.sync(OP.MUNMAP, 'munmap', (w) => w.u64(addr).f64(length));
+    this.mirror.delete(Number(addr));
+  }
+
+  /** memfd_create(2) on the daemon's side (IOMMU_IOAS_MAP_FILE takes the fd). */
+  memfdCreate(name = 'memfd'): number {
+    return this.sync(OP.MEMFD_CREATE, 'memfd_create', (w) => w.string(name)).ret;
+  }
+
+  ftruncate(fd: number, size: number): void {
+    this.sync(OP.FTRUNCATE, 'ftruncate', (w) => w.i32(fd).f64(size));
+  }
+
+  /**
+   * Streams what `read(fd)` would return (vEVENTQ or FAULT records) as the daemon sees it become
+   * readable; at most `maxQueued` records wait in the daemon, the rest are counted as lost.
+   */
+  subscribe(fd: number, onEvent: (e: StreamedEvent) => void, opts: { readSize?: number; maxQueued?: number } = {}): number {
+    const { ret } = this.sync(OP.SUBSCRIBE, 'subscribe', (w) => w.i32(fd).u32(opts.readSize ?? 4096).u32(opts.maxQueued ?? 256));
+    this.subscriptions.set(ret, onEvent);
+    this.channel.hold();
+    return ret;
+  }
+
+  unsubscribe(subscription: number): void {
+    if (!this.subscriptions.delete(subscription)) return;
+    this.channel.release();
+    this.sync(OP.UNSUBSCRIBE, 'unsubscribe', (w) => w.u32(subscription));
+  }
+
+  /** Ends the session: the daemon tears down every object this connection held. */
+  disconnect(): void {
+    this.channel.close();
+  }
+
+  get connected(): boolean {
+    return !this.channel.closed;
+  }
+
+  private onAsyncFrame(frame: Uint8Array): void {
+    const h = readHeader(frame);
+    if (h.flags & FLAG.PUSH) {
+      const handler = this.subscriptions.get(h.id);
+      if (!handler) return;
+      const r = new Reader(frame.subarray(HEADER_SIZE));
+      const lost = r.u32();
+      handler({ lost, data: r.bytes() });
+      return;
+    }
+    const waiter = this.asyncWaiters.get(h.id);
+    if (waiter) {
+      this.asyncWaiters.delete(h.id);
+      waiter(frame);
+    }
+  }
+
+  private onClosed(): void {
+    for (const [id, waiter] of this.asyncWaiters) {
+      this.asyncWaiters.delete(id);
+      const w = new Writer(64, HEADER_SIZE);
+      w.f64(0).u32(0).string('the daemon connection closed');
+      waiter(finishFrame(w, id, OP.POLL, FLAG.REPLY, 104 /* ECONNRESET */));
+    }
+  }
+}
+
+/** Connects to viommud and performs the handshake; the result is a Process. */
+export function connectDaemonProcess(socketPath: string, opts?: ConnectOptions): Promise<DaemonProcess> {
+  return DaemonProcess.connect(socketPath, opts);
+}

@@ -1,0 +1,7 @@
+// @viommu/protocol: the viommud wire format (docs/protocol.md) and a Process over the daemon socket.
+export * from './buffer.js';
+export * from './daemon-process.js';
+export * from './errno.js';
+export * from './frames.js';
+export * from './mirror.js';
+export * from './wire.js';
