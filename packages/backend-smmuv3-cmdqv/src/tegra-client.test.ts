@@ -3,20 +3,13 @@
 // ascending order, and teardown undoing the mmap and the queues; plus GET_HW_INFO and IOVA ranges.
 
 import { describe, expect, it } from '@jest/globals';
-import { smmuv3Cmdqv } from '@viommu/backend-smmuv3-cmdqv';
-import { createSimHost, type DriverV1 } from '@viommu/core';
+import { Iommufd } from '@viommu/client';
+import { createSimHost } from '@viommu/core';
 import * as U from '@viommu/uapi';
-import { Iommufd } from './index.js';
-
-// TODO(backend-smmuv3-cmdqv): drop once its paging domains implement enforceCacheCoherency().
-function coherent(d: DriverV1): DriverV1 {
-  const alloc = d.allocPagingDomain.bind(d);
-  d.allocPagingDomain = (dev, flags, data) => Object.assign(alloc(dev, flags, data), { enforceCacheCoherency: () => true });
-  return d;
-}
+import { smmuv3Cmdqv } from './index.js';
 
 function boot() {
-  const host = createSimHost({ iommus: [coherent(smmuv3Cmdqv({ name: 'smmu0' }))], devices: [{ name: 'nic0', iommu: 'smmu0', rid: 0x100, pasidBits: 8 }] });
+  const host = createSimHost({ iommus: [smmuv3Cmdqv({ name: 'smmu0' })], devices: [{ name: 'nic0', iommu: 'smmu0', rid: 0x100, pasidBits: 8 }] });
   const proc = host.spawn();
   const iommufd = Iommufd.open(proc);
   const nic = iommufd.bindDevice(host.device('nic0').path);

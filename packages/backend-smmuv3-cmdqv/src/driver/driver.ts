@@ -157,7 +157,15 @@ export class SmmuV3Driver implements DriverV1, DomainOwner {
   releaseDevice(dev: DriverDevice): void {
     const m = dev as SmmuMaster;
     this.installSte(m, new Uint32Array(16));
+    this.freeCdTable(m);
     this.masters.delete(m.sid);
+  }
+
+  /** arm_smmu_free_cd_tables: the master's host CD table goes with the device (or a resize). */
+  private freeCdTable(m: SmmuMaster): void {
+    if (!m.cdTable) return;
+    this.host.physical.freeRun(m.cdTable / 4096);
+    m.cdTable = 0;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -365,6 +373,7 @@ export class SmmuV3Driver implements DriverV1, DomainOwner {
   private cdTableSte(m: SmmuMaster): Uint32Array {
     const log2 = m.maxPasidLog2 > 0 ? Math.min(m.maxPasidLog2, 10) : 0;
     if (!m.cdTable || m.cdLog2 !== log2) {
+      this.freeCdTable(m);
       m.cdTable = this.alloc(64 * 2 ** log2);
       m.cdLog2 = log2;
     }
