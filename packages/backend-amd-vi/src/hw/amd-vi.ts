@@ -429,6 +429,11 @@ export class AmdViHardware {
     return false;
   }
 
+  /** Drops every IOTLB entry (benchmarks: uncached walks without a command per translation). */
+  dropIotlb(): void {
+    this.iotlb.clear();
+  }
+
   /** Cached translations (tests). */
   cachedPages(): number {
     let n = 0;
