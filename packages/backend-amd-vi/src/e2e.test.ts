@@ -283,3 +283,82 @@ describe('event log entries for faults', () => {
     expect(EVENT_IO_PAGE_FAULT).toBe(2);
   });
 });
+
+describe('page requests (nested: true, fault-capable nested HWPT)', () => {
+  function setupIopf() {
+    const r = createRig({ nested: true, pri: true });
+    const s2 = r.nestParent();
+    const v = r.viommu(s2);
+    const table = r.guestTable();
+    const gcr3 = r.gcr3([[0, table.root], [3, table.root]]);
+    const fault = call(r.proc, r.fd, U.IOMMU_FAULT_QUEUE_ALLOC, U.iommu_fault_alloc);
+    const data = r.proc.memory.alloc(32);
+    data.bytes.set(encodeDteQwords({ v: true, gv: true, giov: true, ppr: true, gcr3, domainId: 2 }).flatMap((q) => [...new Uint8Array(new BigUint64Array([q]).buffer)]));
+    const hwpt = call(r.proc, r.fd, U.IOMMU_HWPT_ALLOC, U.iommu_hwpt_alloc, {
+      dev_id: r.devId, pt_id: v, flags: U.IOMMU_HWPT_FAULT_ID_VALID, fault_id: fault.out_fault_id, data_type: U.IOMMU_HWPT_DATA_AMD_GUEST, data_len: 32, data_uptr: data.addr,
+    }).out_hwpt_id;
+    r.attach(hwpt);
+    return { r, table, fault };
+  }
+
+  it('a guest miss with PASID becomes a page request; SUCCESS retries the DMA and COMPLETE_PPR_REQUEST carries the code', async () => {
+    const { r, table, fault } = setupIopf();
+    const page = r.galloc(4096);
+    r.write(page, 'faulted in');
+    const dma = r.host.device('nic0').dma.read(0x5000_0000n, 10, { pasid: 3 });
+    await new Promise((res) => setImmediate(res));
+    const rec = new Uint8Array(40);
+    expect(r.proc.read(fault.out_fault_fd, rec)).toBe(40);
+    const f = U.iommu_hwpt_pgfault.decode(rec);
+    expect(f).toMatchObject({ dev_id: r.devId, pasid: 3, addr: 0x5000_0000n });
+    expect(f.flags & U.IOMMU_PGFAULT_FLAGS_PASID_VALID).toBe(U.IOMMU_PGFAULT_FLAGS_PASID_VALID);
+    table.map(0x5000_0000, page, 4096, PERM_R | PERM_W);
+    r.proc.write(fault.out_fault_fd, U.iommu_hwpt_page_response.encode({ cookie: f.cookie, code: U.IOMMUFD_PAGE_RESP_SUCCESS }));
+    expect(text(await dma)).toBe('faulted in');
+    expect(r.drv.pprResponses.at(-1)).toEqual([DEV_ID, 3, f.grpid, 0]);
+  });
+
+  it('a PASID-less miss is a plain fault (the kernel never forwards PASID 0 page requests)', async () => {
+    const { r, fault } = setupIopf();
+    await expect(r.host.device('nic0').dma.read(0x5000_0000n, 4)).rejects.toMatchObject({ code: 'EFAULT' });
+    expect(r.proc.read(fault.out_fault_fd, new Uint8Array(40))).toBe(0);
+  });
+
+  it('PPR log entries: PASID 0 or beyond the device range are answered FAILURE by the driver; others reach the fault queue with grpid = tag[8:0]', async () => {
+    const { r, fault } = setupIopf();
+    const dev = r.host.device('nic0').ddev;
+    r.drv.raisePageRequest(dev, { pasid: 0, address: 0x6000_0000n, tag: 0x205 });
+    r.drv.raisePageRequest(dev, { pasid: 1 << 8, address: 0x6000_0000n, tag: 0x206 });
+    expect(r.drv.pprResponses).toEqual([[DEV_ID, 0, 5, 2], [DEV_ID, 256, 6, 2]]);
+    r.drv.raisePageRequest(dev, { pasid: 3, address: 0x6000_0000n, write: true, tag: 0x207 });
+    await new Promise((res) => setImmediate(res));
+    const rec = new Uint8Array(40);
+    expect(r.proc.read(fault.out_fault_fd, rec)).toBe(40);
+    const f = U.iommu_hwpt_pgfault.decode(rec);
+    expect(f).toMatchObject({ pasid: 3, grpid: 7, addr: 0x6000_0000n });
+    expect(f.flags & U.IOMMU_PGFAULT_FLAGS_LAST_PAGE).toBe(U.IOMMU_PGFAULT_FLAGS_LAST_PAGE);
+    expect(f.perm & U.IOMMU_PGFAULT_PERM_WRITE).toBe(U.IOMMU_PGFAULT_PERM_WRITE);
+    r.proc.write(fault.out_fault_fd, U.iommu_hwpt_page_response.encode({ cookie: f.cookie, code: U.IOMMUFD_PAGE_RESP_INVALID }));
+    await new Promise((res) => setImmediate(res));
+    expect(r.drv.pprResponses.at(-1)).toEqual([DEV_ID, 3, 7, U.IOMMUFD_PAGE_RESP_INVALID]);
+    expect(r.drv.pprResponses.length).toBe(3);
+  });
+});
+
+describe('hostile or buggy host commands', () => {
+  it('an illegal command is refused with EIO, logged, skipped, and the queue keeps working', async () => {
+    const r = createRig();
+    r.attach(r.ioas);
+    const bad = new Uint8Array(16);
+    bad[7] = 0x90; // opcode 9
+    expect(errno(() => r.drv.submitRaw(bad))).toBe('EIO');
+    expect(r.drv.hostLog.at(-1)).toContain('code 0x5');
+    r.write(RAM_GPA, 'still ok');
+    expect(text(await r.host.device('nic0').dma.read(BigInt(RAM_GPA), 8))).toBe('still ok');
+    // A COMPLETION_WAIT storing outside memory is illegal too.
+    const cw = new Uint8Array(16);
+    new DataView(cw.buffer).setUint32(0, 0xfff0_0001, true);
+    new DataView(cw.buffer).setUint32(4, 0x1000_0fff, true);
+    expect(errno(() => r.drv.submitRaw(cw))).toBe('EIO');
+  });
+});

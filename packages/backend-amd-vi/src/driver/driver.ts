@@ -414,7 +414,10 @@ export class AmdViDriver implements DriverV1 {
     }
     out.reason = this.hw.lastFault;
     const dom = dev.domain;
-    if (this.hw.lastFault === 'IO_PAGE_FAULT' && dev.info.pri && dom instanceof NestedDomain && dom.faultCapable && this.hw.pprEnabled(dev.devId)) {
+    // Only PASID-tagged requests become page requests: the kernel refuses PPRs for PASID 0 or
+    // beyond the device's PASID range (ppr.c), so they could never reach a fault queue.
+    const pprPasid = pasid !== NO_PASID && pasid > 0 && pasid < 2 ** dev.maxPasidLog2;
+    if (this.hw.lastFault === 'IO_PAGE_FAULT' && pprPasid && dev.info.pri && dom instanceof NestedDomain && dom.faultCapable && this.hw.pprEnabled(dev.devId)) {
       return TRANSLATE_PAGE_REQUEST;
     }
     return TRANSLATE_FAULT;
