@@ -41,11 +41,13 @@ export class IommufdDevice extends IommufdObject {
   ) {
     super();
     this.enforceCacheCoherency = sim.ddev.enforceCacheCoherency;
-    this.iopf = new IopfDevice<FaultRequest>((request, code) => {
-      const done = this.waiting.get(request);
-      this.waiting.delete(request);
-      this.sim.driver.pageResponse?.(this.sim.ddev, { pasid: request.pasid, addr: request.addr, perm: request.perm, grpid: request.grpid, last: true }, code);
-      done?.(code);
+    this.iopf = new IopfDevice<FaultRequest>((request, code, group) => {
+      const last = (request.flags & IOMMU_FAULT_PAGE_REQUEST_LAST_PAGE) !== 0;
+      // One page response per group reaches the driver (addressed by the group's last request)...
+      this.sim.driver.pageResponse?.(this.sim.ddev, { pasid: request.pasid, addr: request.addr, perm: request.perm, grpid: request.grpid, last }, code);
+      // ...and every request of the group settles with it: the device retries each access.
+      if (group) for (const f of group.faults) this.settle(f, code);
+      else this.settle(request, code);
     });
   }
 
@@ -69,6 +71,10 @@ export class IommufdDevice extends IommufdObject {
 
   destroy(): void {
     this.iopf.remove();
+    // Requests still held back for a last page that will never come (their group is discarded):
+    // the kernel sends no response, a real device would time out; here they fail at once.
+    for (const done of this.waiting.values()) done(PAGE_RESP_INVALID);
+    this.waiting.clear();
     this.sim.bound = undefined;
     this.sim.pageRequestRoute = undefined;
     if (this.holdsFile) this.ctx.putFile();
@@ -76,7 +82,8 @@ export class IommufdDevice extends IommufdObject {
 
   /**
    * A page request of this device (iommu_report_device_fault): goes to the FAULT queue of the
-   * fault-capable HWPT attached at its PASID; settles with the response code. Without such an
+   * fault-capable HWPT attached at its PASID; settles with the response code of its group (a
+   * request that is not the last of its group waits for the group's answer). Without such an
    * attachment it is answered INVALID at once.
    */
   routePageRequest(req: PageRequest): Promise<number> {
@@ -88,14 +95,17 @@ export class IommufdDevice extends IommufdObject {
       addr: req.addr,
     };
     const handle = this.faultHandle(req.pasid);
-    if (!req.last) {
-      this.iopf.report(request, handle);
-      return Promise.resolve(PAGE_RESP_INVALID);
-    }
     return new Promise((resolve) => {
       this.waiting.set(request, resolve);
       this.iopf.report(request, handle);
     });
+  }
+
+  private settle(request: FaultRequest, code: number): void {
+    const done = this.waiting.get(request);
+    if (!done) return;
+    this.waiting.delete(request);
+    done(code);
   }
 
   /**

@@ -4,6 +4,7 @@
 // what is still pending.
 import { describe, expect, it } from '@jest/globals';
 import * as U from '@viommu/uapi';
+import type { DriverHost } from '../driver/driver.js';
 import { createSimHost } from '../host/sim-host.js';
 import { checkAllReleased, checkInvariants } from '../invariants.js';
 import { call } from '../testing/harness.js';
@@ -21,6 +22,9 @@ function setup() {
   call(proc, dfd, U.VFIO_DEVICE_ATTACH_IOMMUFD_PT, U.vfio_device_attach_iommufd_pt, { pt_id: hwpt });
   return { host, proc, fd, ioas, dfd, dev, faultFd: fault.out_fault_fd, hwpt };
 }
+
+/** The host as its drivers see it: how a driver model raises page requests. */
+const driverHost = (s: { host: unknown }) => s.host as DriverHost;
 
 const tick = () => new Promise((r) => setImmediate(r));
 
@@ -59,6 +63,42 @@ describe('PRI page requests', () => {
     await expect(dma).rejects.toMatchObject({ code: 'EFAULT' });
     // Without a fault-capable attachment the device gets no PRI route: EFAULT at once.
     await expect(s.host.device('gpu0').dma.read(0x400000n, 1)).rejects.toMatchObject({ code: 'EFAULT' });
+    s.proc.exit();
+    checkAllReleased(s.host);
+  });
+
+  it('a page request that is not the last of its group settles with its group\'s answer', async () => {
+    const s = setup();
+    const sim = s.host.device('gpu0');
+    const settled: number[] = [];
+    const first = driverHost(s).reportPageRequest(sim.ddev, { pasid: 0, addr: 0x500000n, perm: 1, grpid: 5, last: false });
+    void first.then((c: number) => settled.push(c));
+    await tick();
+    // Held back until its group's last page: nothing to read, no answer yet.
+    expect(s.proc.read(s.faultFd, new Uint8Array(40))).toBe(0);
+    expect(settled).toEqual([]);
+    const last = driverHost(s).reportPageRequest(sim.ddev, { pasid: 0, addr: 0x501000n, perm: 1, grpid: 5, last: true });
+    const recs = new Uint8Array(80);
+    expect(s.proc.read(s.faultFd, recs)).toBe(80);
+    expect(U.iommu_hwpt_pgfault.decode(recs, 0)).toMatchObject({ addr: 0x500000n, grpid: 5, flags: 0 });
+    const tail = U.iommu_hwpt_pgfault.decode(recs, 40);
+    expect(tail).toMatchObject({ addr: 0x501000n, grpid: 5, flags: U.IOMMU_PGFAULT_FLAGS_LAST_PAGE });
+    await tick();
+    expect(settled).toEqual([]);
+    s.proc.write(s.faultFd, U.iommu_hwpt_page_response.encode({ cookie: tail.cookie, code: U.IOMMUFD_PAGE_RESP_SUCCESS }));
+    expect(await first).toBe(U.IOMMUFD_PAGE_RESP_SUCCESS);
+    expect(await last).toBe(U.IOMMUFD_PAGE_RESP_SUCCESS);
+  });
+
+  it('a partial request without a fault-capable attachment is INVALID at once; one left partial fails on unbind', async () => {
+    const s = setup();
+    const sim = s.host.device('gpu0');
+    const partial = driverHost(s).reportPageRequest(sim.ddev, { pasid: 0, addr: 0x600000n, perm: 1, grpid: 6, last: false });
+    call(s.proc, s.dfd, U.VFIO_DEVICE_DETACH_IOMMUFD_PT, U.vfio_device_detach_iommufd_pt);
+    expect(await driverHost(s).reportPageRequest(sim.ddev, { pasid: 0, addr: 0x700000n, perm: 1, grpid: 7, last: false })).toBe(U.IOMMUFD_PAGE_RESP_INVALID);
+    // Its last page never came: the group is discarded when the device goes away.
+    s.proc.close(s.dfd);
+    expect(await partial).toBe(U.IOMMUFD_PAGE_RESP_INVALID);
     s.proc.exit();
     checkAllReleased(s.host);
   });
