@@ -1,15 +1,15 @@
 // The nested vIOMMU flow of spec 9.4, built through @viommu/client over the process contract of a
 // simulated host, for one vendor kit. The suite's tests and the fail_nth sweep start from here.
 
-import { ClientError, Iommufd, type Hwpt, type Ioas } from '@viommu/client';
+import { ClientError, Iommufd, type DeliveredFaultGroup, type Hwpt, type Ioas, type Viommu } from '@viommu/client';
 import type { SimHost, SimProcess } from '@viommu/core';
-import { GuestMemory, type ComplianceKit, type FlowContext } from './kit.js';
+import { GuestMemory, type AnyComplianceKit, type ComplianceKit, type FlowContext, type NestedFlowContext, type NoViommuKit } from './kit.js';
 
 /** Where the suite puts its test data and its stage-1 mapping. */
 export const DATA_OFFSET = 0x10_0000; // from guest RAM's base: leaves room for the kit's tables
 export const STAGE1_IOVA = 0x1234_5000;
 
-export interface Flow extends FlowContext {
+interface FlowExtras {
   readonly process: SimProcess;
   readonly iommu: string;
   readonly foreignDevice: string | undefined;
@@ -21,8 +21,20 @@ export interface Flow extends FlowContext {
   readonly dataIova: number;
 }
 
-/** Runs the flow up to the device attached to the nested HWPT; `onSpawn` sees the host and process first. */
-export function buildFlow(kit: ComplianceKit, opts: { onSpawn?: (host: SimHost, p: SimProcess) => void } = {}): Flow {
+/** The flow of a kit with a vIOMMU. */
+export interface Flow extends FlowContext, FlowExtras {}
+/** The flow of a kit without one (`viommu: 'none'`): the nested HWPT sits on the nest parent. */
+export interface NestedFlow extends NestedFlowContext, FlowExtras {}
+
+/**
+ * Runs the flow up to the device attached to the nested HWPT; `onSpawn` sees the host and process
+ * first. With a vIOMMU: stage-2, vIOMMU, vDEVICE, nested HWPT on the vIOMMU; without
+ * (`viommu: 'none'`): the nested HWPT is allocated on the stage-2 itself.
+ */
+export function buildFlow(kit: ComplianceKit, opts?: FlowOptions): Flow;
+export function buildFlow(kit: NoViommuKit, opts?: FlowOptions): NestedFlow;
+export function buildFlow(kit: AnyComplianceKit, opts?: FlowOptions): Flow | NestedFlow;
+export function buildFlow(kit: AnyComplianceKit, opts: FlowOptions = {}): Flow | NestedFlow {
   const { host, iommu, device: deviceName, foreignDevice } = kit.createHost();
   const proc = host.spawn();
   opts.onSpawn?.(host, proc);
@@ -35,17 +47,61 @@ export function buildFlow(kit: ComplianceKit, opts: { onSpawn?: (host: SimHost, 
   // The guest boots with translation off: the device sits on the IOAS (an automatic stage-2).
   device.attach(ioas);
   const s2 = ioas.allocNestParent(device);
+  const dataIpa = kit.guestRam.ipa + DATA_OFFSET;
+  const common = { host, process: proc, iommu, foreignDevice, iommufd, device, deviceName, guest, ioas, s2, dataIpa };
+  if (kit.viommu === 'none') {
+    const stage1 = kit.buildStage1(guest, STAGE1_IOVA, dataIpa);
+    const nested = s2.allocNested(device, stage1.data);
+    device.attach(nested);
+    return { ...common, stage1, nested, dataIova: stage1.map ? STAGE1_IOVA : dataIpa };
+  }
   const data = kit.viommu.data?.();
   const viommu = iommufd.allocViommu({ type: kit.viommu.type, device, parent: s2, ...(data ? { data } : {}) });
   const vdevice = viommu.allocVdevice(device, kit.virtId);
-  const dataIpa = kit.guestRam.ipa + DATA_OFFSET;
   const stage1 = kit.buildStage1(guest, STAGE1_IOVA, dataIpa);
   const nested = viommu.allocNested(device, stage1.data);
   device.attach(nested);
+  return { ...common, viommu, vdevice, stage1, nested, dataIova: stage1.map ? STAGE1_IOVA : dataIpa };
+}
+
+export interface FlowOptions {
+  onSpawn?: (host: SimHost, p: SimProcess) => void;
+}
+
+export type AnyFlow = Flow | NestedFlow;
+
+/**
+ * The kit's hooks over either shape of flow. buildFlow pairs a kit with its own flow shape (a vIOMMU
+ * kit gets a Flow, a `viommu: 'none'` kit a NestedFlow), which is what makes the casts sound.
+ */
+export function kitHooks(kit: AnyComplianceKit) {
+  if (kit.viommu === 'none') {
+    const k: NoViommuKit = kit;
+    return {
+      flushAll: (f: AnyFlow) => k.invalidation.flushAll(f as NestedFlow),
+      bad: (f: AnyFlow) => k.invalidation.bad(f as NestedFlow),
+      checkFlushed: (f: AnyFlow) => k.invalidation.checkFlushed?.(f as NestedFlow),
+      pageFault: k.pageFault && {
+        provoke: (f: AnyFlow, addr: bigint) => k.pageFault!.provoke(f as NestedFlow, addr),
+        check: (g: DeliveredFaultGroup, f: AnyFlow) => k.pageFault!.check?.(g, f as NestedFlow),
+      },
+    };
+  }
+  const k: ComplianceKit = kit;
   return {
-    host, process: proc, iommu, foreignDevice, iommufd, device, deviceName, guest, ioas, s2, viommu, vdevice, stage1, nested,
-    dataIpa, dataIova: stage1.map ? STAGE1_IOVA : dataIpa,
+    flushAll: (f: AnyFlow) => k.invalidation.flushAll(f as Flow),
+    bad: (f: AnyFlow) => k.invalidation.bad(f as Flow),
+    checkFlushed: (f: AnyFlow) => k.invalidation.checkFlushed?.(f as Flow),
+    pageFault: k.pageFault && {
+      provoke: (f: AnyFlow, addr: bigint) => k.pageFault!.provoke(f as Flow, addr),
+      check: (g: DeliveredFaultGroup, f: AnyFlow) => k.pageFault!.check?.(g, f as Flow),
+    },
   };
+}
+
+/** Where a flow's nested HWPTs are allocated: its vIOMMU, or the nest parent when it has none. */
+export function nestingParent(f: AnyFlow): Viommu | Hwpt {
+  return f.viommu ?? f.s2;
 }
 
 /** The errno of what `fn` threw (a ClientError or any errno error), or undefined when it did not throw. */

@@ -73,18 +73,26 @@ export interface GuestStage1 {
   map?(iova: number, ipa: number): void;
 }
 
-/** What the suite has built when a kit hook runs. */
-export interface FlowContext {
+/** What the suite has built when a hook of a kit without a vIOMMU (`viommu: 'none'`) runs. */
+export interface NestedFlowContext {
   readonly host: SimHost;
   readonly iommufd: Iommufd;
   readonly device: Device;
   /** The host device name (host.device(name).dma issues DMA). */
   readonly deviceName: string;
   readonly guest: GuestMemory;
-  readonly viommu: Viommu;
-  readonly vdevice: Vdevice;
+  /** The NEST_PARENT stage-2 HWPT. */
+  readonly s2: Hwpt;
   readonly nested: Hwpt;
   readonly stage1: GuestStage1;
+  readonly viommu?: undefined;
+  readonly vdevice?: undefined;
+}
+
+/** What the suite has built when a kit hook runs (a kit with a vIOMMU). */
+export interface FlowContext extends Omit<NestedFlowContext, 'viommu' | 'vdevice'> {
+  readonly viommu: Viommu;
+  readonly vdevice: Vdevice;
 }
 
 export interface ComplianceKit {
@@ -118,7 +126,7 @@ export interface ComplianceKit {
 
   /** The vendor's invalidation: where it is issued and how its entries are encoded. */
   readonly invalidation: {
-    /** 'viommu' (SMMUv3, the mock): HWPT_INVALIDATE on the vIOMMU ID; 'nested' (VT-d): on the nested HWPT. */
+    /** 'viommu' (SMMUv3, the mock): HWPT_INVALIDATE on the vIOMMU ID; 'nested': on the nested HWPT (a kit without a vIOMMU is a NoViommuKit). */
     readonly target: 'viommu' | 'nested';
     readonly type: number;
     readonly entryLen: number;
@@ -153,3 +161,33 @@ export interface ComplianceKit {
   /** HW queues, where the vendor has them (allocated on guest RAM, ascending index). */
   readonly hwQueue?: { readonly type: number; readonly length: number; readonly count: number };
 }
+
+
+/**
+ * A kit for a vendor without a vIOMMU object (Intel VT-d in Linux 7.2.13): the nested HWPT is
+ * allocated directly on the NEST_PARENT HWPT, the guest's invalidations go to HWPT_INVALIDATE on the
+ * nested HWPT, and there is no vDEVICE, vEVENTQ or HW queue; recoverable faults, where the vendor
+ * has them, still come through a FAULT queue given to the nested HWPT. The suite runs everything
+ * else as for a ComplianceKit, and checks that VIOMMU_ALLOC is refused (EOPNOTSUPP).
+ */
+export interface NoViommuKit extends Omit<ComplianceKit, 'viommu' | 'virtId' | 'invalidation' | 'vevent' | 'pageFault' | 'hwQueue'> {
+  /** The option that selects this shape. */
+  readonly viommu: 'none';
+  /** A vIOMMU type the suite tries to allocate anyway (expects EOPNOTSUPP); the vendor's would-be type. */
+  readonly refusedViommuType: number;
+  readonly invalidation: {
+    readonly target: 'nested';
+    readonly type: number;
+    readonly entryLen: number;
+    flushAll(ctx: NestedFlowContext): Uint8Array[];
+    bad(ctx: NestedFlowContext): { readonly entry: Uint8Array; readonly errno: string };
+    checkFlushed?(ctx: NestedFlowContext): void;
+  };
+  readonly pageFault?: {
+    provoke(ctx: NestedFlowContext, addr: bigint): Promise<number> | void;
+    check?(group: DeliveredFaultGroup, ctx: NestedFlowContext): void;
+  };
+}
+
+/** Any kit runComplianceSuite takes. */
+export type AnyComplianceKit = ComplianceKit | NoViommuKit;

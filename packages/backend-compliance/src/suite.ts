@@ -7,8 +7,8 @@ import { ClientError, type InvalidateOutcome } from '@viommu/client';
 import { assertDriverV1, type SimHost } from '@viommu/core';
 import * as U from '@viommu/uapi';
 import { failNthSweep } from './fail-nth.js';
-import { buildFlow, errnoOf, randomBytes, rng, type Flow } from './flow.js';
-import type { ComplianceKit } from './kit.js';
+import { buildFlow, errnoOf, kitHooks, nestingParent, randomBytes, rng, type AnyFlow } from './flow.js';
+import type { AnyComplianceKit, NoViommuKit } from './kit.js';
 
 export interface SuiteOptions {
   /** Hostile-input iterations per case (default 64). */
@@ -22,9 +22,9 @@ export interface SuiteOptions {
   readonly allowLeftoverFrames?: number;
 }
 
-function invalidate(f: Flow, kit: ComplianceKit, entries: Uint8Array[]): InvalidateOutcome {
+function invalidate(f: AnyFlow, kit: AnyComplianceKit, entries: Uint8Array[]): InvalidateOutcome {
   const batch = { type: kit.invalidation.type, entryLen: kit.invalidation.entryLen, entries };
-  return kit.invalidation.target === 'viommu' ? f.viommu.invalidate(batch) : f.nested.invalidate(batch);
+  return kit.invalidation.target === 'viommu' ? f.viommu!.invalidate(batch) : f.nested.invalidate(batch);
 }
 
 /** Everything the process created is gone once it has exited: no context, no leaked object. */
@@ -33,10 +33,12 @@ function expectReleased(host: SimHost & { contexts: ReadonlySet<unknown>; leaks:
   expect(host.leaks).toEqual([]);
 }
 
-const dma = (f: Flow) => f.host.device(f.deviceName).dma;
+const dma = (f: AnyFlow) => f.host.device(f.deviceName).dma;
 
-export function runComplianceSuite(kit: ComplianceKit, options: SuiteOptions = {}): void {
+export function runComplianceSuite(kit: AnyComplianceKit, options: SuiteOptions = {}): void {
   const rounds = options.fuzzRounds ?? 64;
+  const hooks = kitHooks(kit);
+  const viommuKit = kit.viommu === 'none' ? undefined : kit;
 
   describe(`${kit.name} compliance: the driver interface`, () => {
     it('is a DriverV1 the core accepts', () => {
@@ -76,7 +78,7 @@ export function runComplianceSuite(kit: ComplianceKit, options: SuiteOptions = {
   });
 
   describe(`${kit.name} compliance: the nested flow (spec 9.4)`, () => {
-    it('builds stage-2, vIOMMU, vDEVICE and nested HWPT; device DMA reaches the right guest bytes', async () => {
+    it(viommuKit ? 'builds stage-2, vIOMMU, vDEVICE and nested HWPT; device DMA reaches the right guest bytes' : 'builds stage-2 and a nested HWPT on it (no vIOMMU); device DMA reaches the right guest bytes', async () => {
       const f = buildFlow(kit);
       f.guest.write(f.dataIpa, new TextEncoder().encode('guest data'));
       expect(new TextDecoder().decode(await dma(f).read(BigInt(f.dataIova), 10))).toBe('guest data');
@@ -88,11 +90,11 @@ export function runComplianceSuite(kit: ComplianceKit, options: SuiteOptions = {
 
     it('keeps the old translation until the guest invalidates with the vendor entries, then follows the new one', async () => {
       const f = buildFlow(kit);
-      const entries = kit.invalidation.flushAll(f);
+      const entries = hooks.flushAll(f);
       if (!f.stage1.map) {
         // No guest stage-1 walk on this backend: the kit checks the flush some other way.
         expect(invalidate(f, kit, entries)).toEqual({ ok: true, handled: entries.length });
-        kit.invalidation.checkFlushed?.(f);
+        hooks.checkFlushed(f);
         f.iommufd.teardown();
         return;
       }
@@ -110,25 +112,25 @@ export function runComplianceSuite(kit: ComplianceKit, options: SuiteOptions = {
 
     it('reports how many entries it handled when one is bad, and refuses it with the vendor errno', () => {
       const f = buildFlow(kit);
-      const good = kit.invalidation.flushAll(f);
-      const bad = kit.invalidation.bad(f);
+      const good = hooks.flushAll(f);
+      const bad = hooks.bad(f);
       const r = invalidate(f, kit, [...good, bad.entry, ...good]);
       expect(r.ok).toBe(false);
       if (!r.ok) expect(r.error.code).toBe(bad.errno);
       expect(r.handled).toBe(good.length);
       // A data type the vendor does not use: EINVAL, nothing handled.
       const wrong = kit.invalidation.target === 'viommu'
-        ? f.viommu.invalidate({ type: (kit.invalidation.type ^ 0x5a5a) >>> 0, entryLen: kit.invalidation.entryLen, entries: good })
+        ? f.viommu!.invalidate({ type: (kit.invalidation.type ^ 0x5a5a) >>> 0, entryLen: kit.invalidation.entryLen, entries: good })
         : f.nested.invalidate({ type: (kit.invalidation.type ^ 0x5a5a) >>> 0, entryLen: kit.invalidation.entryLen, entries: good });
       expect(wrong.ok ? 'ok' : wrong.error.code).toBe('EINVAL');
       expect(wrong.handled).toBe(0);
       f.iommufd.teardown();
     });
 
-    if (kit.vevent) {
-      const ev = kit.vevent;
+    if (viommuKit?.vevent) {
+      const ev = viommuKit.vevent;
       it('delivers events to the vEVENTQ with the vendor payload, in sequence, and ends the reader on close', async () => {
-        const f = buildFlow(kit);
+        const f = buildFlow(viommuKit);
         const q = f.viommu.allocVeventq(ev.type, 8);
         expect(errnoOf(() => f.viommu.allocVeventq(ev.type, 8))).toBe('EEXIST');
         const it = q.events()[Symbol.asyncIterator]();
@@ -147,7 +149,7 @@ export function runComplianceSuite(kit: ComplianceKit, options: SuiteOptions = {
       });
 
       it('drops events beyond the queue depth and says how many were lost', async () => {
-        const f = buildFlow(kit);
+        const f = buildFlow(viommuKit);
         const q = f.viommu.allocVeventq(ev.type, 1);
         for (let i = 0; i < 3; i++) await ev.provoke(f);
         const it = q.events()[Symbol.asyncIterator]();
@@ -158,12 +160,12 @@ export function runComplianceSuite(kit: ComplianceKit, options: SuiteOptions = {
       });
     }
 
-    if (kit.pageFault) {
-      const pf = kit.pageFault;
+    if (hooks.pageFault) {
+      const pf = hooks.pageFault;
       it('delivers page requests of a fault-capable nested HWPT to the fault queue and takes one response per group', async () => {
         const f = buildFlow(kit);
         const faults = f.iommufd.allocFaultQueue();
-        const capable = f.viommu.allocNested(f.device, f.stage1.data, { fault: faults });
+        const capable = nestingParent(f).allocNested(f.device, f.stage1.data, { fault: faults });
         f.device.attach(capable);
         const ctx = { ...f, nested: capable };
         const answered = pf.provoke(ctx, 0xabc000n);
@@ -186,10 +188,10 @@ export function runComplianceSuite(kit: ComplianceKit, options: SuiteOptions = {
       });
     }
 
-    if (kit.hwQueue) {
-      const hq = kit.hwQueue;
+    if (viommuKit?.hwQueue) {
+      const hq = viommuKit.hwQueue;
       it('allocates HW queues on guest RAM in ascending index order and tears them down in reverse', () => {
-        const f = buildFlow(kit);
+        const f = buildFlow(viommuKit);
         const queues = [];
         for (let i = 0; i < hq.count; i++) {
           const ipa = f.guest.alloc(hq.length, hq.length);
@@ -206,7 +208,7 @@ export function runComplianceSuite(kit: ComplianceKit, options: SuiteOptions = {
     it('tears down in dependency order with everything alive, and refuses out-of-order destroys with EBUSY', () => {
       const f = buildFlow(kit);
       expect(errnoOf(() => f.s2.destroy())).toBe('EBUSY');
-      expect(errnoOf(() => f.viommu.destroy())).toBe('EBUSY');
+      if (f.viommu) expect(errnoOf(() => f.viommu.destroy())).toBe('EBUSY');
       expect(errnoOf(() => f.nested.destroy())).toBe('EBUSY');
       f.iommufd.teardown();
       expectReleased(f.host);
@@ -215,34 +217,57 @@ export function runComplianceSuite(kit: ComplianceKit, options: SuiteOptions = {
   });
 
   describe(`${kit.name} compliance: errors and hostile input`, () => {
-    it('refuses a vIOMMU on a parent that is not a nest parent, or that belongs to another IOMMU instance', () => {
-      const f = buildFlow(kit);
-      const plain = f.ioas.allocHwpt(f.device);
-      const r = f.iommufd.tryAllocViommu({ type: kit.viommu.type, device: f.device, parent: plain, ...(kit.viommu.data ? { data: kit.viommu.data() } : {}) });
-      expect(r.ok ? 'ok' : r.reason).toBe('incompatible-parent');
-      if (f.foreignDevice) {
-        const foreign = f.iommufd.bindDevice(f.host.device(f.foreignDevice).path);
-        const r2 = f.iommufd.tryAllocViommu({ type: kit.viommu.type, device: foreign, parent: f.s2, ...(kit.viommu.data ? { data: kit.viommu.data() } : {}) });
-        expect(r2.ok ? 'ok' : r2.reason).toBe('incompatible-parent');
-        expect(errnoOf(() => f.viommu.allocVdevice(foreign, kit.virtId + 1n))).toBe('EINVAL');
-        const a = foreign.tryAttach(f.s2);
-        expect(a.ok ? 'ok' : a.reason).toBe('incompatible');
-      }
-      f.iommufd.teardown();
-      expectReleased(f.host);
-    });
+    if (viommuKit) {
+      const vk = viommuKit;
+      it('refuses a vIOMMU on a parent that is not a nest parent, or that belongs to another IOMMU instance', () => {
+        const f = buildFlow(vk);
+        const plain = f.ioas.allocHwpt(f.device);
+        const r = f.iommufd.tryAllocViommu({ type: vk.viommu.type, device: f.device, parent: plain, ...(vk.viommu.data ? { data: vk.viommu.data() } : {}) });
+        expect(r.ok ? 'ok' : r.reason).toBe('incompatible-parent');
+        if (f.foreignDevice) {
+          const foreign = f.iommufd.bindDevice(f.host.device(f.foreignDevice).path);
+          const r2 = f.iommufd.tryAllocViommu({ type: vk.viommu.type, device: foreign, parent: f.s2, ...(vk.viommu.data ? { data: vk.viommu.data() } : {}) });
+          expect(r2.ok ? 'ok' : r2.reason).toBe('incompatible-parent');
+          expect(errnoOf(() => f.viommu.allocVdevice(foreign, vk.virtId + 1n))).toBe('EINVAL');
+          const a = foreign.tryAttach(f.s2);
+          expect(a.ok ? 'ok' : a.reason).toBe('incompatible');
+        }
+        f.iommufd.teardown();
+        expectReleased(f.host);
+      });
 
-    it('refuses a second vDEVICE for the device or for the virtual ID (EEXIST)', () => {
-      const f = buildFlow(kit);
-      expect(errnoOf(() => f.viommu.allocVdevice(f.device, kit.virtId + 1n))).toBe('EEXIST');
-      f.iommufd.teardown();
-    });
+      it('refuses a second vDEVICE for the device or for the virtual ID (EEXIST)', () => {
+        const f = buildFlow(vk);
+        expect(errnoOf(() => f.viommu.allocVdevice(f.device, vk.virtId + 1n))).toBe('EEXIST');
+        f.iommufd.teardown();
+      });
+    } else {
+      const nk = kit as NoViommuKit;
+      it('refuses a vIOMMU (EOPNOTSUPP), a nested HWPT on a parent that is not a nest parent (EINVAL), and a foreign device on the parent', () => {
+        const f = buildFlow(nk);
+        const before = f.iommufd.objects.length;
+        // viommu.c: a driver without viommu_init refuses every type before looking at the parent.
+        expect(errnoOf(() => f.iommufd.allocViommu({ type: nk.refusedViommuType, device: f.device, parent: f.s2 }))).toBe('EOPNOTSUPP');
+        const plain = f.ioas.allocHwpt(f.device);
+        // hw_pagetable.c: a nested HWPT needs a NEST_PARENT paging parent.
+        expect(errnoOf(() => plain.allocNested(f.device, f.stage1.data))).toBe('EINVAL');
+        plain.destroy();
+        expect(f.iommufd.objects.length).toBe(before);
+        if (f.foreignDevice) {
+          const foreign = f.iommufd.bindDevice(f.host.device(f.foreignDevice).path);
+          const a = foreign.tryAttach(f.s2);
+          expect(a.ok ? 'ok' : a.reason).toBe('incompatible');
+        }
+        f.iommufd.teardown();
+        expectReleased(f.host);
+      });
+    }
 
     it('refuses nested vendor data that is missing or of another type, creating nothing', () => {
       const f = buildFlow(kit);
       const before = f.iommufd.objects.length;
-      expect(errnoOf(() => f.viommu.allocNested(f.device, { type: f.stage1.data.type, bytes: new Uint8Array(0) }))).toBe('EINVAL');
-      expect(['EINVAL', 'EOPNOTSUPP']).toContain(errnoOf(() => f.viommu.allocNested(f.device, { type: (f.stage1.data.type ^ 0x5a5a) >>> 0, bytes: f.stage1.data.bytes })));
+      expect(errnoOf(() => nestingParent(f).allocNested(f.device, { type: f.stage1.data.type, bytes: new Uint8Array(0) }))).toBe('EINVAL');
+      expect(['EINVAL', 'EOPNOTSUPP']).toContain(errnoOf(() => nestingParent(f).allocNested(f.device, { type: (f.stage1.data.type ^ 0x5a5a) >>> 0, bytes: f.stage1.data.bytes })));
       expect(f.iommufd.objects.length).toBe(before);
       f.iommufd.teardown();
     });
@@ -252,9 +277,9 @@ export function runComplianceSuite(kit: ComplianceKit, options: SuiteOptions = {
       const UNMAPPED = 0x7fff_dead_0000n;
       const data = f.stage1.data;
       expect(errnoOf(() => f.iommufd.call('allocHwpt', undefined, U.IOMMU_HWPT_ALLOC, U.iommu_hwpt_alloc, {
-        dev_id: f.device.id, pt_id: f.viommu.id, data_type: data.type, data_len: data.bytes.length, data_uptr: UNMAPPED,
+        dev_id: f.device.id, pt_id: nestingParent(f).id, data_type: data.type, data_len: data.bytes.length, data_uptr: UNMAPPED,
       }))).toBe('EFAULT');
-      const target = kit.invalidation.target === 'viommu' ? f.viommu.id : f.nested.id;
+      const target = kit.invalidation.target === 'viommu' ? f.viommu!.id : f.nested.id;
       const inv = U.iommu_hwpt_invalidate.encode({ hwpt_id: target, data_uptr: UNMAPPED, data_type: kit.invalidation.type, entry_len: kit.invalidation.entryLen, entry_num: 2 });
       expect(errnoOf(() => f.iommufd.ioctlBytes('invalidate', undefined, U.IOMMU_HWPT_INVALIDATE, inv))).toBe('EFAULT');
       expect(U.iommu_hwpt_invalidate.get(inv, 'entry_num')).toBe(0);
@@ -271,7 +296,7 @@ export function runComplianceSuite(kit: ComplianceKit, options: SuiteOptions = {
         // Keep the valid bytes' layout for half of them (flip a few bits): reaches deeper checks.
         if (i % 2) bytes.set(f.stage1.data.bytes.map((b, j) => (next() % 8 === 0 ? b ^ (1 << j % 8) : b)));
         try {
-          const h = f.viommu.allocNested(f.device, { type: f.stage1.data.type, bytes });
+          const h = nestingParent(f).allocNested(f.device, { type: f.stage1.data.type, bytes });
           // A accepted configuration must also survive an attach attempt and DMA.
           if (f.device.tryAttach(h).ok) await dma(f).read(BigInt(f.dataIova), 4).catch((e: unknown) => expect((e as { code?: string }).code).toBe('EFAULT'));
           f.device.attach(f.nested);

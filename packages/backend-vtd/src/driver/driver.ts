@@ -4,7 +4,7 @@
 // applies at the iommufd boundary the checks and errnos of Linux 7.2.13 (iommu.c, nested.c,
 // pasid.c, cache.c, prq.c).
 import {
-  DMA_WRITE, NO_PASID, PAGE_RESP_INVALID, TRANSLATE_FAULT, TRANSLATE_OK, TRANSLATE_PAGE_REQUEST,
+  copyUserArrayEntry, copyUserData, DMA_WRITE, NO_PASID, PAGE_RESP_INVALID, TRANSLATE_FAULT, TRANSLATE_OK, TRANSLATE_PAGE_REQUEST,
   type DeviceInfo, type DriverDevice, type DriverDomain, type DriverHost, type DriverV1, type HwInfo, type PageRequest,
   type Translation, type UserData, type UserDataArray,
 } from '@viommu/core';
@@ -30,7 +30,6 @@ import {
 import { NO_PASID as HW_NO_PASID, VtdHardware } from '../hw/vtd.js';
 import { VtdDevice } from './device.js';
 import { type Attachment, FsPagingDomain, NestedDomain, SsPagingDomain, type VtdDomain } from './domains.js';
-import { copyFromUser } from './user-data.js';
 
 export interface VtdOptions {
   /** Instance name devices refer to ({ iommu: 'dmar0' }). */
@@ -242,7 +241,7 @@ export class VtdDriver implements DriverV1 {
     if (!this.nestedSupported || (flags & ~IOMMU_HWPT_ALLOC_PASID) !== 0) throw new SystemError('EOPNOTSUPP', 'ioctl', 'nesting flags');
     if (data.type !== IOMMU_HWPT_DATA_VTD_S1) throw new SystemError('EOPNOTSUPP', 'ioctl', `nested data type ${data.type}`);
     if (!(parent instanceof SsPagingDomain) || !parent.nestParent) throw new SystemError('EINVAL', 'ioctl', 'parent is not a second-stage nest parent');
-    const bytes = copyFromUser(data, IOMMU_HWPT_DATA_VTD_S1, iommu_hwpt_vtd_s1.size, iommu_hwpt_vtd_s1.size);
+    const bytes = copyUserData(data, IOMMU_HWPT_DATA_VTD_S1, iommu_hwpt_vtd_s1.size, iommu_hwpt_vtd_s1.size);
     const v = iommu_hwpt_vtd_s1.decode(bytes);
     this.host.failPoint('intel_iommu_domain_alloc_nested');
     return new NestedDomain(this, parent, this.allocDid(), { flags: BigInt(v.flags), pgtblAddr: BigInt(v.pgtbl_addr), addrWidth: Number(v.addr_width) });
@@ -417,10 +416,7 @@ export class VtdDriver implements DriverV1 {
       if (array.type !== IOMMU_HWPT_INVALIDATE_DATA_VTD_S1) throw new SystemError('EINVAL', 'ioctl', `invalidation type ${array.type}`);
       const size = iommu_hwpt_vtd_s1_invalidate.size;
       for (let i = 0; i < array.entryNum; i++) {
-        const bytes = copyFromUser(
-          { type: array.type, uptr: array.uptr + BigInt(array.entryLen) * BigInt(i), len: array.entryLen, memory: array.memory },
-          IOMMU_HWPT_INVALIDATE_DATA_VTD_S1, size, size,
-        );
+        const bytes = copyUserArrayEntry(array, IOMMU_HWPT_INVALIDATE_DATA_VTD_S1, i, size, size);
         const e = iommu_hwpt_vtd_s1_invalidate.decode(bytes);
         if ((e.flags & ~IOMMU_VTD_INV_FLAGS_LEAF) !== 0 || e.__reserved !== 0) throw new SystemError('EOPNOTSUPP', 'ioctl', 'invalidation flags');
         const addr = BigInt(e.addr);
