@@ -3,15 +3,16 @@
 // SUCCESS; the DMA is retried and completes. INVALID fails it with EFAULT, and detaching answers
 // what is still pending.
 import { describe, expect, it } from '@jest/globals';
+import { ManualClock } from '@viommu/fault';
 import * as U from '@viommu/uapi';
 import type { DriverHost } from '../driver/driver.js';
-import { createSimHost } from '../host/sim-host.js';
+import { createSimHost, type SimHostOptions } from '../host/sim-host.js';
 import { checkAllReleased, checkInvariants } from '../invariants.js';
 import { call } from '../testing/harness.js';
 import { simpleDriver } from '../testing/simple-driver.js';
 
-function setup() {
-  const host = createSimHost({ iommus: [simpleDriver({ name: 'iommu0' })], devices: [{ name: 'gpu0', iommu: 'iommu0', rid: 7, pri: true }] });
+function setup(hostOptions: Pick<SimHostOptions, 'faultResponseTimeoutMs' | 'faultClock'> = {}) {
+  const host = createSimHost({ iommus: [simpleDriver({ name: 'iommu0' })], devices: [{ name: 'gpu0', iommu: 'iommu0', rid: 7, pri: true }], ...hostOptions });
   const proc = host.spawn();
   const fd = proc.open('/dev/iommu');
   const ioas = call(proc, fd, U.IOMMU_IOAS_ALLOC, U.iommu_ioas_alloc).out_ioas_id;
@@ -99,6 +100,35 @@ describe('PRI page requests', () => {
     // Its last page never came: the group is discarded when the device goes away.
     s.proc.close(s.dfd);
     expect(await partial).toBe(U.IOMMUFD_PAGE_RESP_INVALID);
+    s.proc.exit();
+    checkAllReleased(s.host);
+  });
+
+  it('with faultResponseTimeoutMs, a DMA waiting on an unanswered page request fails after the deadline', async () => {
+    const clock = new ManualClock();
+    const s = setup({ faultResponseTimeoutMs: 50, faultClock: clock });
+    let failed = false;
+    const unread = s.host.device('gpu0').dma.read(0x800000n, 1).catch((e: unknown) => {
+      failed = true;
+      throw e;
+    });
+    await tick();
+    clock.advance(49);
+    await tick();
+    expect(failed).toBe(false);
+    clock.advance(1);
+    await expect(unread).rejects.toMatchObject({ code: 'EFAULT' });
+    // Taken back from the queue: nothing left to read.
+    expect(s.proc.read(s.faultFd, new Uint8Array(40))).toBe(0);
+    // A group read but not answered expires the same way; a late response finds no cookie.
+    const read = s.host.device('gpu0').dma.read(0x900000n, 1);
+    await tick();
+    const rec = new Uint8Array(40);
+    expect(s.proc.read(s.faultFd, rec)).toBe(40);
+    clock.advance(50);
+    await expect(read).rejects.toMatchObject({ code: 'EFAULT' });
+    const late = U.iommu_hwpt_page_response.encode({ cookie: U.iommu_hwpt_pgfault.get(rec, 'cookie'), code: U.IOMMUFD_PAGE_RESP_SUCCESS });
+    expect(() => s.proc.write(s.faultFd, late)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
     s.proc.exit();
     checkAllReleased(s.host);
   });

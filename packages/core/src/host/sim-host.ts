@@ -8,6 +8,7 @@
 //
 // createSimHost() with no options registers the selftest mock driver (ADR 0003) and no devices.
 
+import type { Clock, FaultQueueOptions } from '@viommu/fault';
 import { SystemError } from '@viommu/uapi';
 import '../families.js';
 import { IommufdContext } from '../context.js';
@@ -45,6 +46,14 @@ export interface SimHostOptions {
   /** Driver instances (a backend factory's result) or zero-argument factories. Default: the selftest mock. */
   readonly iommus?: readonly (DriverV1 | (() => DriverV1))[];
   readonly devices?: readonly SimDeviceSpec[];
+  /**
+   * Simulator policy, not Linux: a page-request group a FAULT queue holds unanswered for this many
+   * milliseconds is answered IOMMU_PAGE_RESP_FAILURE, so a DMA waiting on it fails (EFAULT) instead
+   * of hanging. Default: no timeout (as in Linux).
+   */
+  readonly faultResponseTimeoutMs?: number;
+  /** The clock of that timeout (tests pass a ManualClock from @viommu/fault). Default: real time. */
+  readonly faultClock?: Clock;
 }
 
 export interface SpawnOptions {
@@ -88,11 +97,16 @@ class SimHostImpl implements SimHost, DriverHost {
   readonly devices = new Map<string, SimDevice>();
   readonly contexts = new Set<IommufdContext>();
   readonly leaks: IommufdObject[] = [];
+  readonly faultQueueOptions: FaultQueueOptions;
   private readonly byDriverDevice = new Map<DriverDevice, SimDevice>();
   private readonly users = new Map<number, MemlockUser>();
   private nextCdev = 0;
 
   constructor(options: SimHostOptions) {
+    this.faultQueueOptions = {
+      ...(options.faultResponseTimeoutMs !== undefined ? { responseTimeoutMs: options.faultResponseTimeoutMs } : {}),
+      ...(options.faultClock ? { clock: options.faultClock } : {}),
+    };
     const iommus = options.iommus ?? [defaultDriver];
     for (const entry of iommus) {
       const d = typeof entry === 'function' ? entry() : entry;

@@ -5,7 +5,7 @@
 // A FAULT holds nothing; each HWPT using it holds it, and so does its open fd.
 
 import { SystemError } from '@viommu/uapi';
-import { FaultQueue } from '@viommu/fault';
+import { FaultQueue, type FaultQueueOptions } from '@viommu/fault';
 import type { FaultLike } from '../hwpt/hwpt.js';
 import { IommufdObject, OBJ, ref } from '../object/object.js';
 import { EventFile } from './event-file.js';
@@ -26,8 +26,13 @@ export class FaultFile extends EventFile {
 
 export class Fault extends IommufdObject {
   readonly type = OBJ.FAULT;
-  readonly queue = new FaultQueue();
+  readonly queue: FaultQueue;
   file: FaultFile | undefined;
+
+  constructor(options?: FaultQueueOptions) {
+    super();
+    this.queue = new FaultQueue(options);
+  }
 
   override abort(): void {
     this.file?.release();
@@ -46,7 +51,8 @@ export class Fault extends IommufdObject {
  */
 export function faultAlloc(fc: FamilyContext, flags: number): Fault {
   if (flags !== 0) throw new SystemError('EOPNOTSUPP', 'ioctl', 'FAULT_QUEUE_ALLOC: flags must be 0');
-  const f = new Fault();
+  // The host's response-timeout policy (SimHostOptions.faultResponseTimeoutMs) applies to every queue.
+  const f = new Fault(fc.ctx.host.faultQueueOptions);
   fc.ctx.objects.reserve(f);
   try {
     fc.ctx.host.failNth.point('fault:anon_inode_getfile');
