@@ -8,3 +8,5 @@ export * from './hw/amd-vi.js';
 export * from './driver/device.js';
 export * from './driver/domains.js';
 export * from './driver/driver.js';
+export * from './driver/viommu.js';
+export * from './driver/hw-viommu.js';

@@ -29,6 +29,8 @@ import {
 } from '../hw/regs.js';
 import { AmdViHardware, NO_PASID as HW_NO_PASID } from '../hw/amd-vi.js';
 import { AmdViDevice } from './device.js';
+import { AmdViommu } from './viommu.js';
+import { EXPERIMENTAL_IOMMU_VIOMMU_TYPE_AMD, HwViommu } from './hw-viommu.js';
 import { type AmdViDomain, NestedDomain, type PagingDomainBase, V1Domain, V2Domain } from './domains.js';
 
 export interface AmdViOptions {
@@ -42,6 +44,12 @@ export interface AmdViOptions {
    * DTE composition of the kernel's dormant nested.c (ADR 0100). Default false (upstream).
    */
   nested?: boolean;
+  /**
+   * EXPERIMENTAL, NOT UPSTREAM (vendors.md section 6, ADR 0101): VIOMMU_ALLOC type 3 creates a
+   * reduced model of AMD's out-of-tree hardware vIOMMU (guest command buffer and event log).
+   * Needs `nested: true`. Default false.
+   */
+  experimentalHwViommu?: boolean;
 }
 
 /** MAX_DOMAIN_ID: domain IDs are 16 bits; 0 is reserved. */
@@ -52,28 +60,6 @@ const LOG_ENTRIES = 512;
 export const PPR_SUCCESS = 0;
 export const PPR_INVALID = 1;
 export const PPR_FAILURE = 2;
-
-/** The vIOMMU: destroy only, unless `nested` installs the dormant allocator. */
-export class AmdViommu implements DriverViommu {
-  /** gDomID → { hDomID, users } (nested.c gdomid_array). */
-  readonly gdom = new Map<number, { hDomId: number; users: number }>();
-  allocNested?: DriverViommu['allocNested'];
-
-  constructor(
-    readonly driver: AmdViDriver,
-    readonly parent: V1Domain,
-  ) {
-    parent.viommus.add(this);
-  }
-
-  hostDomainIds(): Iterable<number> {
-    return [...this.gdom.values()].map((g) => g.hDomId);
-  }
-
-  destroy(): void {
-    this.parent.viommus.delete(this);
-  }
-}
 
 export class AmdViDriver implements DriverV1 {
   readonly apiVersion = 1 as const;
@@ -95,6 +81,8 @@ export class AmdViDriver implements DriverV1 {
   private readonly devices = new Map<number, AmdViDevice>();
   private readonly usedIds = new Set<number>();
   private readonly words = new Uint32Array(4);
+  /** Experimental hardware vIOMMUs (their devices' events go to the guest's log). */
+  readonly hwViommus = new Set<AmdViommu>();
 
   constructor(options: AmdViOptions) {
     this.options = options;
@@ -231,7 +219,10 @@ export class AmdViDriver implements DriverV1 {
     // The type is not examined and data is ignored (iommufd.c).
     const parent = req.parent;
     if (!(parent instanceof V1Domain) || !this.owns(parent)) throw new SystemError('EINVAL', 'ioctl', 'parent is not a v1 domain of this IOMMU');
-    const v = new AmdViommu(this, parent);
+    const v = this.options.experimentalHwViommu && this.options.nested && req.type === EXPERIMENTAL_IOMMU_VIOMMU_TYPE_AMD
+      ? new HwViommu(this, parent, req.core, req.data)
+      : new AmdViommu(this, parent);
+    if (v instanceof HwViommu) this.hwViommus.add(v);
     if (this.options.nested) v.allocNested = (dev, flags, data) => this.allocGuestDomain(v, dev, flags, data);
     return v;
   }
@@ -433,7 +424,9 @@ export class AmdViDriver implements DriverV1 {
     const buf = new Uint8Array(LOG_ENTRY_SIZE);
     while (head !== tail) {
       const e = decodeEvent(this.host.physical.read(base + head, buf));
-      if (this.hostLog.length < 1000) {
+      let forwarded = false;
+      for (const v of this.hwViommus) if (!forwarded && v instanceof HwViommu) forwarded = v.forwardEvent(e);
+      if (!forwarded && this.hostLog.length < 1000) {
         this.hostLog.push(`AMD-Vi: Event logged [code 0x${e.code.toString(16)} device 0x${e.devId.toString(16)} domain 0x${e.domainId.toString(16)} pasid 0x${e.pasid.toString(16)} address 0x${e.address.toString(16)} flags 0x${e.flags.toString(16).padStart(3, '0')}]`);
       }
       this.host.physical.write(base + head, new Uint8Array(LOG_ENTRY_SIZE)); // erratum 732: clear what was read
