@@ -6,6 +6,13 @@ import type { DeliveredFaultGroup, Device, Hwpt, Iommufd, VendorData, Vdevice, V
 import type { SimHost } from '@viommu/core';
 import type { GuestMemory } from './guest-memory.js';
 
+/**
+ * Every kit's host answers a page request nobody responds to with FAILURE after this long
+ * (SimHostOptions.faultResponseTimeoutMs, simulator policy), so a stuck IOPF fails a DMA instead
+ * of hanging the run. As long as the workload waits for an event.
+ */
+export const FAULT_RESPONSE_TIMEOUT_MS = 10_000;
+
 /** The size of a workload run (the scale knobs). */
 export interface WorkloadShape {
   /** PCI devices assigned to the guest. */
@@ -29,15 +36,21 @@ export interface GuestStage1 {
   map?(iova: number, ipa: number): void;
 }
 
-/** One device of the guest, as the workload built it. */
-export interface GuestDevice {
+/** One device of the guest of a vendor without a vIOMMU (`viommu: 'none'`), as the workload built it. */
+export interface NestedGuestDevice {
   readonly index: number;
   readonly name: string;
   readonly device: Device;
-  readonly viommu: Viommu;
-  readonly vdevice: Vdevice;
+  readonly viommu?: undefined;
+  readonly vdevice?: undefined;
   readonly stage1: GuestStage1;
   nested: Hwpt;
+}
+
+/** One device of the guest, as the workload built it. */
+export interface GuestDevice extends Omit<NestedGuestDevice, 'viommu' | 'vdevice'> {
+  readonly viommu: Viommu;
+  readonly vdevice: Vdevice;
 }
 
 /** What a kit hook sees. */
@@ -60,8 +73,8 @@ export interface HwQueueKit {
   submit?(ctx: WorkloadContext, viommu: Viommu, queueIpa: number, entries: readonly Uint8Array[]): number;
 }
 
-/** One vendor on one simulated host, opened for a workload of a given shape. */
-export interface VendorSession {
+/** What every session has, with hooks that see the device shape its kind builds (`D`). */
+export interface SessionHooks<D = GuestDevice | NestedGuestDevice> {
   readonly host: SimHost;
   /** Host device names, one per WorkloadShape.devices. */
   readonly devices: readonly string[];
@@ -69,12 +82,6 @@ export interface VendorSession {
   readonly guestRamIpa: number;
   /** IOMMU_HW_INFO_TYPE_* the devices report. */
   readonly hwInfoType: number;
-  /** The vIOMMU to allocate: type and vendor data (written back into Viommu.data). */
-  viommuRequest(index: number): { readonly type: number; readonly data?: Uint8Array };
-  /** After VIOMMU_ALLOC (e.g. mmap the Tegra241 VINTF page). */
-  afterViommu?(viommu: Viommu, index: number): void;
-  /** The guest's ID for device `index` (vSID, vDeviceID, ...). Unique per vIOMMU. */
-  virtId(index: number): bigint;
   /** Builds device `index`'s guest stage-1 in guest RAM (empty; the workload maps pages). */
   buildStage1(guest: GuestMemory, index: number): GuestStage1;
   /** The vendor's invalidation entries and where they go. */
@@ -83,13 +90,34 @@ export interface VendorSession {
     readonly type: number;
     readonly entryLen: number;
     /** Entries that drop everything cached for `dev`'s stage-1 (the guest's flush for that context). */
-    flush(ctx: WorkloadContext, dev: GuestDevice): Uint8Array[];
+    flush(ctx: WorkloadContext, dev: D): Uint8Array[];
   };
   /**
    * For a vendor without a walked stage-1 (GuestStage1.map absent): whether the IOMMU still holds
    * `dev`'s cached state that an invalidation must drop (the mock's per-device cache).
    */
-  probeCached?(ctx: WorkloadContext, dev: GuestDevice): boolean;
+  probeCached?(ctx: WorkloadContext, dev: D): boolean;
+  /**
+   * Recoverable page faults (IOPF): make `dev` raise a page request for `addr` on its fault-capable
+   * nested HWPT. `check` sees the group before the workload answers SUCCESS; when `provoke`
+   * returns a promise (e.g. of the faulting DMA, retried after the answer), the workload awaits it
+   * after answering and counts what it resolves to as a problem (undefined: none).
+   */
+  readonly pageFault?: {
+    provoke(ctx: WorkloadContext, dev: D, addr: bigint): void | Promise<string | undefined>;
+    check(group: DeliveredFaultGroup, dev: D): string | undefined;
+  };
+}
+
+/** One vendor with a vIOMMU on one simulated host, opened for a workload of a given shape. */
+export interface ViommuSession extends SessionHooks<GuestDevice> {
+  readonly viommu?: undefined;
+  /** The vIOMMU to allocate: type and vendor data (written back into Viommu.data). */
+  viommuRequest(index: number): { readonly type: number; readonly data?: Uint8Array };
+  /** After VIOMMU_ALLOC (e.g. mmap the Tegra241 VINTF page). */
+  afterViommu?(viommu: Viommu, index: number): void;
+  /** The guest's ID for device `index` (vSID, vDeviceID, ...). Unique per vIOMMU. */
+  virtId(index: number): bigint;
   readonly hwQueue?: HwQueueKit;
   /** vEVENTs: the queue type, how to make one for `dev`, and the check of its payload (an error or undefined). */
   readonly vevent?: {
@@ -97,12 +125,25 @@ export interface VendorSession {
     provoke(ctx: WorkloadContext, dev: GuestDevice): Promise<void>;
     check(payload: Uint8Array, dev: GuestDevice): string | undefined;
   };
-  /** Recoverable page faults (IOPF): make `dev` raise a page request for `addr` on its fault-capable nested HWPT. */
-  readonly pageFault?: {
-    provoke(ctx: WorkloadContext, dev: GuestDevice, addr: bigint): void;
-    check(group: DeliveredFaultGroup, dev: GuestDevice): string | undefined;
-  };
 }
+
+/**
+ * A vendor without a vIOMMU object (Intel VT-d in Linux 7.2.13; ADR 0150): every device's nested
+ * HWPT is allocated on the shared stage-2, invalidations go to the nested HWPT, and there are no
+ * vDEVICEs, vEVENTs or HW queues.
+ */
+export interface NoViommuSession extends SessionHooks<NestedGuestDevice> {
+  readonly viommu: 'none';
+  readonly invalidation: SessionHooks<NestedGuestDevice>['invalidation'] & { readonly target: 'nested' };
+  readonly viommuRequest?: undefined;
+  readonly afterViommu?: undefined;
+  readonly virtId?: undefined;
+  readonly hwQueue?: undefined;
+  readonly vevent?: undefined;
+}
+
+/** One vendor on one simulated host, opened for a workload of a given shape. */
+export type VendorSession = ViommuSession | NoViommuSession;
 
 export interface VendorKit {
   /** Short id used on the command line and in JSON ('mock', 'smmuv3'). */

@@ -8,7 +8,7 @@
 import { Iommufd, type Hwpt, type Viommu, type Veventq } from '@viommu/client';
 import * as U from '@viommu/uapi';
 import { GuestMemory } from './guest-memory.js';
-import type { GuestDevice, VendorKit, WorkloadContext, WorkloadShape } from './kit.js';
+import { FAULT_RESPONSE_TIMEOUT_MS, type GuestDevice, type VendorKit, type WorkloadContext, type WorkloadShape } from './kit.js';
 import { PAGE, fillPattern, firstMismatch, seedOf, whichPattern } from './verify.js';
 
 export interface Check {
@@ -74,7 +74,7 @@ export const DEFAULT_SHAPE: WorkloadShape = { devices: 4, viommus: 2, pagesPerDe
 
 /** The first IOVA of each device's stage-1 mappings (clear of the IPA range and the unmapped probe). */
 const IOVA_BASE = 0x10_0000_0000;
-const EVENT_WAIT_MS = 10_000;
+const EVENT_WAIT_MS = FAULT_RESPONSE_TIMEOUT_MS;
 
 const MiB = 1 << 20;
 

@@ -4,9 +4,9 @@
 // raised through IOMMU_TEST_CMD, as the kernel selftest does.
 
 import { ClientError } from '@viommu/client';
-import { createSimHost } from '@viommu/core';
+import { createSimHost, mockIommu } from '@viommu/core';
 import * as U from '@viommu/uapi';
-import type { GuestDevice, VendorKit, WorkloadContext } from '../kit.js';
+import { FAULT_RESPONSE_TIMEOUT_MS, type GuestDevice, type VendorKit, type WorkloadContext } from '../kit.js';
 
 const E = U.iommu_viommu_invalidate_selftest;
 
@@ -30,7 +30,11 @@ export const mockKit: VendorKit = {
   title: 'selftest mock',
   open(shape) {
     const devices = Array.from({ length: shape.devices }, (_, i) => `mdev${i}`);
-    const host = createSimHost({ devices: devices.map((name, i) => ({ name, iommu: 'mock', rid: 0x10 + i, pri: true })) });
+    const host = createSimHost({
+      iommus: [mockIommu({ name: 'mock' })],
+      devices: devices.map((name, i) => ({ name, iommu: 'mock', rid: 0x10 + i, pri: true })),
+      faultResponseTimeoutMs: FAULT_RESPONSE_TIMEOUT_MS,
+    });
     return {
       host,
       devices,

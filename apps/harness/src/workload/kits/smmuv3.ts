@@ -12,7 +12,7 @@ import type { Viommu } from '@viommu/client';
 import { createSimHost } from '@viommu/core';
 import * as U from '@viommu/uapi';
 import type { GuestMemory } from '../guest-memory.js';
-import type { VendorKit, WorkloadContext } from '../kit.js';
+import { FAULT_RESPONSE_TIMEOUT_MS, type VendorKit, type WorkloadContext } from '../kit.js';
 
 /** An IOVA no device's stage-1 maps: a DMA there is a guest translation fault (F_TRANSLATION). */
 export const UNMAPPED_IOVA = 0x7777_0000;
@@ -40,7 +40,11 @@ export const smmuv3Kit: VendorKit = {
       cmdqv: { vintfLog2: Math.max(4, log2Ceil(shape.viommus + 1)), sidPerVmLog2: Math.max(4, log2Ceil(perViommu)) },
     });
     const devices = Array.from({ length: shape.devices }, (_, i) => `nic${i}`);
-    const host = createSimHost({ iommus: [driver], devices: devices.map((name, i) => ({ name, iommu: 'smmu0', rid: 0x100 + i, pasidBits: 0, ats: true })) });
+    const host = createSimHost({
+      iommus: [driver],
+      devices: devices.map((name, i) => ({ name, iommu: 'smmu0', rid: 0x100 + i, pasidBits: 0, ats: true })),
+      faultResponseTimeoutMs: FAULT_RESPONSE_TIMEOUT_MS,
+    });
     /** The mmapped VINTF page of each vIOMMU, and the guest's PROD counter of its queue 0. */
     const vintf = new Map<number, { regs: DataView; prod: number }>();
 
