@@ -196,6 +196,8 @@ describe('nested: true (the dormant nested.c allocator installed on the vIOMMU)'
     expect(errno(() => r.nested(v, ok, { len: 24 }))).toBe('EINVAL');
     expect(errno(() => r.nested(v, ok, { len: 40 }))).toBe('EINVAL');
     expect(errno(() => r.nested(v, ok, { type: U.IOMMU_HWPT_DATA_VTD_S1, len: 24 }))).toBe('EOPNOTSUPP');
+    // Still no parent-based allocator: AMD_GUEST on the nest parent itself stays EOPNOTSUPP.
+    expect(errno(() => r.nested(r.nestParent(), ok))).toBe('EOPNOTSUPP');
     // Unused guest bits are ignored (IR/IW, interrupt fields, u64[3]).
     expect(errno(() => r.nested(v, { ...ok, ir: true, iw: true, iv: true, intTabLen: 9, dw3: 0xffffn }))).toBeUndefined();
     // 5-level guests with a host that supports them.

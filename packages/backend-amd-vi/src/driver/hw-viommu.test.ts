@@ -103,3 +103,35 @@ describe('experimental hardware vIOMMU (experimentalHwViommu: true; NOT upstream
     expect(r.drv.hwViommus.size).toBe(0);
   });
 });
+
+describe('experimental hardware vIOMMU: hostile guests', () => {
+  it('a guest INVALIDATE_IOMMU_ALL never touches another domain; guest DeviceIDs are 16 bits', async () => {
+    const r = createRig({ nested: true, experimentalHwViommu: true, second: true });
+    // nic1 on its own plain v1 domain, with a translation cached.
+    const nic1 = r.bind('nic1');
+    const plain = call(r.proc, r.fd, U.IOMMU_HWPT_ALLOC, U.iommu_hwpt_alloc, { dev_id: nic1.devId, pt_id: r.ioas }).out_hwpt_id;
+    r.attach(plain, nic1.dfd);
+    r.write(RAM_GPA + 0x30000, 'mine');
+    r.write(RAM_GPA + 0x31000, 'moved');
+    const dev1 = r.host.device('nic1');
+    expect(text(await dev1.dma.read(BigInt(RAM_GPA + 0x30000), 4))).toBe('mine');
+    // Change nic1's table behind the caches' back: only an invalidation of nic1's domain would show it.
+    const dom1 = r.drv.device(0x0320)!.domain as unknown as { table: { remap(i: number, p: number, perm: number): void; lookup(i: number): number } };
+    dom1.table.remap(RAM_GPA + 0x30000, dom1.table.lookup(RAM_GPA + 0x31000), PERM_R | PERM_W);
+    // A guest on the experimental vIOMMU (nic0) issues INVALIDATE_IOMMU_ALL.
+    const s2 = r.nestParent();
+    const data = r.proc.memory.alloc(24);
+    const v = call(r.proc, r.fd, U.IOMMU_VIOMMU_ALLOC, U.iommu_viommu_alloc, { size: 40, type: EXPERIMENTAL_IOMMU_VIOMMU_TYPE_AMD, dev_id: r.devId, hwpt_id: s2, data_len: 24, data_uptr: data.addr }).out_viommu_id;
+    expect(errno(() => call(r.proc, r.fd, U.IOMMU_VDEVICE_ALLOC, U.iommu_vdevice_alloc, { viommu_id: v, dev_id: r.devId, virt_id: 0x1_0000n }))).toBe('EINVAL');
+    call(r.proc, r.fd, U.IOMMU_VDEVICE_ALLOC, U.iommu_vdevice_alloc, { viommu_id: v, dev_id: r.devId, virt_id: 0x20n });
+    const cmdGpa = r.galloc(4096);
+    call(r.proc, r.fd, U.IOMMU_HW_QUEUE_ALLOC, U.iommu_hw_queue_alloc, { size: 40, viommu_id: v, type: EXPERIMENTAL_IOMMU_HW_QUEUE_TYPE_AMD_CMD, index: 0, nesting_parent_iova: BigInt(cmdGpa), length: 4096n });
+    r.ram.bytes.set(encodeCommand({ op: 0x8 } as Command), cmdGpa - RAM_GPA);
+    const hwv = [...r.drv.hwViommus][0] as HwViommu;
+    const vf = r.proc.mmap(r.fd, 4096, new DataView(data.bytes.buffer, data.bytes.byteOffset).getBigUint64(8, true)).bytes;
+    new DataView(vf.buffer, vf.byteOffset).setUint32(VF_CMD_TAIL, 16, true);
+    hwv.service();
+    expect(new DataView(vf.buffer, vf.byteOffset).getUint32(VF_CMD_HEAD, true)).toBe(16);
+    expect(text(await dev1.dma.read(BigInt(RAM_GPA + 0x30000), 4))).toBe('mine'); // still the cached translation
+  });
+});
