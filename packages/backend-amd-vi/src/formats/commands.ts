@@ -127,6 +127,29 @@ export function buildInvAddress(start: bigint, last: bigint): { address: bigint;
   return { address: a | ones, s: true };
 }
 
+/**
+ * invRange from the command's raw words 2 and 3 (no bigint: the hardware's hot path). Writes
+ * [first, last] page numbers into `out`; returns true for "everything".
+ */
+export function invRangeWords(w2: number, w3: number, out: { first: number; last: number }): boolean {
+  const page = (w3 >>> 0) * 2 ** 20 + ((w2 >>> 0) >>> 12);
+  if ((w2 & 1) === 0) {
+    out.first = out.last = page;
+    return false;
+  }
+  let t = 0;
+  let p = page;
+  while (t < 52 && p % 2 === 1) {
+    p = (p - 1) / 2;
+    t++;
+  }
+  if (t >= 40) return true;
+  const n = 2 ** (t + 1);
+  out.first = Math.floor(page / n) * n;
+  out.last = out.first + n - 1;
+  return false;
+}
+
 /** Decodes the address/S pair into an inclusive page-number range [first, last] (4 KiB pages). */
 export function invRange(address: bigint, s: boolean): { first: number; last: number; all: boolean } {
   const page = address >> 12n;

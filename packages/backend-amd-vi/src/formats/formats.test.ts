@@ -3,7 +3,7 @@
 import { describe, expect, it } from '@jest/globals';
 import {
   CMD_COMPL_WAIT, CMD_COMPLETE_PPR, CMD_INV_ALL, CMD_INV_DEV_ENTRY, CMD_INV_IOMMU_PAGES, CMD_INV_IOTLB_PAGES, CMD_INV_IRT, INV_ALL_PAGES_ADDRESS,
-  buildInvAddress, decodeCommand, encodeCommand, invRange,
+  buildInvAddress, decodeCommand, encodeCommand, invRange, invRangeWords,
 } from './commands.js';
 import { decodeDte, encodeDte, encodeGcr3Entry, decodeGcr3Entry } from './dte.js';
 import { EVENT_FLAG_PR, EVENT_FLAG_RW, EVENT_IO_PAGE_FAULT, decodeEvent, decodePpr, encodeEvent, encodePpr } from './logs.js';
@@ -79,5 +79,19 @@ describe('event and PPR log entries', () => {
     const p = { devId: 0x310, pasid: 0x12345, tag: 0x201, exec: false, read: true, write: true, user: false, rsvd: false, gn: true, type: 1, address: 0x7000n };
     expect(hex(encodePpr(p))).toBe('10034523010624110070000000000000');
     expect(decodePpr(encodePpr(p))).toEqual(p);
+  });
+});
+
+describe('invRangeWords (the hardware path) agrees with invRange', () => {
+  it('for single pages, power-of-two ranges and everything', () => {
+    const out = { first: 0, last: 0 };
+    for (const [start, last] of [[0x5000n, 0x5fffn], [0x4000n, 0x5fffn], [0x10000n, 0x17fffn], [0x1_2340_0000n, 0x1_237f_ffffn], [0n, (1n << 60n) - 1n]] as const) {
+      const { address, s } = buildInvAddress(start, last);
+      const w = new DataView(encodeCommand({ op: CMD_INV_IOMMU_PAGES, domainId: 1, pasid: 0, s, pde: false, gn: false, address }).buffer);
+      const all = invRangeWords(w.getUint32(8, true), w.getUint32(12, true), out);
+      const ref = invRange(address, s);
+      expect(all).toBe(ref.all);
+      if (!all) expect(out).toEqual({ first: ref.first, last: ref.last });
+    }
   });
 });

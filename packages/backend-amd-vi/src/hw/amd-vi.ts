@@ -8,7 +8,7 @@
 // the host table of the same DTE. Permissions are intersected along both walks.
 import type { PhysicalMemory } from '@viommu/core';
 import {
-  CMD_COMPL_WAIT, CMD_COMPLETE_PPR, CMD_INV_ALL, CMD_INV_DEV_ENTRY, CMD_INV_IOMMU_PAGES, CMD_INV_IOTLB_PAGES, CMD_INV_IRT, CMD_SIZE, invRange,
+  CMD_COMPL_WAIT, CMD_COMPLETE_PPR, CMD_INV_ALL, CMD_INV_DEV_ENTRY, CMD_INV_IOMMU_PAGES, CMD_INV_IOTLB_PAGES, CMD_INV_IRT, CMD_SIZE, invRangeWords,
 } from '../formats/commands.js';
 import { DTE_SIZE } from '../formats/dte.js';
 import {
@@ -89,6 +89,7 @@ export class AmdViHardware {
   private readonly iotlb = new Map<number, PageCache>();
   private readonly atc = new Map<number, PageCache>();
   private readonly words = new Uint32Array(4);
+  private readonly range = { first: 0, last: 0, all: false };
   private readonly eventBuf = new Uint32Array(4);
   // Walk outputs (no allocation per translation).
   private walkPa = 0;
@@ -186,7 +187,8 @@ export class AmdViHardware {
       case CMD_INV_IOMMU_PAGES: {
         const gn = (w[2]! & 4) !== 0;
         const domainId = w[1]! & 0xffff;
-        const r = invRange((BigInt(w[3]!) << 32n) | BigInt((w[2]! & ~0xfff) >>> 0), (w[2]! & 1) !== 0);
+        const r = this.range;
+        r.all = invRangeWords(w[2]!, w[3]!, r);
         if (gn) {
           dropRange(this.iotlb, domainId * TAG_SPAN + (w[0]! & 0xfffff) + 1, r.first, r.last, r.all);
         } else {
@@ -201,7 +203,8 @@ export class AmdViHardware {
         const gn = (w[2]! & 4) !== 0;
         const devId = w[0]! & 0xffff;
         const pasid = (((w[0]! >>> 16) & 0xff) << 8) | ((w[1]! >>> 16) & 0xff);
-        const r = invRange((BigInt(w[3]!) << 32n) | BigInt((w[2]! & ~0xfff) >>> 0), (w[2]! & 1) !== 0);
+        const r = this.range;
+        r.all = invRangeWords(w[2]!, w[3]!, r);
         dropRange(this.atc, devId * TAG_SPAN + (gn ? pasid + 1 : 0), r.first, r.last, r.all);
         return true;
       }
@@ -351,9 +354,17 @@ export class AmdViHardware {
 
   /** Reads a table entry at a physical address, or fails (a pointer outside memory is a fault). */
   private readEntry(pa: number): boolean {
-    if (this.mem.runAt(pa) === undefined) return false;
-    this.entryLo = this.mem.readU32(pa);
-    this.entryHi = this.mem.readU32(pa + 4);
+    const run = this.mem.runAt(pa);
+    if (run === undefined) return false;
+    const off = pa - run.firstFrame * 4096;
+    const b = run.bytes;
+    if (off + 8 > b.length) {
+      this.entryLo = this.mem.readU32(pa);
+      this.entryHi = this.mem.readU32(pa + 4);
+      return true;
+    }
+    this.entryLo = (b[off]! | (b[off + 1]! << 8) | (b[off + 2]! << 16) | (b[off + 3]! << 24)) >>> 0;
+    this.entryHi = (b[off + 4]! | (b[off + 5]! << 8) | (b[off + 6]! << 16) | (b[off + 7]! << 24)) >>> 0;
     return true;
   }
 
