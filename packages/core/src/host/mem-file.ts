@@ -27,6 +27,8 @@ export class MemFile {
    */
   private detached: FrameRun[] = [];
   private released = false;
+  /** References: the memfd's open file, each mmap of it, and each io page table pages object over it. */
+  private refs = 1;
 
   /**
    * @param name the memfd name, as memfd_create(name) gives it.
@@ -110,6 +112,16 @@ export class MemFile {
   write(offset: number, bytes: Uint8Array): void {
     if (offset + bytes.length > this.sizeBytes) throw new SystemError('EFBIG', 'pwrite', 'write past the end of the memfd');
     this.each(offset, bytes.length, (run, off, pos, len) => run.bytes.set(bytes.subarray(pos, pos + len), off));
+  }
+
+  /** Takes a reference (an mmap, or pages of an io page table: the kernel's get_file). */
+  get(): void {
+    this.refs++;
+  }
+
+  /** Drops a reference (fput); the last one releases the file. */
+  put(): void {
+    if (--this.refs === 0) this.release();
   }
 
   /**

@@ -22,6 +22,7 @@ import type { MemFile } from '../host/mem-file.js';
 import { FRAME_SIZE } from '../host/physical-memory.js';
 import { IOMMU_READ, IOMMU_WRITE, type PagingDomain } from '../driver/domain.js';
 import { accountModeFor, charge, uncharge } from './accounting.js';
+import type { DmaBuf } from './dmabuf.js';
 import { Pages } from './pages.js';
 import { lowestBit, roundupPowOfTwo, spans } from './spans.js';
 import {
@@ -173,6 +174,21 @@ export class IoPagetable {
   }
 
   /**
+   * IOAS_MAP_FILE of a dma-buf (iopt_alloc_dmabuf_pages): [start, start + length) must lie inside
+   * the buffer (EINVAL, checked now, domain or not), then ENODEV while the exporter has it revoked,
+   * then as mapUser from the length alignment on. Nothing is pinned or charged; the area cannot be
+   * cut (cutIova EOPNOTSUPP), pinned or read by accesses (EINVAL), nor moved by CHANGE_PROCESS.
+   */
+  mapDmabuf(buf: DmaBuf, start: bigint, length: bigint, opts: MapSourceOptions): bigint {
+    if (length === 0n) throw err('EINVAL', 'length is 0');
+    if (start + length - 1n > ULONG_MAX) throw err('EOVERFLOW', 'start + length overflows');
+    if (BigInt(buf.size) <= start + length - 1n) throw err('EINVAL', 'range is past the end of the dma-buf');
+    const startByte = start % PAGE;
+    const pages = this.newPages(startByte, length, { ...opts, rlimitMode: 0 }, { kind: 'dmabuf', buf, base: start - startByte });
+    return this.mapPieces([{ pages, startByte, length }], length, opts, start);
+  }
+
+  /**
    * COPY, source side (iopt_get_pages): takes the pages behind [iova, iova + length - 1], which
    * must be contiguously covered by areas. EINVAL (length 0), EOVERFLOW, ENOENT (not covered).
    */
@@ -232,7 +248,7 @@ export class IoPagetable {
    * iopt_cut_iova, for the VFIO type1 compatibility UNMAP_DMA (with huge pages off): splits the
    * area holding each IOVA so that the IOVA becomes the last byte of an area, the two halves
    * sharing the pages. Stops at the first error, keeping earlier cuts: EBUSY (area being unmapped),
-   * EINVAL (cut not aligned, area pinned by an access, or filled into domains while huge pages are
+   * EOPNOTSUPP (a dma-buf area), EINVAL (cut not aligned, area pinned by an access, or filled into domains while huge pages are
    * on).
    */
   cutIova(iovas: readonly bigint[]): void {
@@ -361,7 +377,7 @@ export class IoPagetable {
     this.domainList.splice(i, 1);
     const lastOne = this.domainList.length === 0;
     for (const area of this.areaList) {
-      domain.unmap(area.iova, area.length);
+      if (!area.pages.revoked) domain.unmap(area.iova, area.length);
       if (lastOne && area.filled) {
         area.filled = false;
         area.pages.removeUser(area.firstIndex, area.lastIndex);
@@ -423,6 +439,7 @@ export class IoPagetable {
         if (area.preventAccess || !pieceAligned(area, cur, isLastPiece)) throw err('EINVAL', 'area is being unmapped or piece is not page aligned');
         if (!protAllows(area, flags)) throw err('EPERM', 'area does not allow this access');
         if (flags & ACCESS_RW_WRITE && !area.pages.writable) throw err('EPERM', 'pages are read-only');
+        if (area.pages.isDmabuf) throw err('EINVAL', 'dma-buf pages cannot be pinned by an access');
         const first = area.indexOf(cur);
         const lastIndex = area.indexOf(pieceLast);
         area.pages.addAccess(first, lastIndex);
@@ -466,6 +483,7 @@ export class IoPagetable {
       if (area.preventAccess) throw err('EINVAL', 'area is being unmapped');
       if (!protAllows(area, flags)) throw err('EPERM', 'area does not allow this access');
       if (write && !area.pages.writable) throw err('EPERM', 'pages are read-only');
+      if (area.pages.isDmabuf) throw err('EINVAL', 'dma-buf pages cannot be read by the CPU');
       let byte = Number(area.startByte(cur));
       let left = Number(pieceLast - cur) + 1;
       const phys = area.pages.physical;
@@ -583,7 +601,7 @@ export class IoPagetable {
     }
     for (const r of this.reserved) if (this.allowed.some((x) => overlaps(x, r.start, r.last))) fail('a reserved range is allowed');
     for (const a of this.areaList) {
-      if (!a.filled) continue;
+      if (!a.filled || a.pages.revoked) continue;
       for (let i = a.firstIndex; i <= a.lastIndex; i++) if (a.pages.pinnedFrame(i) === undefined) fail(`page ${i} of a filled area is not pinned`);
       for (const d of this.domainList) this.checkDomainArea(d, a, fail);
     }
@@ -602,8 +620,10 @@ export class IoPagetable {
   private newPages(startByte: bigint, length: bigint, opts: MapSourceOptions, source: Pages['source']): Pages {
     if (length > MAX_LENGTH || length === 0n) throw err('EINVAL', 'bad length');
     const npages = Number((length + startByte + PAGE - 1n) / PAGE);
-    const physical = source.kind === 'user' ? source.mm.physical : source.file.physical;
-    return new Pages(physical, source, npages, (opts.prot & IOMMU_WRITE) !== 0, opts.owner, accountModeFor(opts.owner, opts.rlimitMode));
+    const physical = source.kind === 'user' ? source.mm.physical : source.kind === 'file' ? source.file.physical : source.buf.physical;
+    // A dma-buf is never charged to RLIMIT_MEMLOCK.
+    const mode = source.kind === 'dmabuf' ? AccountMode.NONE : accountModeFor(opts.owner, opts.rlimitMode);
+    return new Pages(physical, source, npages, (opts.prot & IOMMU_WRITE) !== 0, opts.owner, mode);
   }
 
   /** iopt_map_pages: places the areas (iopt_alloc_area_pages), then fills the domains, all or nothing. */
@@ -734,7 +754,8 @@ export class IoPagetable {
 
   /** Undoes fillArea. */
   private unfillArea(area: Area): void {
-    for (const d of this.domainList) d.unmap(area.iova, area.length);
+    // A revoked dma-buf was already unmapped from every domain.
+    if (!area.pages.revoked) for (const d of this.domainList) d.unmap(area.iova, area.length);
     if (area.filled) {
       area.filled = false;
       area.pages.removeUser(area.firstIndex, area.lastIndex);
@@ -873,6 +894,7 @@ export class IoPagetable {
           break;
         }
         this.unfillArea(area);
+        area.pages.untrackArea(area);
         unmapped += area.length;
         i++;
         if (area.last >= last) {
@@ -902,6 +924,8 @@ export class IoPagetable {
   private splitArea(area: Area, iova: bigint): void {
     if (iova === area.iova || iova === area.last) return;
     if (area.preventAccess) throw err('EBUSY', 'area is being unmapped');
+    // Domains track dma-buf areas whole, for revocation.
+    if (area.pages.isDmabuf) throw err('EOPNOTSUPP', 'a dma-buf area cannot be split');
     const align = BigInt(this.iovaAlignment);
     const rightStart = iova + 1n;
     if (rightStart % align !== 0n || area.startByte(rightStart) % align !== 0n) throw err('EINVAL', 'cut not aligned');
@@ -919,6 +943,9 @@ export class IoPagetable {
       left.filled = right.filled = true;
     }
     this.areaList.splice(this.lowerBound(area.iova), 1, left, right);
+    area.pages.trackArea(left);
+    area.pages.trackArea(right);
+    area.pages.untrackArea(area);
   }
 
   /** iopt_check_iova_alignment: every area conforms to a larger alignment, else EADDRINUSE. */
@@ -958,6 +985,12 @@ export class IoPagetable {
   }
 
   private insertArea(area: Area): void {
+    // Only a dma-buf needs a way to take the area out of the domains (on revocation).
+    if (area.pages.isDmabuf) {
+      area.pages.trackArea(area, () => {
+        if (area.filled) for (const d of this.domainList) d.unmap(area.iova, area.length);
+      });
+    } else area.pages.trackArea(area);
     const i = this.lowerBound(area.iova);
     if (i === this.areaList.length) this.areaList.push(area);
     else this.areaList.splice(i, 0, area);

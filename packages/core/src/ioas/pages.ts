@@ -8,6 +8,7 @@
 import { SystemError } from '@viommu/uapi';
 import type { AddressSpace } from '../host/address-space.js';
 import type { MemFile } from '../host/mem-file.js';
+import type { DmaBuf } from './dmabuf.js';
 import { FRAME_SHIFT, FRAME_SIZE, type PhysicalMemory } from '../host/physical-memory.js';
 import { charge, uncharge } from './accounting.js';
 import { adjustPins } from './pin-counts.js';
@@ -42,7 +43,8 @@ export function mmExited(mm: AddressSpace): void {
 
 export type PagesSource =
   | { readonly kind: 'user'; readonly mm: AddressSpace; /** page-aligned user VA of index 0 */ readonly base: bigint }
-  | { readonly kind: 'file'; readonly file: MemFile; /** byte offset of index 0 in the file (page aligned) */ readonly base: bigint };
+  | { readonly kind: 'file'; readonly file: MemFile; /** byte offset of index 0 in the file (page aligned) */ readonly base: bigint }
+  | { readonly kind: 'dmabuf'; readonly buf: DmaBuf; /** byte offset of index 0 in the buffer (page aligned) */ readonly base: bigint };
 
 export class Pages {
   /** Pages currently pinned (npinned) and charged (last_npinned); equal between operations. */
@@ -50,6 +52,14 @@ export class Pages {
   private segments: Segment[] = [];
   /** Exact ranges pinned by accesses; null until the first (most pages never see an access). */
   private accesses: AccessRange[] | null = null;
+  /** Areas using these pages: while there is one, they hold a reference on their memfd or dma-buf. */
+  private areaCount = 0;
+  /**
+   * dma-buf pages only: the areas using them, each with what unmaps it from the domains it is
+   * filled into (the kernel's tracker list). Revocation runs them; the last area leaving detaches.
+   */
+  private dmabufAreas: Map<object, () => void> | null = null;
+  private dmabufRevoked = false;
 
   constructor(
     readonly physical: PhysicalMemory,
@@ -59,10 +69,59 @@ export class Pages {
     readonly writable: boolean,
     public owner: PinOwner,
     public accountMode: AccountMode,
-  ) {}
+  ) {
+    if (source.kind === 'dmabuf') {
+      // Nothing is pinned: the exporter's range is the one segment, from the moment it is attached.
+      const frame = source.buf.iommufdMap() + Number(source.base >> BigInt(FRAME_SHIFT));
+      this.segments = [{ start: 0, last: npages - 1, frame, users: 1 }];
+    }
+  }
 
   get isFile(): boolean {
     return this.source.kind === 'file';
+  }
+
+  get isDmabuf(): boolean {
+    return this.source.kind === 'dmabuf';
+  }
+
+  /** The exporter revoked the dma-buf behind these pages (phys.len 0): they map nothing from now on. */
+  get revoked(): boolean {
+    return this.dmabufRevoked;
+  }
+
+  /**
+   * An area now uses these pages (iopt_pages kref). The first one takes a reference on the memfd,
+   * or attaches to the dma-buf; for a dma-buf, `unmapDomains` takes the area out of the domains it
+   * is filled into (revocation calls it).
+   */
+  trackArea(area: object, unmapDomains?: () => void): void {
+    const src = this.source;
+    if (this.areaCount++ === 0) {
+      if (src.kind === 'file') src.file.get();
+      else if (src.kind === 'dmabuf') src.buf.attach(this);
+    }
+    if (src.kind === 'dmabuf' && unmapDomains) (this.dmabufAreas ??= new Map()).set(area, unmapDomains);
+  }
+
+  /** Undoes trackArea; the last area leaving drops the file reference or the attachment (iopt_release_pages). */
+  untrackArea(area: object): void {
+    const src = this.source;
+    if (src.kind === 'dmabuf') this.dmabufAreas?.delete(area);
+    if (--this.areaCount > 0) return;
+    if (src.kind === 'file') src.file.put();
+    else if (src.kind === 'dmabuf') {
+      this.dmabufAreas = null;
+      src.buf.detach(this);
+    }
+  }
+
+  /** The exporter's revoke notification (iopt_revoke_notify): unmap everywhere, then map nothing. */
+  invalidate(): void {
+    if (this.dmabufRevoked) return;
+    for (const unmap of this.dmabufAreas?.values() ?? []) unmap();
+    this.dmabufRevoked = true;
+    this.segments = [];
   }
 
   /** Pinned segments, ascending (read-only view for filling domains and checks). */
@@ -94,6 +153,7 @@ export class Pages {
    * then ENOMEM from the memlock charge), all or nothing.
    */
   addUser(start: number, last: number): void {
+    if (this.source.kind === 'dmabuf') return; // not pinned, not charged
     if (this.segments.length === 0) return this.addFirstUser(start, last);
     // 1. Find the frames of every unpinned index, without changing anything.
     const fresh: Segment[] = [];
@@ -145,6 +205,7 @@ export class Pages {
 
   /** Drops a user over [start, last]; pages nobody covers any more are unpinned and uncharged. */
   removeUser(start: number, last: number): void {
+    if (this.source.kind === 'dmabuf') return;
     this.splitAt(start);
     this.splitAt(last + 1);
     let freed = 0;
@@ -224,6 +285,7 @@ export class Pages {
       const count = Math.min(max, Math.ceil((m.addr + m.length - va) / FRAME_SIZE));
       return { frame, count };
     }
+    if (src.kind === 'dmabuf') throw new SystemError('EINVAL', 'ioctl', 'dma-buf pages are not read by the CPU');
     const file = src.file;
     const page = Number(src.base >> BigInt(FRAME_SHIFT)) + index;
     const frame = file.isShmem && Number.isSafeInteger(page) ? file.frameOf(page) : undefined;

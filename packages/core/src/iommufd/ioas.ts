@@ -17,7 +17,7 @@ import {
 } from '@viommu/uapi';
 import type { IommufdContext } from '../context.js';
 import { IOMMU_READ, IOMMU_WRITE } from '../driver/domain.js';
-import { IoPagetable } from '../ioas/index.js';
+import { IoPagetable, dmaBufOf } from '../ioas/index.js';
 import type { IovaRange } from '../ioas/index.js';
 import { registerIoctl } from '../ioctl/registry.js';
 import type { Ucmd } from '../ioctl/ucmd.js';
@@ -133,13 +133,15 @@ function mapFileIoctl(ucmd: Ucmd): void {
   if (cmd.length === 0n) throw new SystemError('EINVAL', 'ioctl', 'length 0');
   if (cmd.start + cmd.length - 1n > U64_MAX) throw new SystemError('EOVERFLOW', 'ioctl');
   const fd = cmd.fd | 0; // s32
-  const file = ucmd.memFileOf(fd);
-  const iova = ioas.iopt.mapFile(file, cmd.start, cmd.length, {
+  const opts = {
     ...(cmd.flags & U.IOMMU_IOAS_MAP_FIXED_IOVA ? { iova: cmd.iova } : {}),
     prot: prot(cmd.flags),
     owner: ucmd.task,
-    rlimitMode: ucmd.ctx.accountMode === 1 ? 1 : 0,
-  });
+    rlimitMode: ucmd.ctx.accountMode === 1 ? (1 as const) : (0 as const),
+  };
+  // A dma-buf first (dma_buf_get), then any other file (fget).
+  const dmabuf = dmaBufOf(ucmd.process.fileOf?.(fd));
+  const iova = dmabuf ? ioas.iopt.mapDmabuf(dmabuf, cmd.start, cmd.length, opts) : ioas.iopt.mapFile(ucmd.memFileOf(fd), cmd.start, cmd.length, opts);
   iommu_ioas_map_file.set(ucmd.cmd, 'iova', iova);
   ucmd.respond();
 }

@@ -4,7 +4,7 @@
 import { POLLIN, POLLNVAL, POLLOUT, SystemError, type IoctlArg, type Process } from '@viommu/uapi';
 import type { AddressSpace } from '../host/address-space.js';
 import { MemFile } from '../host/mem-file.js';
-import type { MemlockUser, PinOwner } from '../ioas/index.js';
+import { mmExited, type MemlockUser, type PinOwner } from '../ioas/index.js';
 import type { FileMapping, OpenFile } from './file.js';
 
 /** What the host resolves paths with. */
@@ -29,11 +29,15 @@ export class MemFdFile implements OpenFile {
   mmap(length: number, offset: bigint): FileMapping {
     const s = this.file.slice(Number(offset), length);
     if (!s) throw new SystemError('EINVAL', 'mmap', 'range not inside one run of the memfd (or past its end)');
-    return { run: s.run, runOffset: s.runOffset, writable: true, unmap() {} };
+    // The mapping holds the file until munmap (or exit).
+    const file = this.file;
+    file.get();
+    return { run: s.run, runOffset: s.runOffset, writable: true, unmap: () => file.put() };
   }
 
   release(): void {
-    // The io page table may still hold the file's pages; the pages stay with the host's memory.
+    // Mappings and io page tables holding the file keep its pages until they let go.
+    this.file.put();
   }
 }
 
@@ -176,6 +180,8 @@ export class SimProcess implements Process {
       fm.unmap();
     }
     for (let fd = 0; fd < this.fds.length; fd++) if (this.fds[fd]) this.close(fd);
+    // Pins of this process's memory fail from now on (mmget_not_zero), though pages already pinned stay.
+    mmExited(this.memory);
     this.exited = true;
   }
 

@@ -92,7 +92,9 @@ describe('IOMMU_TEST_CMD', () => {
     expect(cmd(U.iommu_test_cmd_dmabuf_get.encode({ op: U.IOMMU_TEST_OP_DMABUF_GET, length: 512 * 4096 + 1 }))).toBe('EINVAL');
     const dfd = t.ioctl(U.IOMMU_TEST_CMD, U.iommu_test_cmd_dmabuf_get.encode({ op: U.IOMMU_TEST_OP_DMABUF_GET, length: 4096 }));
     expect(dfd).toBeGreaterThan(2);
-    expect(cmd(U.iommu_test_cmd_dmabuf_revoke.encode({ op: U.IOMMU_TEST_OP_DMABUF_REVOKE, dmabuf_fd: dfd, revoked: 1 }))).toBe('EOPNOTSUPP');
+    expect(cmd(U.iommu_test_cmd_dmabuf_revoke.encode({ op: U.IOMMU_TEST_OP_DMABUF_REVOKE, dmabuf_fd: dfd, revoked: 1 }))).toBe('success');
+    // A file that is not a dma-buf (the iommufd itself).
+    expect(cmd(U.iommu_test_cmd_dmabuf_revoke.encode({ op: U.IOMMU_TEST_OP_DMABUF_REVOKE, dmabuf_fd: t.fd, revoked: 1 }))).toBe('EINVAL');
     expect(cmd(U.iommu_test_cmd_dmabuf_revoke.encode({ op: U.IOMMU_TEST_OP_DMABUF_REVOKE, dmabuf_fd: 99, revoked: 1 }))).toBe('EBADF');
     const d = t.mockDomain(ioas);
     // DIRTY needs dirty tracking enabled on the mock domain

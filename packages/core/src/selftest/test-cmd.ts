@@ -12,14 +12,12 @@ import { NO_PASID, type DriverV1 } from '../driver/driver.js';
 import type { SimDeviceSpec } from '../host/sim-host.js';
 import type { AttachableHwpt as Hwpt } from '../hwpt/hwpt.js';
 import { framePinCount } from '../ioas/pin-counts.js';
-import { ACCESS_RW_WRITE, type IoasAccess } from '../ioas/index.js';
+import { ACCESS_RW_WRITE, DmaBuf, dmaBufOf, type DmaBufFile, type IoasAccess } from '../ioas/index.js';
 import { getIoas, type Ioas } from '../iommufd/ioas.js';
 import { registerIoctl } from '../ioctl/registry.js';
 import type { Ucmd } from '../ioctl/ucmd.js';
 import { IommufdObject, OBJ, ref, unref } from '../object/object.js';
 import type { OpenFile } from '../process/file.js';
-import { MemFile } from '../host/mem-file.js';
-import { MemFdFile } from '../process/sim-process.js';
 import { MockPagingDomain } from './mock-domain.js';
 import { MockDevice, MockNestedDomain, isMockDriver } from './mock-driver.js';
 
@@ -428,14 +426,20 @@ function pasidCheckHwpt(ucmd: Ucmd): void {
 // ---- dma-buf -----------------------------------------------------------------------------------
 
 /**
- * The selftest's dma-buf: `length` zeroed bytes of physically contiguous memory. It is handed out
- * as a file MAP_FILE takes the way it takes a memfd (the core has no dma-buf attachment path yet,
- * ADR 0030); revocation is not modelled, so DMABUF_REVOKE answers EOPNOTSUPP.
+ * The selftest's dma-buf exporter: `length` zeroed bytes of physically contiguous memory that
+ * IOMMU_IOAS_MAP_FILE maps through a dma-buf attachment (ADR 0030). It has no mmap op.
  */
-class TestDmabufFile extends MemFdFile {
-  override mmap(): never {
-    // The selftest exporter has no mmap op.
+class TestDmabufFile implements DmaBufFile {
+  readonly kind = 'dmabuf';
+  constructor(readonly dmabuf: DmaBuf) {}
+
+  mmap(): never {
+    // dma_buf_mmap_internal without an exporter mmap op.
     return fail('EINVAL', 'the selftest dma-buf cannot be mmapped');
+  }
+
+  release(): void {
+    this.dmabuf.put();
   }
 }
 
@@ -444,20 +448,24 @@ function dmabufGet(ucmd: Ucmd): number {
   const len = Math.ceil(length / PAGE) * PAGE;
   if (len === 0 || len > PAGE * 512) fail('EINVAL', `dma-buf length ${length}`);
   ucmd.ctx.host.failNth.point('selftest:dmabuf_memory');
-  const file = new MemFile(ucmd.ctx.host.physical, 'dmabuf');
-  file.truncate(len);
+  const physical = ucmd.ctx.host.physical;
+  const run = physical.allocRun(len / PAGE);
+  run.bytes.fill(0, 0, len);
   void openFlags; // O_CLOEXEC: the simulator has no exec
-  return ucmd.installFd(new TestDmabufFile(file));
+  return ucmd.installFd(new TestDmabufFile(new DmaBuf(physical, run, len)));
 }
 
 function dmabufRevoke(ucmd: Ucmd): void {
-  const fd = U.iommu_test_cmd_dmabuf_revoke.get(ucmd.cmd, 'dmabuf_fd');
+  const { dmabuf_fd: fd, revoked } = U.iommu_test_cmd_dmabuf_revoke.decode(ucmd.cmd);
   const file = ucmd.process.fileOf?.(fd);
   if (!file) fail('EBADF', `fd ${fd} is not open`);
-  if (!(file instanceof TestDmabufFile)) fail('EINVAL', `fd ${fd} is not a dma-buf`);
-  // Revoking must make MAP_FILE fail with ENODEV and unmap the dma-buf from every domain, which
-  // the io page table cannot do yet (ADR 0030).
-  fail('EOPNOTSUPP', 'dma-buf revocation is not modelled');
+  const dmabuf = dmaBufOf(file);
+  // dma_buf_get refuses a file that is not a dma-buf; every dma-buf here is the selftest's.
+  if (!dmabuf) return fail('EINVAL', `fd ${fd} is not a dma-buf`);
+  dmabuf.revoked = revoked !== 0;
+  // Either way the importers drop their mappings: iommufd's are then revoked for good, and only
+  // new MAP_FILEs (allowed again once `revoked` is false) map the buffer.
+  dmabuf.invalidateMappings();
 }
 
 // ---- the command ---------------------------------------------------------------------------------
