@@ -120,6 +120,13 @@ describe('vIOMMU and IOMMU_HWPT_DATA_AMD_GUEST as upstream 7.2.13 (default)', ()
     // HWPT_INVALIDATE on the vIOMMU: no cache_invalidate.
     const buf = r.proc.memory.alloc(16);
     expect(errno(() => r.proc.ioctl(r.fd, U.IOMMU_HWPT_INVALIDATE, U.iommu_hwpt_invalidate.encode({ hwpt_id: v, data_uptr: buf.addr, data_type: 1, entry_len: 16, entry_num: 1 })))).toBe('EOPNOTSUPP');
+    // HW queues: none.
+    expect(errno(() => call(r.proc, r.fd, U.IOMMU_HW_QUEUE_ALLOC, U.iommu_hw_queue_alloc, { size: 40, viommu_id: v, type: 2, index: 0, nesting_parent_iova: BigInt(RAM_GPA), length: 4096n }))).toBe('EOPNOTSUPP');
+    // vEVENTQ succeeds generically for any non-zero type; the driver never reports into it.
+    const evq = call(r.proc, r.fd, U.IOMMU_VEVENTQ_ALLOC, U.iommu_veventq_alloc, { size: 32, viommu_id: v, type: 0x42, veventq_depth: 4 });
+    expect(evq.out_veventq_id).toBeGreaterThan(0);
+    r.proc.close(evq.out_veventq_fd);
+    call(r.proc, r.fd, U.IOMMU_DESTROY, U.iommu_destroy, { id: evq.out_veventq_id });
     // vDEVICE succeeds generically (the driver never uses it); destroy order is the core's.
     const vdev = call(r.proc, r.fd, U.IOMMU_VDEVICE_ALLOC, U.iommu_vdevice_alloc, { viommu_id: v, dev_id: r.devId, virt_id: 0x1234n }).out_vdevice_id;
     call(r.proc, r.fd, U.IOMMU_DESTROY, U.iommu_destroy, { id: vdev });
