@@ -25,7 +25,6 @@ import {
   EVT_ID_STREAM_DISABLED_FAULT, EVT_ID_TRANSLATION_FAULT, EVT_ID_VMS_FETCH_FAULT, EVT_SIZE,
 } from '../formats/event.js';
 import { STE_CFG_ABORT, STE_CFG_S1_TRANS, STE_CFG_S2_TRANS, STE_SIZE, encodeSteWords } from '../formats/ste.js';
-import { storeU32 } from '../formats/mem.js';
 import { addressBitsFromPs } from '../pgtable/granule.js';
 import {
   CR0_CMDQEN, CR0_EVTQEN, CR0_SMMUEN, SMMU_CMDQ_BASE, SMMU_CMDQ_CONS, SMMU_CMDQ_PROD, SMMU_CR0, SMMU_EVTQ_BASE,
@@ -401,7 +400,7 @@ export class SmmuV3Driver implements DriverV1, DomainOwner {
   private installSte(m: SmmuMaster, w: Uint32Array): void {
     const mem = this.host.physical;
     const base = this.strtab + m.sid * STE_SIZE;
-    for (let i = 0; i < 16; i++) storeU32(mem, base + i * 4, w[i]!);
+    for (let i = 0; i < 16; i++) mem.writeU32(base + i * 4, w[i]!);
     this.issue({ opcode: CMDQ_OP_CFGI_STE, sid: m.sid, leaf: true });
   }
 
@@ -411,10 +410,10 @@ export class SmmuV3Driver implements DriverV1, DomainOwner {
   private writeEntry(prod: number, w: Uint32Array, at: number): void {
     const mem = this.host.physical;
     const e = this.cmdqBase + (prod & ((1 << this.cmdqLog2) - 1)) * CMD_SIZE;
-    storeU32(mem, e, w[at]!);
-    storeU32(mem, e + 4, w[at + 1]!);
-    storeU32(mem, e + 8, w[at + 2]!);
-    storeU32(mem, e + 12, w[at + 3]!);
+    mem.writeU32(e, w[at]!);
+    mem.writeU32(e + 4, w[at + 1]!);
+    mem.writeU32(e + 8, w[at + 2]!);
+    mem.writeU32(e + 12, w[at + 3]!);
   }
 
   /** Issues commands followed by a CMD_SYNC and waits (the model consumes at once). */

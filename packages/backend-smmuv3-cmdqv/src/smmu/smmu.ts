@@ -17,7 +17,6 @@ import {
   EVT_ID_BAD_SUBSTREAMID_CONFIG, EVT_ID_PERMISSION_FAULT, EVT_ID_STREAM_DISABLED_FAULT, EVT_ID_TRANSLATION_FAULT,
   EVT_SIZE, encodeEventWords, emptyEvent, type SmmuEvent,
 } from '../formats/event.js';
-import { storeU32 } from '../formats/mem.js';
 import { STE_S1DSS_BYPASS, STE_S1DSS_TERMINATE, STE_SIZE, decodeSte } from '../formats/ste.js';
 import { PERM_ALL, Walker, accessPerm, type TableFetch } from '../pgtable/walk.js';
 import { STREAM_ABORT, STREAM_BYPASS, contextConfig, streamConfig, type ContextConfig, type StreamConfig } from './config.js';
@@ -495,7 +494,7 @@ export class Smmu {
     }
     const w = encodeEventWords(e, this.evtWords);
     const addr = this.evtqAddr + (this.evtqProd & ((1 << log2) - 1)) * EVT_SIZE;
-    for (let i = 0; i < 8; i++) storeU32(this.mem, addr + i * 4, w[i]!);
+    for (let i = 0; i < 8; i++) this.mem.writeU32(addr + i * 4, w[i]!);
     const wrapMask = (2 << log2) - 1;
     this.evtqProd = ((this.evtqProd & Q_OVERFLOW_FLAG) | ((this.evtqProd + 1) & wrapMask)) >>> 0;
     this.hooks.eventIrq?.();

@@ -55,4 +55,25 @@ describe('PhysicalMemory', () => {
     expect(() => m.allocRun(0)).toThrow(RangeError);
     expect(() => m.freeRun(12345)).toThrow(RangeError);
   });
+
+  it('writeU32 / writeU64 store little-endian in a run, across two runs, and drop what falls in a hole', () => {
+    const m = new PhysicalMemory();
+    const a = m.allocRun(1);
+    const b = m.allocRun(1);
+    const pa = a.firstFrame * FRAME_SIZE;
+    m.writeU32(pa + 8, -2); // as the unsigned 0xfffffffe
+    expect(Array.from(a.bytes.subarray(8, 12))).toEqual([0xfe, 0xff, 0xff, 0xff]);
+    m.writeU64(pa + 16, 0xf1e2d3c4_b5a69788n);
+    expect(Array.from(a.bytes.subarray(16, 24))).toEqual([0x88, 0x97, 0xa6, 0xb5, 0xc4, 0xd3, 0xe2, 0xf1]);
+    // Straddling the end of run a and the start of run b.
+    m.writeU32(pa + FRAME_SIZE - 2, 0x44332211);
+    expect([a.bytes[FRAME_SIZE - 2], a.bytes[FRAME_SIZE - 1], b.bytes[0], b.bytes[1]]).toEqual([0x11, 0x22, 0x33, 0x44]);
+    m.writeU64(pa + FRAME_SIZE - 4, 0x0807060504030201n);
+    expect(m.readU64(pa + FRAME_SIZE - 4)).toBe(0x0807060504030201n);
+    // Straddling the end of run b and the unbacked frame after it: the backed half lands.
+    const end = b.firstFrame * FRAME_SIZE + FRAME_SIZE - 2;
+    m.writeU32(end, 0xddccbbaa);
+    expect([b.bytes[FRAME_SIZE - 2], b.bytes[FRAME_SIZE - 1]]).toEqual([0xaa, 0xbb]);
+    expect(m.readU32(end + 2)).toBe(0);
+  });
 });

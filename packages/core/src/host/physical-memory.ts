@@ -90,9 +90,14 @@ export class PhysicalMemory {
   }
 
   writeU32(pa: number, value: number): void {
-    const b = new Uint8Array(4);
-    new DataView(b.buffer).setUint32(0, value >>> 0, true);
-    this.write(pa, b);
+    const run = this.runAt(pa);
+    const off = run ? pa - run.firstFrame * FRAME_SIZE : 0;
+    // Hot path (queue entries, table words): straight into the run's bytes, nothing allocated.
+    if (run && off + 4 <= run.bytes.length) {
+      storeU32(run.bytes, off, value);
+      return;
+    }
+    this.writeSlow(pa, value, 0, 4);
   }
 
   readU64(pa: number): bigint {
@@ -100,9 +105,16 @@ export class PhysicalMemory {
   }
 
   writeU64(pa: number, value: bigint): void {
-    const b = new Uint8Array(8);
-    new DataView(b.buffer).setBigUint64(0, BigInt.asUintN(64, value), true);
-    this.write(pa, b);
+    const lo = Number(BigInt.asUintN(32, value));
+    const hi = Number(BigInt.asUintN(32, value >> 32n));
+    const run = this.runAt(pa);
+    const off = run ? pa - run.firstFrame * FRAME_SIZE : 0;
+    if (run && off + 8 <= run.bytes.length) {
+      storeU32(run.bytes, off, lo);
+      storeU32(run.bytes, off + 4, hi);
+      return;
+    }
+    this.writeSlow(pa, lo, hi, 8);
   }
 
   private indexOf(frame: number): number {
@@ -143,8 +155,24 @@ export class PhysicalMemory {
     }
   }
 
+  /** A store that crosses out of a run or falls outside every run: bytes one by one through write(). */
+  private writeSlow(pa: number, lo: number, hi: number, n: 4 | 8): void {
+    const b = new Uint8Array(n);
+    storeU32(b, 0, lo);
+    if (n === 8) storeU32(b, 4, hi);
+    this.write(pa, b);
+  }
+
   private readSlow(pa: number, n: number): number {
     const b = this.read(pa, new Uint8Array(n));
     return new DataView(b.buffer).getUint32(0, true);
   }
+}
+
+/** Little-endian 32-bit store into `b` at `off` (in bounds). */
+function storeU32(b: Uint8Array, off: number, value: number): void {
+  b[off] = value & 0xff;
+  b[off + 1] = (value >>> 8) & 0xff;
+  b[off + 2] = (value >>> 16) & 0xff;
+  b[off + 3] = (value >>> 24) & 0xff;
 }
