@@ -49,6 +49,9 @@ describe('GET_HW_INFO (upstream, CONFIG_AMD_IOMMU_IOMMUFD=y)', () => {
     const hw = call(r.proc, r.fd, U.IOMMU_GET_HW_INFO, U.iommu_hw_info, { dev_id: r.devId, data_len: 16, data_uptr: info.addr });
     expect([hw.out_data_type, hw.data_len]).toEqual([U.IOMMU_HW_INFO_TYPE_NONE, 0]);
     expect(errno(() => r.viommu(r.nestParent()))).toBe('EOPNOTSUPP');
+    // The type probe (get_viommu_size) comes before the parent lookup: a bad HWPT ID is still EOPNOTSUPP.
+    expect(errno(() => r.viommu(0xdead))).toBe('EOPNOTSUPP');
+    expect(errno(() => createRig().viommu(0xdead))).toBe('ENOENT');
   });
 });
 

@@ -6,7 +6,7 @@
 //   nested (default false): install the dormant nested.c allocator on the vIOMMU (ADR 0100), so
 //     IOMMU_HWPT_DATA_AMD_GUEST is accepted with exactly its checks. Upstream never installs it.
 import {
-  DMA_WRITE, NO_PASID, PAGE_RESP_INVALID, TRANSLATE_FAULT, TRANSLATE_OK, TRANSLATE_PAGE_REQUEST,
+  DMA_WRITE, NO_PASID, PAGE_RESP_INVALID, copyUserData, TRANSLATE_FAULT, TRANSLATE_OK, TRANSLATE_PAGE_REQUEST,
   type DeviceInfo, type DriverDevice, type DriverDomain, type DriverHost, type DriverV1, type DriverViommu, type HwInfo, type PageRequest,
   type Translation, type UserData, type ViommuInitRequest,
 } from '@viommu/core';
@@ -215,6 +215,11 @@ export class AmdViDriver implements DriverV1 {
   // ---------------------------------------------------------------------------------------------
   // vIOMMU (amd_iommufd_viommu_init) and the dormant nested allocator (nested.c)
 
+  /** amd_iommufd_get_viommu_size: every type (the type is not examined), when built with the option. */
+  viommuSupported(_dev: DriverDevice, _type: number): boolean {
+    return this.iommufd;
+  }
+
   viommuInit(req: ViommuInitRequest): DriverViommu {
     if (!this.iommufd) throw new SystemError('EOPNOTSUPP', 'ioctl', 'kernel built without CONFIG_AMD_IOMMU_IOMMUFD');
     // The type is not examined and data is ignored (iommufd.c).
@@ -232,8 +237,8 @@ export class AmdViDriver implements DriverV1 {
   private allocGuestDomain(v: AmdViommu, _dev: DriverDevice, _flags: number, data: UserData): NestedDomain {
     if (data.type !== IOMMU_HWPT_DATA_AMD_GUEST) throw new SystemError('EOPNOTSUPP', 'ioctl', `nested data type ${data.type}`);
     this.host.failPoint('amd_iommu_alloc_domain_nested');
-    if (data.len !== DTE_SIZE) throw new SystemError('EINVAL', 'ioctl', `guest DTE length ${data.len}`);
-    const g = bytesToQwords(data.memory.read(data.uptr, DTE_SIZE, 'ioctl'));
+    // iommu_copy_struct_from_user up to dte[3]: any other length is EINVAL.
+    const g = bytesToQwords(copyUserData(data, IOMMU_HWPT_DATA_AMD_GUEST, DTE_SIZE, DTE_SIZE));
     validateGuestDte(g, this.features.guest5Level);
     const gDomId = Number(g[1]! & 0xffffn);
     let info = v.gdom.get(gDomId);
