@@ -8,7 +8,7 @@
 import { Iommufd, type Hwpt, type Viommu, type Veventq } from '@viommu/client';
 import * as U from '@viommu/uapi';
 import { GuestMemory } from './guest-memory.js';
-import { FAULT_RESPONSE_TIMEOUT_MS, type GuestDevice, type VendorKit, type WorkloadContext, type WorkloadShape } from './kit.js';
+import { FAULT_RESPONSE_TIMEOUT_MS, type GuestDevice, type NestedGuestDevice, type SessionHooks, type VendorKit, type WorkloadContext, type WorkloadShape } from './kit.js';
 import { PAGE, fillPattern, firstMismatch, seedOf, whichPattern } from './verify.js';
 
 export interface Check {
@@ -78,6 +78,16 @@ const EVENT_WAIT_MS = FAULT_RESPONSE_TIMEOUT_MS;
 
 const MiB = 1 << 20;
 
+/** `p`'s value, or `late` if it has not settled within `ms` (a timer that keeps the process alive meanwhile). */
+async function within<T>(p: Promise<T>, ms: number, late: T): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([p, new Promise<T>((resolve) => (timer = setTimeout(() => resolve(late), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Guest RAM a shape needs: data pages (+1 spare per device), tables, queues, slack; 2 MiB aligned. */
 export function guestRamFor(shape: WorkloadShape): number {
   const tablePages = 6 + Math.ceil(shape.pagesPerDevice / 512);
@@ -100,6 +110,8 @@ export async function runVendor(kit: VendorKit, opts: WorkloadOptions): Promise<
   let iommufd: Iommufd | undefined;
   const session = kit.open(shape);
   opts.onOpen?.(session);
+  // The hooks over either device shape: a session only ever sees the devices its own kind built.
+  const hooks: SessionHooks = session;
   const supports = {
     iopf: session.pageFault !== undefined,
     vevents: session.vevent !== undefined,
@@ -142,7 +154,8 @@ export async function runVendor(kit: VendorKit, opts: WorkloadOptions): Promise<
     const viommus: Viommu[] = [];
     const veventqs: Veventq[] = [];
     const perViommu = Math.ceil(shape.devices / shape.viommus);
-    for (let v = 0; v < shape.viommus; v++) {
+    // A vendor without a vIOMMU (VT-d) nests every device directly on the stage-2.
+    for (let v = 0; session.viommu !== 'none' && v < shape.viommus; v++) {
       const req = session.viommuRequest(v);
       // A vIOMMU is allocated through one of its devices (any device behind the same IOMMU).
       const viommu = iommufd.allocViommu({ type: req.type, device: devices[v % devices.length]!, parent: s2, ...(req.data ? { data: req.data } : {}) });
@@ -150,15 +163,15 @@ export async function runVendor(kit: VendorKit, opts: WorkloadOptions): Promise<
       viommus.push(viommu);
       if (session.vevent) veventqs.push(viommu.allocVeventq(session.vevent.type, Math.max(64, 2 * perViommu)));
     }
-    const guestDevs: GuestDevice[] = [];
-    const iovaOf = (dev: GuestDevice, page: number, ipa: number) => (dev.stage1.map ? IOVA_BASE + page * PAGE : ipa);
+    const guestDevs: (GuestDevice | NestedGuestDevice)[] = [];
+    const iovaOf = (dev: GuestDevice | NestedGuestDevice, page: number, ipa: number) => (dev.stage1.map ? IOVA_BASE + page * PAGE : ipa);
     /** IPA of each device's data pages; the last one is its spare (the remap target). */
     const dataIpa: number[][] = [];
     let tableBytes = 0;
     for (let i = 0; i < shape.devices; i++) {
-      const viommu = viommus[i % shape.viommus]!;
+      const viommu = session.viommu === 'none' ? undefined : viommus[i % shape.viommus]!;
       const device = devices[i]!;
-      const vdevice = viommu.allocVdevice(device, session.virtId(i));
+      const vdevice = viommu && session.viommu !== 'none' ? viommu.allocVdevice(device, session.virtId(i)) : undefined;
       const before = guest.used;
       const stage1 = session.buildStage1(guest, i);
       const ipas: number[] = [];
@@ -168,16 +181,17 @@ export async function runVendor(kit: VendorKit, opts: WorkloadOptions): Promise<
         ipas.push(ipa);
       }
       tableBytes += guest.used - before - ipas.length * PAGE;
-      const dev: GuestDevice = { index: i, name: session.devices[i]!, device, viommu, vdevice, stage1, nested: undefined as unknown as Hwpt };
+      const nestedOn = viommu ?? s2;
+      const dev = { index: i, name: session.devices[i]!, device, viommu, vdevice, stage1, nested: undefined as unknown as Hwpt } as GuestDevice | NestedGuestDevice;
       for (let j = 0; j < shape.pagesPerDevice; j++) stage1.map?.(iovaOf(dev, j, ipas[j]!), ipas[j]!);
-      dev.nested = viommu.allocNested(device, stage1.data);
+      dev.nested = nestedOn.allocNested(device, stage1.data);
       device.attach(dev.nested);
       guestDevs.push(dev);
       dataIpa.push(ipas);
       if ((i & 15) === 15) progress('setup', i + 1, shape.devices);
     }
     memory.guestTableBytes = tableBytes;
-    check('nested HWPTs attached', guestDevs.length === shape.devices, `${guestDevs.length} devices on ${viommus.length} vIOMMUs`);
+    check('nested HWPTs attached', guestDevs.length === shape.devices, `${guestDevs.length} devices on ${viommus.length ? `${viommus.length} vIOMMUs` : 'the stage-2 (no vIOMMU)'}`);
     throughput.setupMs = performance.now() - t0;
 
     // --- Translation: every device reads every page it maps through both stages; the bytes must be its own. ---
@@ -211,9 +225,9 @@ export async function runVendor(kit: VendorKit, opts: WorkloadOptions): Promise<
     check('DMA writes through nested translation land in guest RAM', bad === 0, bad ? `${bad} devices wrote elsewhere` : `${guestDevs.length} pages verified`);
 
     // --- Guest invalidation through HWPT_INVALIDATE: stale until invalidated, then the new mapping. ---
-    const inv = session.invalidation;
-    const invalidate = (dev: GuestDevice) => {
-      const target = inv.target === 'viommu' ? dev.viommu : dev.nested;
+    const inv = hooks.invalidation;
+    const invalidate = (dev: GuestDevice | NestedGuestDevice) => {
+      const target = inv.target === 'viommu' && dev.viommu ? dev.viommu : dev.nested;
       const entries = inv.flush(ctx, dev);
       const r = target.invalidate({ type: inv.type, entryLen: inv.entryLen, entries });
       if (!r.ok) throw r.error;
@@ -221,6 +235,8 @@ export async function runVendor(kit: VendorKit, opts: WorkloadOptions): Promise<
       return r.handled === entries.length;
     };
     const spare = shape.pagesPerDevice;
+    /** Devices whose IOVA page 0 the guest has moved onto the spare page (until the HW queue pass moves it back). */
+    const onSpare = new Set<number>();
     let stale = 0;
     let fresh = 0;
     let invTime = 0;
@@ -233,6 +249,7 @@ export async function runVendor(kit: VendorKit, opts: WorkloadOptions): Promise<
         const iova = BigInt(iovaOf(dev, 0, ipas[0]!));
         const seeds = [seedOf(dev.index, 0, last === 0 ? 1 : 0), seedOf(dev.index, spare, 0)];
         dev.stage1.map(Number(iova), ipas[spare]!);
+        onSpare.add(dev.index);
         if (whichPattern(await dma.read(iova, PAGE), seeds) === 0) stale++;
         const s = performance.now();
         const all = invalidate(dev);
@@ -241,13 +258,13 @@ export async function runVendor(kit: VendorKit, opts: WorkloadOptions): Promise<
         if (all && whichPattern(await dma.read(iova, PAGE), seeds) === 1) fresh++;
         counters.translations += 2;
         counters.dmaBytes += 2 * PAGE;
-      } else if (session.probeCached) {
-        if (session.probeCached(ctx, dev)) stale++;
+      } else if (hooks.probeCached) {
+        if (hooks.probeCached(ctx, dev)) stale++;
         const s = performance.now();
         const all = invalidate(dev);
         invTime += performance.now() - s;
         invCount++;
-        if (all && !session.probeCached(ctx, dev)) fresh++;
+        if (all && !hooks.probeCached(ctx, dev)) fresh++;
       }
     }
     counters.staleObserved += stale;
@@ -270,12 +287,13 @@ export async function runVendor(kit: VendorKit, opts: WorkloadOptions): Promise<
         stale = 0;
         fresh = 0;
         for (const dev of guestDevs) {
-          if (!dev.stage1.map) continue;
+          if (!dev.stage1.map || !dev.viommu) continue;
           const dma = host.device(dev.name).dma;
           const ipas = dataIpa[dev.index]!;
           const iova = BigInt(iovaOf(dev, 0, ipas[0]!));
           const seeds = [seedOf(dev.index, 0, last === 0 ? 1 : 0), seedOf(dev.index, spare, 0)];
           dev.stage1.map(Number(iova), ipas[0]!); // back to the original page
+          onSpare.delete(dev.index);
           if (whichPattern(await dma.read(iova, PAGE), seeds) === 1) stale++;
           const entries = inv.flush(ctx, dev);
           const consumed = hq.submit(ctx, dev.viommu, queueIpa[viommus.indexOf(dev.viommu)]!, entries);
@@ -292,7 +310,7 @@ export async function runVendor(kit: VendorKit, opts: WorkloadOptions): Promise<
     }
 
     // --- IOPF: page requests on a fault-capable nested HWPT, read from the FAULT fd and answered. ---
-    const pf = session.pageFault;
+    const pf = hooks.pageFault;
     if (pf) {
       const faults = iommufd.allocFaultQueue();
       const groups = faults.groups({ signal: AbortSignal.timeout(EVENT_WAIT_MS) })[Symbol.asyncIterator]();
@@ -300,9 +318,9 @@ export async function runVendor(kit: VendorKit, opts: WorkloadOptions): Promise<
       let answered = 0;
       let problem: string | undefined;
       for (const dev of guestDevs.slice(0, n)) {
-        const capable = dev.viommu.allocNested(dev.device, dev.stage1.data, { fault: faults });
+        const capable = (dev.viommu ?? s2).allocNested(dev.device, dev.stage1.data, { fault: faults });
         dev.device.attach(capable);
-        pf.provoke(ctx, dev, 0xabc000n + BigInt(dev.index) * 0x1000n);
+        const retried = pf.provoke(ctx, dev, 0xabc000n + BigInt(dev.index) * 0x1000n);
         const g = (await groups.next()).value;
         if (!g) {
           problem = 'the fault queue ended without a group';
@@ -310,6 +328,7 @@ export async function runVendor(kit: VendorKit, opts: WorkloadOptions): Promise<
         }
         problem ??= pf.check(g, dev);
         g.respond(U.IOMMUFD_PAGE_RESP_SUCCESS);
+        if (retried) problem ??= await within(retried, EVENT_WAIT_MS, `${dev.name}: the faulting DMA did not complete after the answer`);
         counters.faults++;
         answered++;
         dev.device.attach(dev.nested);
@@ -322,11 +341,12 @@ export async function runVendor(kit: VendorKit, opts: WorkloadOptions): Promise<
 
     // --- vEVENTs: each device provokes one; its vIOMMU's queue must carry it with the guest's ID. ---
     const ve = session.vevent;
-    if (ve) {
-      for (const dev of guestDevs) await ve.provoke(ctx, dev);
+    if (ve && session.viommu !== 'none') {
+      const withViommu = guestDevs.filter((d): d is GuestDevice => d.viommu !== undefined);
+      for (const dev of withViommu) await ve.provoke(ctx, dev);
       let problem: string | undefined;
       for (let v = 0; v < viommus.length; v++) {
-        const mine = guestDevs.filter((d) => d.viommu === viommus[v]);
+        const mine = withViommu.filter((d) => d.viommu === viommus[v]);
         const byVirt = new Map(mine.map((d) => [d.vdevice.virtId, d] as const));
         const it = veventqs[v]!.events({ signal: AbortSignal.timeout(EVENT_WAIT_MS) })[Symbol.asyncIterator]();
         for (let k = 0; k < mine.length; k++) {
@@ -365,7 +385,8 @@ export async function runVendor(kit: VendorKit, opts: WorkloadOptions): Promise<
           for (let j = 0; j < list.length; j++) {
             const got = await dma.read(list[j]!, PAGE);
             // A cheap spot check keeps this honest without timing the full comparison.
-            if (got[0] === guest.bytes[guest.offsetOf(dataIpa[i]![j]!)]) ok++;
+            const ipa = j === 0 && onSpare.has(guestDevs[i]!.index) ? dataIpa[i]![spare]! : dataIpa[i]![j]!;
+            if (got[0] === guest.bytes[guest.offsetOf(ipa)]) ok++;
             n++;
           }
         }
