@@ -123,7 +123,8 @@ export class AmdViDriver implements DriverV1 {
   }
 
   // ---------------------------------------------------------------------------------------------
-  // Devices: each gets a blocking DTE (V, TV, no IR/IW) until something is attached.
+  // Devices: each gets a cleared DTE (amd_iommu_make_clear_dte: V only, so DMA is blocked) until
+  // something is attached.
 
   probeDevice(info: DeviceInfo): AmdViDevice {
     const devId = info.rid;
@@ -133,7 +134,7 @@ export class AmdViDriver implements DriverV1 {
     const pasidLog2 = f.gt && info.pasidBits > 0 ? Math.min(info.pasidBits, f.pasMax + 1) : 0;
     const dev = new AmdViDevice(info, pasidLog2, info.ats, f.hd);
     this.devices.set(devId, dev);
-    this.writeDte(dev, encodeDteQwords({ v: true, tv: true }));
+    this.writeDte(dev, encodeDteQwords({ v: true }));
     return dev;
   }
 
@@ -290,7 +291,7 @@ export class AmdViDriver implements DriverV1 {
   private detach(dev: AmdViDevice): void {
     const old = dev.domain;
     if (!old) return;
-    this.writeDte(dev, encodeDteQwords({ v: true, tv: true }));
+    this.writeDte(dev, encodeDteQwords({ v: true }));
     old.attached.delete(dev);
     dev.domain = undefined;
     this.flushDevice(dev, old);

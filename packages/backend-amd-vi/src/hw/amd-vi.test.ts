@@ -130,6 +130,10 @@ describe('host (v1) translation and its caches', () => {
     expect(s.events().at(-1)!.flags).toBe(0x010 | 0x040 | 0x020);
     s.setDte(DEV + 1, { v: true, tv: true });
     expect(s.hw.translate(DEV + 1, NO_PASID, 0x1000, false)).toBe(-1);
+    // The kernel's cleared DTE (V only, TV=0) blocks too; V=0 passes untranslated.
+    s.setDte(DEV + 2, { v: true });
+    expect(s.hw.translate(DEV + 2, NO_PASID, 0x1000, false)).toBe(-1);
+    expect(s.hw.translate(DEV + 3, NO_PASID, 0x1000, false)).toBe(0x1000);
     // A PASID request to a DTE without GV is an invalid device request.
     expect(s.hw.translate(DEV, 3, 0x1000, false)).toBe(-1);
     expect(s.events().at(-1)!.code).toBe(EVENT_INVALID_DEVICE_REQUEST);

@@ -308,7 +308,9 @@ export class AmdViHardware {
     if (!d || !d.v) return iova; // V=0: requests pass untranslated
     const need = write ? PERM_W : PERM_R;
     const guest = pasid !== NO_PASID || (d.gv && d.giov);
-    if (!d.tv || (pasid !== NO_PASID && !d.gv)) return this.fault(d, devId, pasid, iova, write, EVENT_INVALID_DEVICE_REQUEST, 0);
+    // V=1 with TV=0 (a cleared DTE) blocks DMA; a PASID request without guest translation is invalid.
+    if (!d.tv) return this.fault(d, devId, pasid, iova, write, EVENT_IO_PAGE_FAULT, 0);
+    if (pasid !== NO_PASID && !d.gv) return this.fault(d, devId, pasid, iova, write, EVENT_INVALID_DEVICE_REQUEST, 0);
     const tagId = guest ? (pasid === NO_PASID ? 0 : pasid) + 1 : 0;
     const pfn = Math.floor(iova / 4096);
     const off = iova - pfn * 4096;
