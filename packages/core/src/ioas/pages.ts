@@ -46,10 +46,13 @@ export type PagesSource =
   | { readonly kind: 'file'; readonly file: MemFile; /** byte offset of index 0 in the file (page aligned) */ readonly base: bigint }
   | { readonly kind: 'dmabuf'; readonly buf: DmaBuf; /** byte offset of index 0 in the buffer (page aligned) */ readonly base: bigint };
 
+/** The segments of pages with nothing pinned, shared (never mutated: the first pin assigns a fresh array). */
+const NO_SEGMENTS: Segment[] = [];
+
 export class Pages {
   /** Pages currently pinned (npinned) and charged (last_npinned); equal between operations. */
   npinned = 0;
-  private segments: Segment[] = [];
+  private segments: Segment[] = NO_SEGMENTS;
   /** Exact ranges pinned by accesses; null until the first (most pages never see an access). */
   private accesses: AccessRange[] | null = null;
   /** Areas using these pages: while there is one, they hold a reference on their memfd or dma-buf. */
@@ -59,7 +62,6 @@ export class Pages {
    * filled into (the kernel's tracker list). Revocation runs them; the last area leaving detaches.
    */
   private dmabufAreas: Map<object, () => void> | null = null;
-  private dmabufRevoked = false;
 
   constructor(
     readonly physical: PhysicalMemory,
@@ -87,7 +89,8 @@ export class Pages {
 
   /** The exporter revoked the dma-buf behind these pages (phys.len 0): they map nothing from now on. */
   get revoked(): boolean {
-    return this.dmabufRevoked;
+    // Unrevoked dma-buf pages always have their one segment.
+    return this.segments.length === 0 && this.source.kind === 'dmabuf';
   }
 
   /**
@@ -118,10 +121,9 @@ export class Pages {
 
   /** The exporter's revoke notification (iopt_revoke_notify): unmap everywhere, then map nothing. */
   invalidate(): void {
-    if (this.dmabufRevoked) return;
+    if (this.revoked) return;
     for (const unmap of this.dmabufAreas?.values() ?? []) unmap();
-    this.dmabufRevoked = true;
-    this.segments = [];
+    this.segments = NO_SEGMENTS;
   }
 
   /** Pinned segments, ascending (read-only view for filling domains and checks). */
@@ -222,7 +224,7 @@ export class Pages {
       }
       keep.push(seg);
     }
-    this.segments = keep;
+    this.segments = keep.length ? keep : NO_SEGMENTS;
     this.npinned -= freed;
     uncharge(this.owner, this.accountMode, freed);
     this.merge();
