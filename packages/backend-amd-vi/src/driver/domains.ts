@@ -81,7 +81,11 @@ export class V1Domain extends PagingDomainBase {
   }
 }
 
-/** v2 (x86-64 4-level) table; the DTE reaches it through `gcr3Table` (PASID 0, GIoV). */
+/**
+ * v2 (x86-64 4-level) table; the DTE reaches it through `gcr3Table` (PASID 0, GIoV). The kernel
+ * keeps one GCR3 table per device (dev_data->gcr3_info); the model keeps one per domain, which
+ * gives the same DTE for RID attach (the only attach modelled).
+ */
 export class V2Domain extends PagingDomainBase {
   readonly nestParent = false;
   readonly geometry: DomainGeometry = { apertureStart: 0n, apertureLast: (1n << 47n) - 1n, pgsizeBitmap: PGSIZE_4K };

@@ -312,7 +312,7 @@ export class AmdViDriver implements DriverV1 {
       return encodeDteQwords({ v: true, tv: true, ir: true, iw: true, mode: dom.table.levels, hostRoot: dom.table.root, domainId: dom.domainId, i: ats, had: dom.dirtyTracking ? 3 : 0 });
     }
     if (dom instanceof V2Domain) {
-      return encodeDteQwords({ v: true, tv: true, ir: true, iw: true, gv: true, giov: true, glx: 0, gcr3: dom.gcr3Table, domainId: dom.domainId, i: ats, ppr: dev.info.pri });
+      return encodeDteQwords({ v: true, tv: true, ir: true, iw: true, gv: true, giov: true, glx: 0, gcr3: dom.gcr3Table, domainId: dom.domainId, i: ats });
     }
     // nested_attach_device refuses a device with PASID enabled (EINVAL); the model never enables
     // PASID on a device (no PASID attach), so that check cannot fire here.
