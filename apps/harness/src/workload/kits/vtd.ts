@@ -28,10 +28,11 @@ export const vtdKit: VendorKit = {
   id: 'vtd',
   title: 'Intel VT-d (scalable mode, nested)',
   open(shape) {
+    // One PCI segment: 16-bit source-ids from 0x0100.
+    if (shape.devices > 0xff00) throw new RangeError(`${shape.devices} devices do not fit one PCI segment`);
     const devices = Array.from({ length: shape.devices }, (_, i) => `nic${i}`);
     const host = createSimHost({
       iommus: [vtd({ name: 'dmar0' })],
-      // Source-ids from bus 1 up (bus 0 device 0 is the host bridge on real systems).
       devices: devices.map((name, i) => ({ name, iommu: 'dmar0', rid: 0x0100 + i, pasidBits: 8, pri: true })),
       faultResponseTimeoutMs: FAULT_RESPONSE_TIMEOUT_MS,
     });
