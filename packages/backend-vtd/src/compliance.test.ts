@@ -5,8 +5,8 @@
 // or HW queue. Recoverable faults are page requests: a first-stage miss of the PRI device on a
 // fault-capable nested HWPT reaches the FAULT queue, and the answer retries the DMA.
 
-import { expect } from '@jest/globals';
-import { runComplianceSuite, type GuestMemory, type NoViommuKit } from '@viommu/backend-compliance';
+import { describe, expect, it } from '@jest/globals';
+import { buildFlow, runComplianceSuite, type GuestMemory, type NoViommuKit } from '@viommu/backend-compliance';
 import { createSimHost } from '@viommu/core';
 import * as U from '@viommu/uapi';
 import { vtd } from './driver/driver.js';
@@ -81,3 +81,29 @@ export const vtdKit: NoViommuKit = {
 };
 
 runComplianceSuite(vtdKit);
+
+describe('the VT-d kit is a real check', () => {
+  it('a unit whose user invalidations never reach the IOTLB keeps the stale page the suite looks for', async () => {
+    const broken: NoViommuKit = {
+      ...vtdKit,
+      createHost() {
+        const made = vtdKit.createHost();
+        const drv = made.host.driver('dmar0') as ReturnType<typeof vtd>;
+        // Reports every entry handled (entryNum left as passed) and flushes nothing.
+        drv.invalidateUser = () => undefined;
+        return made;
+      },
+    };
+    const f = buildFlow(broken);
+    f.guest.write(f.dataIpa, new TextEncoder().encode('old page'));
+    f.guest.write(f.dataIpa + 0x1000, new TextEncoder().encode('new page'));
+    const read = async () => new TextDecoder().decode(await f.host.device(f.deviceName).dma.read(BigInt(f.dataIova), 8));
+    expect(await read()).toBe('old page');
+    f.stage1.map!(f.dataIova, f.dataIpa + 0x1000);
+    const entries = vtdKit.invalidation.flushAll(f);
+    expect(f.nested.invalidate({ type: vtdKit.invalidation.type, entryLen: vtdKit.invalidation.entryLen, entries })).toEqual({ ok: true, handled: 1 });
+    // What the suite's staleness test would catch: the new mapping never shows.
+    expect(await read()).toBe('old page');
+    f.iommufd.teardown();
+  });
+});
