@@ -114,3 +114,30 @@ describe('round trips', () => {
     );
   });
 });
+
+describe('views of one buffer (the cached DataView honours byteOffset)', () => {
+  it('get/set/decode/encode through subarrays at different offsets of one buffer', () => {
+    const c = structs.iommu_ioas_map;
+    const backing = new Uint8Array(3 * c.size + 5);
+    const a = backing.subarray(1, 1 + c.size);
+    const b = backing.subarray(5 + c.size); // odd offset, room for two structs
+    c.encode({ ioas_id: 7, iova: 0x1000n }, a);
+    c.encode({ ioas_id: 9, length: 0x2000n }, b, c.size);
+    c.set(b, 'flags', 3);
+    expect(c.get(a, 'ioas_id')).toBe(7);
+    expect(c.decode(b, c.size)).toMatchObject({ size: c.size, ioas_id: 9, length: 0x2000n, flags: 0 });
+    expect(c.get(b, 'flags')).toBe(3);
+    expect(c.decode(a)).toMatchObject({ size: c.size, ioas_id: 7, iova: 0x1000n });
+    // The same bytes as a fresh, offset-free copy.
+    expect(hex(c.encode({ ioas_id: 9, length: 0x2000n }))).toBe(hex(b.slice(c.size, 2 * c.size)));
+    expect(backing[0]).toBe(0);
+  });
+
+  it('works on SharedArrayBuffer-backed bytes too', () => {
+    const c = structs.iommu_destroy;
+    const bytes = new Uint8Array(new SharedArrayBuffer(64)).subarray(16, 16 + c.size);
+    c.set(bytes, 'id', 0xdeadbeef);
+    expect(c.decode(bytes)).toEqual({ size: 0, id: 0xdeadbeef });
+    expect(new Uint8Array(bytes.buffer)[20]).toBe(0xef);
+  });
+});

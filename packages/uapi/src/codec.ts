@@ -44,8 +44,22 @@ export interface StructCodec<F extends Record<string, FieldSpec> = Record<string
   set<K extends keyof F & string>(bytes: Uint8Array, field: K, value: ValueOf<F[K]>, at?: number): void;
 }
 
+// The DataView of the buffer used last, over all of it: loops over one buffer (an invalidation
+// array, a queue, user memory) allocate none per call; offsets add the Uint8Array's byteOffset.
+// One entry, not a WeakMap of every buffer: ioctl arguments are fresh buffers, and inserting each
+// into a WeakMap made the ioctl path several times slower (the object-table bench). The entry
+// holds at most one buffer alive until the next call on another. (A DataView made without a
+// length follows a resizable buffer's length.)
+let lastBuffer: ArrayBufferLike | undefined;
+let lastView: DataView | undefined;
+
 function view(bytes: Uint8Array): DataView {
-  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const buf = bytes.buffer;
+  if (buf !== lastBuffer || lastView === undefined) {
+    lastView = new DataView(buf);
+    lastBuffer = buf;
+  }
+  return lastView;
 }
 
 function readField(dv: DataView, f: FieldSpec, base: number): number | bigint | number[] | bigint[] {
@@ -130,8 +144,9 @@ export function defineStruct<F extends Record<string, FieldSpec>>(
     decode(bytes, at = 0) {
       check(bytes, at);
       const dv = view(bytes);
+      const base = bytes.byteOffset + at;
       const out: Record<string, unknown> = {};
-      for (const [field, f] of entries) out[field] = readField(dv, f, at);
+      for (const [field, f] of entries) out[field] = readField(dv, f, base);
       return out as StructValue<F>;
     },
     encode(value = {}, into, at = 0) {
@@ -140,22 +155,23 @@ export function defineStruct<F extends Record<string, FieldSpec>>(
       if (!into) at = 0;
       else bytes.fill(0, at, at + size);
       const dv = view(bytes);
+      const base = bytes.byteOffset + at;
       if (sizeField && (value as Record<string, unknown>)[sizeField] === undefined) {
-        dv.setUint32(at + fields[sizeField]!.offset, size, true);
+        dv.setUint32(base + fields[sizeField]!.offset, size, true);
       }
       for (const [field, f] of entries) {
         const v = (value as Record<string, unknown>)[field];
-        if (v !== undefined) writeField(dv, f, at, v, name, field);
+        if (v !== undefined) writeField(dv, f, base, v, name, field);
       }
       return bytes;
     },
     get(bytes, field, at = 0) {
       check(bytes, at);
-      return readField(view(bytes), fields[field]!, at) as never;
+      return readField(view(bytes), fields[field]!, bytes.byteOffset + at) as never;
     },
     set(bytes, field, value, at = 0) {
       check(bytes, at);
-      writeField(view(bytes), fields[field]!, at, value, name, field);
+      writeField(view(bytes), fields[field]!, bytes.byteOffset + at, value, name, field);
     },
   };
 }
