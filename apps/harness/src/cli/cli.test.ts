@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { main } from './main.js';
 import type { Io } from './io.js';
 import { detectTerm } from './term.js';
+import { vendorKits } from '../workload/kits/index.js';
 
 const plain = detectTerm({ isTTY: false }, {});
 
@@ -41,7 +42,8 @@ describe('viommu', () => {
     expect(r.code).toBe(0);
     const doc = JSON.parse(r.out) as { ok: boolean; vendors: { vendor: string; ok: boolean; checks: { name: string; ok: boolean; detail: string }[]; counters: { translations: number } }[] };
     expect(doc.ok).toBe(true);
-    expect(doc.vendors.map((v) => v.vendor)).toEqual(['mock', 'smmuv3']);
+    // Every registered vendor kit runs, in registration order.
+    expect(doc.vendors.map((v) => v.vendor)).toEqual(vendorKits.map((k) => k.id));
     for (const v of doc.vendors) {
       expect(v.ok).toBe(true);
       expect(v.checks.find((c) => c.name.startsWith('DMA reads'))).toEqual(expect.objectContaining({ ok: true, detail: '6 pages verified' }));
