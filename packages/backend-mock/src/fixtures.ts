@@ -61,7 +61,8 @@ export const change_process: Fixture<Self, ChangeProcessVariant> = {
   ],
   setup(process, variant) {
     const self = openIommufd(process);
-    // drop_cap_ipc_lock(): a simulated process has no capabilities to drop.
+    // drop_cap_ipc_lock(): pins are charged from now on (a target without the call keeps its capabilities).
+    process.dropCapIpcLock?.();
     if (variant.accounting !== IOPT_PAGES_ACCOUNT_NONE) {
       self.ioctl(
         IOMMU_OPTION,

@@ -228,6 +228,44 @@ export function memfdOf(process: Process): MemfdProcess | undefined {
 
 export const NO_MEMFD = 'needs memfd_create and ftruncate, which this target does not offer (they are not in the Process contract)';
 
+export const NO_FORK = 'needs fork and exit, which this target does not offer (optional in the Process contract)';
+
+/**
+ * fork(): the child as a Self over the same fd numbers and IDs (fds are inherited), seeing the
+ * parent's memory at the same addresses. Skips the case on a target without fork.
+ */
+export function forkSelf(self: Self): Self {
+  const p = self.process;
+  if (!p.fork || !p.exit) skip(NO_FORK);
+  const child = new Self(p.fork!(), self.buffer);
+  child.fd = self.fd;
+  child.ioas_id = self.ioas_id;
+  child.stdev_id = self.stdev_id;
+  child.hwpt_id = self.hwpt_id;
+  child.device_id = self.device_id;
+  child.idev_id = self.idev_id;
+  child.base_iova = self.base_iova;
+  child.device_pasid_id = self.device_pasid_id;
+  child.mfdCache = self.mfdCache;
+  return child;
+}
+
+/** exit() of a child made by forkSelf (its fds close, its mm is gone); waitpid has nothing more to do. */
+export function exitChild(child: Self): void {
+  child.process.exit!();
+}
+
+/** get_vm_pinned / get_vm_locked: VmPin / VmLck of the process's /proc/<pid>/status, in kB. */
+export function getVmPinned(process: Process): number {
+  if (!process.procStatus) skip('needs /proc/<pid>/status (procStatus), which this target does not offer');
+  return process.procStatus!().VmPin;
+}
+
+export function getVmLocked(process: Process): number {
+  if (!process.procStatus) skip('needs /proc/<pid>/status (procStatus), which this target does not offer');
+  return process.procStatus!().VmLck;
+}
+
 export interface MockDomain {
   stdevId: number;
   hwptId: number;

@@ -20,6 +20,34 @@ export interface Process {
   mmap(fd: number, length: number, offset: bigint): { addr: bigint; bytes: Uint8Array };
   munmap(addr: bigint, length: number): void;
   readonly memory: UserMemory;
+
+  // Optional members: what the selftest's fork cases need. A target without them makes those
+  // scenarios skip with a reason.
+
+  /**
+   * fork(2): a child process sharing this one's open files (closing one in either leaves the other
+   * open) and seeing its memory at the same addresses (the selftest's buffers are MAP_SHARED, so
+   * the child sees the same pages). Optional because the native bridge cannot fork a Node process.
+   */
+  fork?(): Process;
+  /** exit(2) of the process (a forked child): every fd closed, its mm gone, so pins of its memory fail. */
+  exit?(): void;
+  /** pipe2(2): [readFd, writeFd] (named as in the native bridge). */
+  pipe?(flags?: number): [number, number];
+  /** eventfd(2) (named as in the native bridge). */
+  eventfd?(initval?: number, flags?: number): number;
+  /** The memory lines of /proc/<pid>/status this process would show, in kB. */
+  procStatus?(): ProcStatus;
+  /** Clears CAP_IPC_LOCK from the effective set (the selftest's drop_cap_ipc_lock()). */
+  dropCapIpcLock?(): void;
+}
+
+/** /proc/<pid>/status memory counters, in kB as the file prints them. */
+export interface ProcStatus {
+  /** mm->pinned_vm: pages pinned for DMA on behalf of this mm. */
+  readonly VmPin: number;
+  /** mm->locked_vm: pages charged against RLIMIT_MEMLOCK to this mm. */
+  readonly VmLck: number;
 }
 
 // poll(2) event bits.

@@ -28,6 +28,7 @@ import {
   MOCK_ACCESS_RW_WRITE,
   MOCK_APERTURE_LAST,
   MOCK_APERTURE_START,
+  O_CLOEXEC,
   MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES,
   MOCK_NESTED_DOMAIN_IOTLB_ID_MAX,
   MOCK_PAGE_SIZE,
@@ -58,7 +59,9 @@ import {
   at,
   big,
   enc,
+  exitChild,
   expectErrno,
+  forkSelf,
   ffs,
   num,
   skip,
@@ -566,12 +569,64 @@ export const ioasCases: Scenario[] = [
     self.testCmdDestroyAccess(accessId);
   }),
 
-  ...testF(iommufd_ioas, 'fork_gone', () => {
-    skip('needs fork (a mapping made by another mm), which the Process contract does not have');
+  ...testF(iommufd_ioas, 'fork_gone', (self) => {
+    const accessId = self.testCmdCreateAccess(self.ioas_id, 0);
+    // Create a mapping with a different mm
+    const child = forkSelf(self);
+    try {
+      child.testIoctlIoasMapFixed(self.buffer, BUFFER_SIZE, MOCK_APERTURE_START);
+    } finally {
+      exitChild(child);
+    }
+    if (self.stdev_id) {
+      // A domain already existed, so everything was pinned within the fork: this copies from one
+      // domain to another.
+      self.testCmdMockDomain(self.ioas_id);
+      checkAccessRw(self, self.fd, accessId, MOCK_APERTURE_START, 0, new Rng(3));
+    } else {
+      // Otherwise pages must be pinned now, which cannot happen since the fork is gone.
+      self.errMockDomain('EFAULT', self.ioas_id);
+    }
+    self.testCmdDestroyAccess(accessId);
   }),
 
-  ...testF(iommufd_ioas, 'fork_present', () => {
-    skip('needs fork, pipe2 and eventfd, which the Process contract does not have');
+  ...testF(iommufd_ioas, 'fork_present', (self) => {
+    const p = self.process;
+    const accessId = self.testCmdCreateAccess(self.ioas_id, 0);
+    if (!p.pipe || !p.eventfd) skip('needs pipe2 and eventfd, which this target does not offer (optional in the Process contract)');
+    const [pipeRead, pipeWrite] = p.pipe!(O_CLOEXEC);
+    const efd = p.eventfd!(0, O_CLOEXEC); // EFD_CLOEXEC == O_CLOEXEC
+    assertTrue(efd !== -1, 'eventfd');
+
+    // Create a mapping with a different mm. Nothing runs concurrently here, so the child's code
+    // runs in two steps, up to where it would block and after the parent has unblocked it.
+    const child = forkSelf(self);
+    const cp = child.process;
+    try {
+      cp.close(pipeWrite);
+      child.testIoctlIoasMapFixed(self.buffer, BUFFER_SIZE, MOCK_APERTURE_START);
+      const one = new Uint8Array(8);
+      new DataView(one.buffer).setBigUint64(0, 1n, true);
+      // (In C a short write makes the child exit(100) and the parent wait forever; here it fails the case.)
+      assertEq(8, cp.write(efd, one), 'child write(efd)');
+
+      // The parent, once the child has mapped
+      p.close(pipeRead);
+      const tmp = new Uint8Array(8);
+      assertEq(8, p.read(efd, tmp), 'read(efd)');
+
+      // Read pages from the remote process
+      self.testCmdMockDomain(self.ioas_id);
+      checkAccessRw(self, self.fd, accessId, MOCK_APERTURE_START, 0, new Rng(4));
+
+      p.close(pipeWrite);
+      // The child again: its read sees end of file now that every write end is closed, so it
+      // exits (100, as in C, where nothing checks the status).
+      assertEq(0, cp.read(pipeRead, new Uint8Array(1)), 'child read(pipe) at end of file');
+    } finally {
+      exitChild(child); // the parent's waitpid
+    }
+    self.testCmdDestroyAccess(accessId);
   }),
 
   ...testF(iommufd_ioas, 'ioas_option_huge_pages', (self) => {

@@ -46,9 +46,9 @@ import {
   iommu_viommu_alloc,
   type StructCodec,
 } from '@viommu/uapi';
-import { change_process, iommufd } from '../fixtures.js';
+import { IOPT_PAGES_ACCOUNT_MM, change_process, iommufd } from '../fixtures.js';
 import { testF, type Scenario } from '../harness.js';
-import { PAGE_SIZE, assertEq, enc, errnoOf, expectErrno, num, skip, type Self } from '../utils.js';
+import { PAGE_SIZE, assertEq, enc, errnoOf, exitChild, expectErrno, forkSelf, getVmLocked, getVmPinned, num, type Self } from '../utils.js';
 import {
   VFIO_API_VERSION,
   VFIO_CHECK_EXTENSION,
@@ -226,7 +226,7 @@ export const iommufdCases: Scenario[] = [
 ];
 
 export const changeProcessCases: Scenario[] = [
-  ...testF(change_process, 'basic', (self) => {
+  ...testF(change_process, 'basic', (self, variant) => {
     const cmd = enc(iommu_ioas_change_process, {});
     // Expect failure if non-file maps exist
     const iova = self.testIoctlIoasMap(self.buffer, PAGE_SIZE);
@@ -235,8 +235,27 @@ export const changeProcessCases: Scenario[] = [
     // Change process works in current process.
     self.testIoctlIoasMapFile(self.mfd, 0, PAGE_SIZE);
     self.ioctl(IOMMU_IOAS_CHANGE_PROCESS, cmd);
-    // The rest forks a child that takes the pinned pages and their accounting over (VmPin/VmLck of
-    // /proc/<pid>/status); fork is not part of the process contract.
-    skip('needs fork and /proc/<pid>/status, which the Process contract does not have');
+    // Change process works in another process
+    const parent = self.process;
+    const child = forkSelf(self);
+    try {
+      const nlock = PAGE_SIZE / 1024;
+      const perMm = variant.accounting === IOPT_PAGES_ACCOUNT_MM;
+      // Parent accounts for locked memory before
+      assertEq(nlock, getVmPinned(parent), 'parent VmPin before');
+      if (perMm) assertEq(nlock, getVmLocked(parent), 'parent VmLck before');
+      assertEq(0, getVmPinned(child.process), 'child VmPin before');
+      assertEq(0, getVmLocked(child.process), 'child VmLck before');
+
+      child.ioctl(IOMMU_IOAS_CHANGE_PROCESS, cmd);
+
+      // Child accounts for locked memory after
+      assertEq(0, getVmPinned(parent), 'parent VmPin after');
+      assertEq(0, getVmLocked(parent), 'parent VmLck after');
+      assertEq(nlock, getVmPinned(child.process), 'child VmPin after');
+      if (perMm) assertEq(nlock, getVmLocked(child.process), 'child VmLck after');
+    } finally {
+      exitChild(child); // exit(0); the parent's waitpid
+    }
   }),
 ];

@@ -91,6 +91,17 @@ export class AddressSpace implements UserMemory {
     this.walk(va, bytes.length, syscall, true, (m, off, pos, n) => m.bytes.set(bytes.subarray(pos, pos + n), off));
   }
 
+  /**
+   * fork(): a new address space with every mapping of this one at the same address, onto the same
+   * pages (as MAP_SHARED memory is after fork). The child never frees them; they stay this one's.
+   */
+  fork(): AddressSpace {
+    const child = new AddressSpace(this.physical);
+    for (const m of this.mappings) child.mappings.push({ ...m, shared: true });
+    child.nextAddr = this.nextAddr;
+    return child;
+  }
+
   /** Every live mapping, in address order. */
   list(): readonly UserMapping[] {
     return this.mappings;

@@ -189,6 +189,16 @@ class SimHostImpl implements SimHost, DriverHost {
     throw new SystemError('ENOENT', 'open', path);
   }
 
+  /**
+   * fork: a child's fd of an iommufd gets its own view of the same context (another file
+   * reference), so its ioctls pin and charge the child's memory, as current->mm would.
+   */
+  forkFile(file: OpenFile, child: SimProcess): OpenFile | undefined {
+    if (!(file instanceof IommufdFile)) return undefined;
+    file.ctx.holdFile();
+    return new IommufdFile(file.ctx, child, child.memory);
+  }
+
   // DriverHost
   reportPageRequest(ddev: DriverDevice, req: PageRequest): Promise<number> {
     const dev = this.byDriverDevice.get(ddev);

@@ -1,16 +1,28 @@
 // A simulated process (the Process contract of @viommu/uapi): an fd table over OpenFiles, user
 // memory (an AddressSpace over the host's physical memory), and mmaps of files.
 
-import { POLLIN, POLLNVAL, POLLOUT, SystemError, type IoctlArg, type Process } from '@viommu/uapi';
+import { PAGE_SIZE, POLLIN, POLLNVAL, POLLOUT, SystemError, type IoctlArg, type Process, type ProcStatus } from '@viommu/uapi';
 import type { AddressSpace } from '../host/address-space.js';
 import { MemFile } from '../host/mem-file.js';
-import { mmExited, type MemlockUser, type PinOwner } from '../ioas/index.js';
+import { mmCounters, mmExited, type MemlockUser, type PinOwner } from '../ioas/index.js';
 import type { FileMapping, OpenFile } from './file.js';
+import { EventFdFile, newPipe } from './pipe.js';
 
 /** What the host resolves paths with. */
 export interface PathResolver {
   openPath(proc: SimProcess, path: string, flags: number): OpenFile;
+  /**
+   * fork: the file a child's copy of an fd refers to, for files bound to the process that calls
+   * them (the iommufd pins the caller's memory), or undefined to share `file` itself.
+   */
+  forkFile?(file: OpenFile, child: SimProcess): OpenFile | undefined;
 }
+
+/**
+ * How many fds beyond the first refer to a file (fork shares files between processes): close
+ * releases the file only when this is 0. Files never shared have no entry.
+ */
+const extraRefs = new WeakMap<OpenFile, number>();
 
 /** Who a process runs as and what it may do (root with no limits by default, as the kernel selftest runs). */
 export interface ProcessCredentials {
@@ -49,6 +61,8 @@ export class SimProcess implements Process {
   private readonly fds: (OpenFile | undefined)[] = [];
   private readonly fileMaps = new Map<number, { length: number; unmap(): void }>();
   private exited = false;
+  /** CAP_IPC_LOCK in the effective set (dropCapIpcLock clears it). */
+  private capIpcLock: boolean;
 
   constructor(
     private readonly resolver: PathResolver,
@@ -56,12 +70,61 @@ export class SimProcess implements Process {
     readonly credentials: ProcessCredentials,
   ) {
     this.memory = memory;
+    this.capIpcLock = credentials.capIpcLock;
   }
 
   /** The task as the io page table charges pins to it. */
   get task(): PinOwner {
     const c = this.credentials;
-    return { mm: this.memory, user: c.user, memlockLimit: c.memlockLimit, capIpcLock: c.capIpcLock };
+    return { mm: this.memory, user: c.user, memlockLimit: c.memlockLimit, capIpcLock: this.capIpcLock };
+  }
+
+  /** capset clearing CAP_IPC_LOCK from the effective set: pins are charged from now on. */
+  dropCapIpcLock(): void {
+    this.capIpcLock = false;
+  }
+
+  /**
+   * fork(2): a child with the same credentials, every fd of this process referring to the same
+   * open file, and this process's memory at the same addresses onto the same pages (the selftest
+   * maps its buffers MAP_SHARED; a private COW copy is not modelled). File mappings are not
+   * inherited as mappings of the child's own (its munmap/exit leaves them to this process).
+   */
+  fork(): SimProcess {
+    this.alive('fork');
+    const child = new SimProcess(this.resolver, this.memory.fork(), this.credentials);
+    child.capIpcLock = this.capIpcLock;
+    for (let fd = 0; fd < this.fds.length; fd++) {
+      const f = this.fds[fd];
+      if (!f) continue;
+      const own = this.resolver.forkFile?.(f, child);
+      if (own) child.fds[fd] = own;
+      else {
+        extraRefs.set(f, (extraRefs.get(f) ?? 0) + 1);
+        child.fds[fd] = f;
+      }
+    }
+    return child;
+  }
+
+  /** pipe2(2): [readFd, writeFd]; flags (O_CLOEXEC, O_NONBLOCK) change nothing here, nothing blocks. */
+  pipe(flags = 0): [number, number] {
+    void flags;
+    this.alive('pipe2');
+    const [r, w] = newPipe();
+    return [this.installFd(r), this.installFd(w)];
+  }
+
+  /** eventfd(2). */
+  eventfd(initval = 0, flags = 0): number {
+    this.alive('eventfd2');
+    return this.installFd(new EventFdFile(initval, flags));
+  }
+
+  /** VmPin and VmLck of /proc/<pid>/status: what the io page table charged to this mm, in kB. */
+  procStatus(): ProcStatus {
+    const c = mmCounters(this.memory);
+    return { VmPin: (c.pinnedVm * PAGE_SIZE) / 1024, VmLck: (c.lockedVm * PAGE_SIZE) / 1024 };
   }
 
   get capSysResource(): boolean {
@@ -96,6 +159,13 @@ export class SimProcess implements Process {
   close(fd: number): void {
     const file = this.file(fd, 'close');
     this.fds[fd] = undefined;
+    const shared = extraRefs.get(file);
+    if (shared) {
+      // Another process still has it open (fork): only the last close releases the file.
+      if (shared === 1) extraRefs.delete(file);
+      else extraRefs.set(file, shared - 1);
+      return;
+    }
     file.release();
   }
 
