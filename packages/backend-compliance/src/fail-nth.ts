@@ -13,13 +13,19 @@ import type { AnyComplianceKit } from './kit.js';
 /** What a sweep checks after each run; throws (a jest expectation) when something is left behind. */
 export type ReleasedCheck = (host: SimHost, leftoverFrames: number) => void;
 
-/** The scenario swept: the flow, then a vEVENTQ, an invalidation, HW queues, and teardown (vIOMMU parts only with one). */
+/** The scenario swept: the flow, then a vEVENTQ, an invalidation (or the kit's refresh), HW queues, and teardown (vIOMMU parts only with one). */
 async function scenario(kit: AnyComplianceKit, onSpawn: (host: SimHost, p: SimProcess) => void): Promise<void> {
   const f = buildFlow(kit, { onSpawn });
   if (f.viommu && kit.viommu !== 'none' && kit.vevent) f.viommu.allocVeventq(kit.vevent.type, 4);
-  const batch = { type: kit.invalidation.type, entryLen: kit.invalidation.entryLen, entries: kitHooks(kit).flushAll(f) };
-  const r = kit.invalidation.target === 'viommu' ? f.viommu!.invalidate(batch) : f.nested.invalidate(batch);
-  if (!r.ok) throw r.error;
+  const { invalidation: inv, refresh } = kitHooks(kit);
+  if (inv) {
+    const batch = { type: inv.type, entryLen: inv.entryLen, entries: inv.flushAll(f) };
+    const r = inv.target === 'viommu' ? f.viommu!.invalidate(batch) : f.nested.invalidate(batch);
+    if (!r.ok) throw r.error;
+  } else {
+    // A vendor without a guest invalidation: its refresh (a new nested HWPT, a replace) instead.
+    refresh!(f);
+  }
   if (f.viommu && kit.viommu !== 'none' && kit.hwQueue) {
     for (let i = 0; i < kit.hwQueue.count; i++) {
       const ipa = f.guest.alloc(kit.hwQueue.length, kit.hwQueue.length);

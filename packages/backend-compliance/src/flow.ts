@@ -70,17 +70,33 @@ export interface FlowOptions {
 
 export type AnyFlow = Flow | NestedFlow;
 
+/** The kit's invalidation over either shape of flow (see kitHooks). */
+export interface InvalidationHooks {
+  readonly target: 'viommu' | 'nested';
+  readonly type: number;
+  readonly entryLen: number;
+  flushAll(f: AnyFlow): Uint8Array[];
+  bad(f: AnyFlow): { readonly entry: Uint8Array; readonly errno: string };
+  checkFlushed(f: AnyFlow): void;
+}
+
 /**
  * The kit's hooks over either shape of flow. buildFlow pairs a kit with its own flow shape (a vIOMMU
  * kit gets a Flow, a `viommu: 'none'` kit a NestedFlow), which is what makes the casts sound.
+ * `invalidation` is undefined for a kit without one (it has `refresh` instead).
  */
 export function kitHooks(kit: AnyComplianceKit) {
   if (kit.viommu === 'none') {
     const k: NoViommuKit = kit;
+    const inv = k.invalidation;
     return {
-      flushAll: (f: AnyFlow) => k.invalidation.flushAll(f as NestedFlow),
-      bad: (f: AnyFlow) => k.invalidation.bad(f as NestedFlow),
-      checkFlushed: (f: AnyFlow) => k.invalidation.checkFlushed?.(f as NestedFlow),
+      invalidation: {
+        target: inv.target, type: inv.type, entryLen: inv.entryLen,
+        flushAll: (f: AnyFlow) => inv.flushAll(f as NestedFlow),
+        bad: (f: AnyFlow) => inv.bad(f as NestedFlow),
+        checkFlushed: (f: AnyFlow) => inv.checkFlushed?.(f as NestedFlow),
+      } as InvalidationHooks | undefined,
+      refresh: undefined as ((f: AnyFlow) => Hwpt) | undefined,
       pageFault: k.pageFault && {
         provoke: (f: AnyFlow, addr: bigint) => k.pageFault!.provoke(f as NestedFlow, addr),
         check: (g: DeliveredFaultGroup, f: AnyFlow) => k.pageFault!.check?.(g, f as NestedFlow),
@@ -88,10 +104,17 @@ export function kitHooks(kit: AnyComplianceKit) {
     };
   }
   const k: ComplianceKit = kit;
+  const inv = k.invalidation;
+  const refresh = k.refresh;
+  if ((inv === undefined) === (refresh === undefined)) throw new Error(`kit ${k.name}: give exactly one of invalidation and refresh`);
   return {
-    flushAll: (f: AnyFlow) => k.invalidation.flushAll(f as Flow),
-    bad: (f: AnyFlow) => k.invalidation.bad(f as Flow),
-    checkFlushed: (f: AnyFlow) => k.invalidation.checkFlushed?.(f as Flow),
+    invalidation: inv && ({
+      target: inv.target, type: inv.type, entryLen: inv.entryLen,
+      flushAll: (f: AnyFlow) => inv.flushAll(f as Flow),
+      bad: (f: AnyFlow) => inv.bad(f as Flow),
+      checkFlushed: (f: AnyFlow) => inv.checkFlushed?.(f as Flow),
+    } as InvalidationHooks),
+    refresh: refresh && ((f: AnyFlow) => refresh.apply(f as Flow)),
     pageFault: k.pageFault && {
       provoke: (f: AnyFlow, addr: bigint) => k.pageFault!.provoke(f as Flow, addr),
       check: (g: DeliveredFaultGroup, f: AnyFlow) => k.pageFault!.check?.(g, f as Flow),

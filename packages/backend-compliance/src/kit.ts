@@ -124,8 +124,13 @@ export interface ComplianceKit {
    */
   buildStage1(guest: GuestMemory, iova: number, ipa: number): GuestStage1;
 
-  /** The vendor's invalidation: where it is issued and how its entries are encoded. */
-  readonly invalidation: {
+  /**
+   * The vendor's invalidation: where it is issued and how its entries are encoded. Absent for a
+   * vendor with no guest invalidation uAPI (AMD-Vi in Linux 7.2.13): the kit then declares
+   * `refresh` instead, and the suite checks HWPT_INVALIDATE is EOPNOTSUPP and that a remapped page
+   * stays stale until that refresh.
+   */
+  readonly invalidation?: {
     /** 'viommu' (SMMUv3, the mock): HWPT_INVALIDATE on the vIOMMU ID; 'nested': on the nested HWPT (a kit without a vIOMMU is a NoViommuKit). */
     readonly target: 'viommu' | 'nested';
     readonly type: number;
@@ -137,6 +142,9 @@ export interface ComplianceKit {
     /** For a backend without stage-1 DMA (GuestStage1.map absent): asserts flushAll took effect some other way. */
     checkFlushed?(ctx: FlowContext): void;
   };
+
+  /** How a guest's new tables take effect on a vendor without `invalidation`; exactly one of the two is given. */
+  readonly refresh?: StageRefresh;
 
   /**
    * How the backend reports events to the guest: the vEVENTQ type, how to make one happen (e.g. a
@@ -164,13 +172,30 @@ export interface ComplianceKit {
 
 
 /**
+ * The documented alternative of a vendor without a guest invalidation (AMD-Vi upstream: nothing in
+ * the IOMMU driver drops what it cached from the guest's tables until the host rewrites the
+ * device's DTE). The suite checks the remapped page stays stale through HWPT_INVALIDATE attempts
+ * (EOPNOTSUPP) and follows the guest's tables only after `apply`.
+ */
+export interface StageRefresh {
+  /** What the refresh is, for test names (e.g. 'a new nested HWPT replacing the attachment'). */
+  readonly what: string;
+  /**
+   * Makes the IOMMU pick up `ctx.stage1` again for `ctx.device` as the VMM would (e.g. a new nested
+   * HWPT from the same vendor data, attached in place of `ctx.nested`); returns the nested HWPT
+   * now attached. Whatever it replaced may stay allocated: the suite's teardown frees it.
+   */
+  apply(ctx: FlowContext): Hwpt;
+}
+
+/**
  * A kit for a vendor without a vIOMMU object (Intel VT-d in Linux 7.2.13): the nested HWPT is
  * allocated directly on the NEST_PARENT HWPT, the guest's invalidations go to HWPT_INVALIDATE on the
  * nested HWPT, and there is no vDEVICE, vEVENTQ or HW queue; recoverable faults, where the vendor
  * has them, still come through a FAULT queue given to the nested HWPT. The suite runs everything
  * else as for a ComplianceKit, and checks that VIOMMU_ALLOC is refused (EOPNOTSUPP).
  */
-export interface NoViommuKit extends Omit<ComplianceKit, 'viommu' | 'virtId' | 'invalidation' | 'vevent' | 'pageFault' | 'hwQueue'> {
+export interface NoViommuKit extends Omit<ComplianceKit, 'viommu' | 'virtId' | 'invalidation' | 'refresh' | 'vevent' | 'pageFault' | 'hwQueue'> {
   /** The option that selects this shape. */
   readonly viommu: 'none';
   /** A vIOMMU type the suite tries to allocate anyway (expects EOPNOTSUPP); the vendor's would-be type. */

@@ -7,8 +7,8 @@ import { ClientError, type InvalidateOutcome } from '@viommu/client';
 import { assertDriverV1, type SimHost } from '@viommu/core';
 import * as U from '@viommu/uapi';
 import { failNthSweep } from './fail-nth.js';
-import { buildFlow, errnoOf, kitHooks, nestingParent, randomBytes, rng, type AnyFlow } from './flow.js';
-import type { AnyComplianceKit, NoViommuKit } from './kit.js';
+import { buildFlow, errnoOf, kitHooks, nestingParent, randomBytes, rng, type AnyFlow, type InvalidationHooks } from './flow.js';
+import type { AnyComplianceKit, ComplianceKit, NoViommuKit } from './kit.js';
 
 export interface SuiteOptions {
   /** Hostile-input iterations per case (default 64). */
@@ -22,10 +22,18 @@ export interface SuiteOptions {
   readonly allowLeftoverFrames?: number;
 }
 
-function invalidate(f: AnyFlow, kit: AnyComplianceKit, entries: Uint8Array[]): InvalidateOutcome {
-  const batch = { type: kit.invalidation.type, entryLen: kit.invalidation.entryLen, entries };
-  return kit.invalidation.target === 'viommu' ? f.viommu!.invalidate(batch) : f.nested.invalidate(batch);
+function invalidate(f: AnyFlow, inv: InvalidationHooks, entries: Uint8Array[]): InvalidateOutcome {
+  const batch = { type: inv.type, entryLen: inv.entryLen, entries };
+  return inv.target === 'viommu' ? f.viommu!.invalidate(batch) : f.nested.invalidate(batch);
 }
+
+/** HWPT_INVALIDATE on every object a guest could aim it at (the vIOMMU, the nested HWPT), as raw batches. */
+function invalidateEverywhere(f: AnyFlow, batch: { type: number; entryLen: number; entries: Uint8Array[] }): InvalidateOutcome[] {
+  return [...(f.viommu ? [f.viommu.invalidate(batch)] : []), f.nested.invalidate(batch)];
+}
+
+/** What HWPT_INVALIDATE answers where the driver has no invalidation op (hw_pagetable.c): EOPNOTSUPP, nothing handled. */
+const REFUSED = { ok: false, handled: 0, error: expect.objectContaining({ code: 'EOPNOTSUPP' }) };
 
 /** Everything the process created is gone once it has exited: no context, no leaked object. */
 function expectReleased(host: SimHost & { contexts: ReadonlySet<unknown>; leaks: readonly unknown[] }): void {
@@ -38,6 +46,7 @@ const dma = (f: AnyFlow) => f.host.device(f.deviceName).dma;
 export function runComplianceSuite(kit: AnyComplianceKit, options: SuiteOptions = {}): void {
   const rounds = options.fuzzRounds ?? 64;
   const hooks = kitHooks(kit);
+  const inv = hooks.invalidation;
   const viommuKit = kit.viommu === 'none' ? undefined : kit;
 
   describe(`${kit.name} compliance: the driver interface`, () => {
@@ -88,44 +97,90 @@ export function runComplianceSuite(kit: AnyComplianceKit, options: SuiteOptions 
       expectReleased(f.host);
     });
 
-    it('keeps the old translation until the guest invalidates with the vendor entries, then follows the new one', async () => {
-      const f = buildFlow(kit);
-      const entries = hooks.flushAll(f);
-      if (!f.stage1.map) {
-        // No guest stage-1 walk on this backend: the kit checks the flush some other way.
-        expect(invalidate(f, kit, entries)).toEqual({ ok: true, handled: entries.length });
-        hooks.checkFlushed(f);
+    if (inv) {
+      it('keeps the old translation until the guest invalidates with the vendor entries, then follows the new one', async () => {
+        const f = buildFlow(kit);
+        const entries = inv.flushAll(f);
+        if (!f.stage1.map) {
+          // No guest stage-1 walk on this backend: the kit checks the flush some other way.
+          expect(invalidate(f, inv, entries)).toEqual({ ok: true, handled: entries.length });
+          inv.checkFlushed(f);
+          f.iommufd.teardown();
+          return;
+        }
+        const other = f.dataIpa + 0x1000;
+        f.guest.write(f.dataIpa, new TextEncoder().encode('old page'));
+        f.guest.write(other, new TextEncoder().encode('new page'));
+        const read = async () => new TextDecoder().decode(await dma(f).read(BigInt(f.dataIova), 8));
+        expect(await read()).toBe('old page');
+        f.stage1.map(f.dataIova, other);
+        expect(await read()).toBe('old page');
+        expect(invalidate(f, inv, entries)).toEqual({ ok: true, handled: entries.length });
+        expect(await read()).toBe('new page');
         f.iommufd.teardown();
-        return;
-      }
-      const other = f.dataIpa + 0x1000;
-      f.guest.write(f.dataIpa, new TextEncoder().encode('old page'));
-      f.guest.write(other, new TextEncoder().encode('new page'));
-      const read = async () => new TextDecoder().decode(await dma(f).read(BigInt(f.dataIova), 8));
-      expect(await read()).toBe('old page');
-      f.stage1.map(f.dataIova, other);
-      expect(await read()).toBe('old page');
-      expect(invalidate(f, kit, entries)).toEqual({ ok: true, handled: entries.length });
-      expect(await read()).toBe('new page');
-      f.iommufd.teardown();
-    });
+      });
 
-    it('reports how many entries it handled when one is bad, and refuses it with the vendor errno', () => {
-      const f = buildFlow(kit);
-      const good = hooks.flushAll(f);
-      const bad = hooks.bad(f);
-      const r = invalidate(f, kit, [...good, bad.entry, ...good]);
-      expect(r.ok).toBe(false);
-      if (!r.ok) expect(r.error.code).toBe(bad.errno);
-      expect(r.handled).toBe(good.length);
-      // A data type the vendor does not use: EINVAL, nothing handled.
-      const wrong = kit.invalidation.target === 'viommu'
-        ? f.viommu!.invalidate({ type: (kit.invalidation.type ^ 0x5a5a) >>> 0, entryLen: kit.invalidation.entryLen, entries: good })
-        : f.nested.invalidate({ type: (kit.invalidation.type ^ 0x5a5a) >>> 0, entryLen: kit.invalidation.entryLen, entries: good });
-      expect(wrong.ok ? 'ok' : wrong.error.code).toBe('EINVAL');
-      expect(wrong.handled).toBe(0);
-      f.iommufd.teardown();
-    });
+      it('reports how many entries it handled when one is bad, and refuses it with the vendor errno', () => {
+        const f = buildFlow(kit);
+        const good = inv.flushAll(f);
+        const bad = inv.bad(f);
+        const r = invalidate(f, inv, [...good, bad.entry, ...good]);
+        expect(r.ok).toBe(false);
+        if (!r.ok) expect(r.error.code).toBe(bad.errno);
+        expect(r.handled).toBe(good.length);
+        // A data type the vendor does not use: EINVAL, nothing handled.
+        const wrong = invalidate(f, { ...inv, type: (inv.type ^ 0x5a5a) >>> 0 }, good);
+        expect(wrong.ok ? 'ok' : wrong.error.code).toBe('EINVAL');
+        expect(wrong.handled).toBe(0);
+        f.iommufd.teardown();
+      });
+    } else {
+      const refresh = hooks.refresh!;
+      const what = (kit as ComplianceKit).refresh!.what;
+      it(`has no guest invalidation: a remapped page stays stale through HWPT_INVALIDATE (EOPNOTSUPP) until ${what}`, async () => {
+        const f = buildFlow(kit);
+        if (!f.stage1.map) throw new Error(`kit ${kit.name}: a kit without invalidation must walk a guest stage-1 (GuestStage1.map)`);
+        const other = f.dataIpa + 0x1000;
+        f.guest.write(f.dataIpa, new TextEncoder().encode('old page'));
+        f.guest.write(other, new TextEncoder().encode('new page'));
+        const read = async () => new TextDecoder().decode(await dma(f).read(BigInt(f.dataIova), 8));
+        expect(await read()).toBe('old page');
+        f.stage1.map(f.dataIova, other);
+        expect(await read()).toBe('old page');
+        // Whatever the guest tries through the uAPI, nothing is handled and nothing is dropped.
+        for (const r of invalidateEverywhere(f, { type: 0, entryLen: 16, entries: [new Uint8Array(16)] })) expect(r).toEqual(REFUSED);
+        expect(await read()).toBe('old page');
+        const now = refresh(f);
+        expect(now.kind).toBe('HWPT_NESTED');
+        expect(await read()).toBe('new page');
+        // And it keeps following the guest's tables across a second remap and refresh.
+        f.stage1.map(f.dataIova, f.dataIpa);
+        expect(await read()).toBe('new page');
+        refresh({ ...f, nested: now });
+        expect(await read()).toBe('old page');
+        f.iommufd.teardown();
+        expectReleased(f.host);
+      });
+
+      it('answers HWPT_INVALIDATE with EOPNOTSUPP for any data type and batch, after the generic checks (EINVAL for a bad entry_len, ENOENT for an unknown ID)', () => {
+        const f = buildFlow(kit);
+        for (const type of [0, 1, 2, 3, 0x5a5a]) {
+          for (const entries of [[], [new Uint8Array(32)], [new Uint8Array(32), new Uint8Array(32).fill(0xff)]]) {
+            for (const r of invalidateEverywhere(f, { type, entryLen: 32, entries })) expect(r).toEqual(REFUSED);
+          }
+        }
+        // hw_pagetable.c checks entry_len before it looks the object up.
+        const raw = (fields: Partial<ReturnType<typeof U.iommu_hwpt_invalidate.decode>>) =>
+          errnoOf(() => f.iommufd.ioctlBytes('invalidate', undefined, U.IOMMU_HWPT_INVALIDATE, U.iommu_hwpt_invalidate.encode({ hwpt_id: f.nested.id, data_uptr: 0x1000n, data_type: 0, entry_len: 16, entry_num: 1, ...fields })));
+        expect(raw({ entry_len: 0 })).toBe('EINVAL');
+        expect(raw({ entry_len: 4097 })).toBe('EINVAL');
+        expect(raw({ hwpt_id: 0xdead })).toBe('ENOENT');
+        // The stage-2 is a paging HWPT: not an invalidation target at all.
+        expect(raw({ hwpt_id: f.s2.id })).toBe('EINVAL');
+        f.iommufd.teardown();
+        expectReleased(f.host);
+      });
+    }
 
     if (viommuKit?.vevent) {
       const ev = viommuKit.vevent;
@@ -272,17 +327,17 @@ export function runComplianceSuite(kit: AnyComplianceKit, options: SuiteOptions 
       f.iommufd.teardown();
     });
 
-    it('answers EFAULT for vendor data and invalidation entries at unmapped user addresses', () => {
+    it(inv ? 'answers EFAULT for vendor data and invalidation entries at unmapped user addresses' : 'answers EFAULT for vendor data at an unmapped user address (and EOPNOTSUPP, not EFAULT, for invalidation entries: never read)', () => {
       const f = buildFlow(kit);
       const UNMAPPED = 0x7fff_dead_0000n;
       const data = f.stage1.data;
       expect(errnoOf(() => f.iommufd.call('allocHwpt', undefined, U.IOMMU_HWPT_ALLOC, U.iommu_hwpt_alloc, {
         dev_id: f.device.id, pt_id: nestingParent(f).id, data_type: data.type, data_len: data.bytes.length, data_uptr: UNMAPPED,
       }))).toBe('EFAULT');
-      const target = kit.invalidation.target === 'viommu' ? f.viommu!.id : f.nested.id;
-      const inv = U.iommu_hwpt_invalidate.encode({ hwpt_id: target, data_uptr: UNMAPPED, data_type: kit.invalidation.type, entry_len: kit.invalidation.entryLen, entry_num: 2 });
-      expect(errnoOf(() => f.iommufd.ioctlBytes('invalidate', undefined, U.IOMMU_HWPT_INVALIDATE, inv))).toBe('EFAULT');
-      expect(U.iommu_hwpt_invalidate.get(inv, 'entry_num')).toBe(0);
+      const target = inv?.target === 'viommu' ? f.viommu!.id : f.nested.id;
+      const cmd = U.iommu_hwpt_invalidate.encode({ hwpt_id: target, data_uptr: UNMAPPED, data_type: inv?.type ?? 0, entry_len: inv?.entryLen ?? 16, entry_num: 2 });
+      expect(errnoOf(() => f.iommufd.ioctlBytes('invalidate', undefined, U.IOMMU_HWPT_INVALIDATE, cmd))).toBe(inv ? 'EFAULT' : 'EOPNOTSUPP');
+      expect(U.iommu_hwpt_invalidate.get(cmd, 'entry_num')).toBe(0);
       f.iommufd.teardown();
       expectReleased(f.host);
     });
@@ -314,8 +369,15 @@ export function runComplianceSuite(kit: AnyComplianceKit, options: SuiteOptions 
       const next = rng(0xbadc0de);
       for (let i = 0; i < rounds; i++) {
         const n = 1 + (next() % 8);
-        const entries = Array.from({ length: n }, () => randomBytes(next, kit.invalidation.entryLen));
-        const r = invalidate(f, kit, entries);
+        if (!inv) {
+          // No invalidation op: any type, any entry size, any bytes are refused without a look.
+          const entryLen = 1 + (next() % 64);
+          const batch = { type: next() % 8, entryLen, entries: Array.from({ length: n }, () => randomBytes(next, entryLen)) };
+          for (const r of invalidateEverywhere(f, batch)) expect(r).toEqual(REFUSED);
+          continue;
+        }
+        const entries = Array.from({ length: n }, () => randomBytes(next, inv.entryLen));
+        const r = invalidate(f, inv, entries);
         expect(r.handled).toBeGreaterThanOrEqual(0);
         expect(r.handled).toBeLessThanOrEqual(n);
         if (r.ok) expect(r.handled).toBe(n);

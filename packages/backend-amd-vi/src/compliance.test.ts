@@ -1,0 +1,141 @@
+// The compliance suite on the AMD-Vi backend with `nested: true` (the kernel's dormant nested.c
+// allocator installed on the vIOMMU, ADR 0100). The guest's GCR3 table and x86-64 (v2) page tables
+// live in guest RAM; the nested data is the guest DTE (IOMMU_HWPT_DATA_AMD_GUEST). Linux 7.2.13
+// has no guest invalidation for AMD (no cache_invalidate on the vIOMMU or the nested domain), so
+// the kit has no `invalidation`: it declares the refresh a VMM does instead (a new nested HWPT from
+// the guest DTE, replacing the attachment: the host rewrites the DTE and flushes the domain), and
+// the suite checks HWPT_INVALIDATE is EOPNOTSUPP and the remapped page stays stale until then.
+// No vEVENTQ or HW queue type exists upstream. Page requests: a PASID-tagged guest miss of the PRI
+// device on a fault-capable nested HWPT goes through the PPR log to the FAULT queue.
+
+import { describe, expect, it } from '@jest/globals';
+import { GuestMemory, buildFlow, errnoOf, runComplianceSuite, type ComplianceKit } from '@viommu/backend-compliance';
+import { Iommufd } from '@viommu/client';
+import { createSimHost } from '@viommu/core';
+import * as U from '@viommu/uapi';
+import { amdVi, type AmdViOptions } from './driver/driver.js';
+import { encodeDteQwords, encodeGcr3Entry, qwordsToBytes } from './formats/dte.js';
+import { PERM_R, PERM_W, PageTable, type TableMemory } from './pgtable/table.js';
+
+const RW = PERM_R | PERM_W;
+/** The guest's DeviceID for the device (VDEVICE_ALLOC virt_id). */
+const GUEST_DEV_ID = 0x0310n;
+/** The PASID the kit's page requests use (PASID 0 never becomes a page request, ppr.c). */
+const PRI_PASID = 1;
+
+function tablesIn(guest: GuestMemory): TableMemory {
+  return { readU32: (gpa) => guest.readU32(gpa), writeU32: (gpa, v) => guest.writeU32(gpa, v), allocTable: () => guest.alloc(4096) };
+}
+
+function amdKit(options: Partial<AmdViOptions> = {}): ComplianceKit {
+  return {
+    name: 'AMD-Vi (nested: true)',
+    createHost: () => ({
+      host: createSimHost({
+        iommus: [amdVi({ name: 'ivhd0', nested: true, ...options }), amdVi({ name: 'ivhd1', nested: true, ...options })],
+        devices: [
+          { name: 'nic0', iommu: 'ivhd0', rid: 0x0310, pasidBits: 8, ats: false, pri: true },
+          { name: 'nic1', iommu: 'ivhd1', rid: 0x0410, pasidBits: 8, ats: false, pri: false },
+        ],
+      }),
+      iommu: 'ivhd0',
+      device: 'nic0',
+      foreignDevice: 'nic1',
+    }),
+    // Clear of the MSI window (0xfee0_0000) and the HyperTransport hole.
+    guestRam: { ipa: 0x4000_0000, bytes: 2 << 20 },
+    hwInfoType: U.IOMMU_HW_INFO_TYPE_AMD,
+    // Upstream accepts any non-zero type for the destroy-only vIOMMU; there is no AMD type constant.
+    viommu: { type: 0x1234 },
+    virtId: GUEST_DEV_ID,
+    buildStage1(guest, iova, ipa) {
+      const table = new PageTable(tablesIn(guest), 'v2', 4);
+      table.map(iova, ipa, 4096, RW);
+      // One-level GCR3 table: PASID 0 (requests without PASID, GIoV) and the page-request PASID.
+      const gcr3 = guest.alloc(4096);
+      for (const pasid of [0, PRI_PASID]) guest.write(gcr3 + pasid * 8, qwordsToBytes([encodeGcr3Entry(true, table.root)]));
+      const gdte = encodeDteQwords({ v: true, gv: true, giov: true, glx: 0, ppr: true, gcr3, domainId: 5 });
+      return {
+        data: { type: U.IOMMU_HWPT_DATA_AMD_GUEST, bytes: qwordsToBytes(gdte) },
+        map(va, pa) {
+          table.unmap(va, 4096);
+          table.map(va, pa, 4096, RW);
+        },
+      };
+    },
+    refresh: {
+      what: 'the VMM re-allocates the nested HWPT from the guest DTE and replaces the attachment (the host rewrites the DTE)',
+      apply(ctx) {
+        const fresh = ctx.viommu.allocNested(ctx.device, ctx.stage1.data);
+        ctx.device.attach(fresh);
+        return fresh;
+      },
+    },
+    pageFault: {
+      // A guest miss at `addr` with a PASID: the IOMMU logs a PPR, the driver reports it to the
+      // FAULT queue; `check` maps the page (nothing cached for it) before the suite answers
+      // SUCCESS, the device retries and completes, and COMPLETE_PPR_REQUEST carried the code.
+      provoke: async (ctx, addr) => {
+        await ctx.host.device(ctx.deviceName).dma.read(addr, 4, { pasid: PRI_PASID });
+        const drv = ctx.host.driver('ivhd0') as ReturnType<typeof amdVi>;
+        const last = drv.pprResponses.at(-1)!;
+        expect(last.slice(0, 2)).toEqual([0x0310, PRI_PASID]);
+        return last[3]!;
+      },
+      check: (g, ctx) => {
+        expect(g.faults.map((r) => [r.pasid, r.flags & U.IOMMU_PGFAULT_FLAGS_PASID_VALID])).toEqual([[PRI_PASID, U.IOMMU_PGFAULT_FLAGS_PASID_VALID]]);
+        ctx.stage1.map!(Number(g.faults[0]!.addr), ctx.guest.base + 0x10_0000);
+      },
+    },
+  };
+}
+
+export const amdViKit = amdKit();
+
+runComplianceSuite(amdViKit);
+
+describe('the AMD-Vi kit is a real check', () => {
+  it('a driver that never flushes on attach keeps the stale page the refresh must drop', async () => {
+    const f = buildFlow(amdViKit);
+    f.guest.write(f.dataIpa, new TextEncoder().encode('old page'));
+    f.guest.write(f.dataIpa + 0x1000, new TextEncoder().encode('new page'));
+    const read = async () => new TextDecoder().decode(await f.host.device(f.deviceName).dma.read(BigInt(f.dataIova), 8));
+    expect(await read()).toBe('old page');
+    f.stage1.map!(f.dataIova, f.dataIpa + 0x1000);
+    // Re-attaching the very HWPT already attached is a no-op: no DTE rewrite, so still stale.
+    f.device.attach(f.nested);
+    expect(await read()).toBe('old page');
+    amdViKit.refresh!.apply(f);
+    expect(await read()).toBe('new page');
+    f.iommufd.teardown();
+  });
+});
+
+describe('the default (no options) is still the upstream 7.2.13 boundary', () => {
+  it('GET_HW_INFO AMD; a destroy-only vIOMMU: nested HWPT (on it or on the parent), HWPT_INVALIDATE and HW queue EOPNOTSUPP', () => {
+    const host = createSimHost({ iommus: [amdVi({ name: 'ivhd0' })], devices: [{ name: 'nic0', iommu: 'ivhd0', rid: 0x0310, pasidBits: 8, pri: true }] });
+    const proc = host.spawn();
+    const fd = Iommufd.open(proc);
+    const device = fd.bindDevice(host.device('nic0').path);
+    expect(device.hwInfo().type).toBe(U.IOMMU_HW_INFO_TYPE_AMD);
+    const ram = proc.memory.alloc(amdViKit.guestRam.bytes);
+    const ioas = fd.allocIoas();
+    ioas.map(ram.addr, amdViKit.guestRam.bytes, { iova: BigInt(amdViKit.guestRam.ipa) });
+    const s2 = ioas.allocNestParent(device);
+    const viommu = fd.allocViommu({ type: 0x1234, device, parent: s2 });
+    viommu.allocVdevice(device, GUEST_DEV_ID);
+    const stage1 = amdViKit.buildStage1(new GuestMemory(amdViKit.guestRam.ipa, ram.bytes), 0x1234_5000, amdViKit.guestRam.ipa + 0x10_0000);
+    const before = fd.objects.length;
+    expect(errnoOf(() => viommu.allocNested(device, stage1.data))).toBe('EOPNOTSUPP');
+    expect(errnoOf(() => s2.allocNested(device, stage1.data))).toBe('EOPNOTSUPP');
+    expect(viommu.invalidate({ type: 0, entryLen: 16, entries: [new Uint8Array(16)] })).toMatchObject({ ok: false, handled: 0, error: { code: 'EOPNOTSUPP' } });
+    expect(errnoOf(() => viommu.allocHwQueue({ type: 1, index: 0, iova: BigInt(amdViKit.guestRam.ipa), length: 4096 }))).toBe('EOPNOTSUPP');
+    expect(fd.objects.length).toBe(before);
+    // A vEVENTQ is iommufd's own object (no driver hook in veventq alloc): it is created, and the
+    // driver never reports into it.
+    expect(viommu.allocVeventq(U.IOMMU_VEVENTQ_TYPE_ARM_SMMUV3, 4).kind).toBe('VEVENTQ');
+    fd.teardown();
+    proc.exit();
+    expect(host.leaks).toEqual([]);
+  });
+});
