@@ -8,6 +8,7 @@ import { pasidCases } from './cases/pasid.js';
 import { vfioCompatCases } from './cases/vfio-compat.js';
 import { viommuCases } from './cases/viommu.js';
 import type { Scenario } from './harness.js';
+import { NO_FORK } from './utils.js';
 
 export const scenarios: readonly Scenario[] = [
   ...iommufdCases,
@@ -35,3 +36,16 @@ export const kernelSkips: ReadonlySet<string> = new Set([
  * time on a target without them, as the MAP_FILE cases do without memfd_create.)
  */
 export const contractSkips: ReadonlyMap<string, string> = new Map<string, string>();
+
+/**
+ * The cases that fork (they need the Process contract's optional fork/exit, and procStatus or
+ * pipe/eventfd): they pass on the simulator and skip at run time on a target without fork. A
+ * runner for such a target may hand this map over as `pending` so they do not run at all.
+ */
+export const forkCases: ReadonlyMap<string, string> = new Map([
+  ...['account_none', 'account_user', 'account_mm'].map((v) => [`change_process.${v}.basic`, NO_FORK] as const),
+  ...['no_domain', 'mock_domain', 'two_mock_domain', 'mock_domain_limit'].flatMap((v) => [
+    [`iommufd_ioas.${v}.fork_gone`, NO_FORK] as const,
+    [`iommufd_ioas.${v}.fork_present`, NO_FORK] as const,
+  ]),
+]);

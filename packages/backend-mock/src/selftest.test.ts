@@ -2,10 +2,12 @@
 // A case passes here only if it passes (or skips, where the kernel or the contract says it must).
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { writeFileSync } from 'node:fs';
-import { createSimHost } from '@viommu/core';
+import { createSimHost, type SimProcess } from '@viommu/core';
+import type { Process } from '@viommu/uapi';
 import { failNthScenarios } from './fail-nth.js';
 import { pendingOnSimulator } from './pending.js';
-import { contractSkips, kernelSkips, scenarios } from './scenarios.js';
+import { contractSkips, forkCases, kernelSkips, scenarios } from './scenarios.js';
+import { NO_FORK } from './utils.js';
 
 describe('the scenario list', () => {
   it('has every TEST_F of iommufd.c once per variant (246, as the kernel harness counts)', () => {
@@ -15,7 +17,7 @@ describe('the scenario list', () => {
 
   it('names only existing scenarios in its skip and pending tables', () => {
     const names = new Set(scenarios.map((s) => s.name));
-    for (const n of [...kernelSkips, ...contractSkips.keys(), ...pendingOnSimulator.keys()]) expect(names).toContain(n);
+    for (const n of [...kernelSkips, ...contractSkips.keys(), ...forkCases.keys(), ...pendingOnSimulator.keys()]) expect(names).toContain(n);
   });
 });
 
@@ -89,4 +91,25 @@ describe('the pending table', () => {
     }
     expect(nowPassing).toEqual([]);
   });
+});
+
+/** The simulated process without fork, as a target such as the native bridge offers it. */
+function withoutFork(p: SimProcess): Process {
+  return new Proxy(p, {
+    get(target, key) {
+      if (key === 'fork') return undefined;
+      const v: unknown = Reflect.get(target, key);
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+}
+
+describe('the fork cases on a target without fork', () => {
+  for (const s of scenarios.filter((x) => forkCases.has(x.name))) {
+    it(`${s.name} skips, leaving no iommufd context open`, async () => {
+      const host = createSimHost();
+      expect(await s.run(withoutFork(host.spawn()))).toEqual({ status: 'skip', reason: NO_FORK });
+      expect(host.contexts.size).toBe(0);
+    });
+  }
 });

@@ -230,14 +230,18 @@ export const NO_MEMFD = 'needs memfd_create and ftruncate, which this target doe
 
 export const NO_FORK = 'needs fork and exit, which this target does not offer (optional in the Process contract)';
 
+/** Skips the case on a target without fork (before it makes anything a skip would leave open). */
+export function requireFork(process: Process): void {
+  if (!process.fork || !process.exit) skip(NO_FORK);
+}
+
 /**
  * fork(): the child as a Self over the same fd numbers and IDs (fds are inherited), seeing the
  * parent's memory at the same addresses. Skips the case on a target without fork.
  */
 export function forkSelf(self: Self): Self {
-  const p = self.process;
-  if (!p.fork || !p.exit) skip(NO_FORK);
-  const child = new Self(p.fork!(), self.buffer);
+  requireFork(self.process);
+  const child = new Self(self.process.fork!(), self.buffer);
   child.fd = self.fd;
   child.ioas_id = self.ioas_id;
   child.stdev_id = self.stdev_id;

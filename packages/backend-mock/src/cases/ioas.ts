@@ -62,6 +62,7 @@ import {
   exitChild,
   expectErrno,
   forkSelf,
+  requireFork,
   ffs,
   num,
   skip,
@@ -570,6 +571,7 @@ export const ioasCases: Scenario[] = [
   }),
 
   ...testF(iommufd_ioas, 'fork_gone', (self) => {
+    requireFork(self.process);
     const accessId = self.testCmdCreateAccess(self.ioas_id, 0);
     // Create a mapping with a different mm
     const child = forkSelf(self);
@@ -592,8 +594,9 @@ export const ioasCases: Scenario[] = [
 
   ...testF(iommufd_ioas, 'fork_present', (self) => {
     const p = self.process;
-    const accessId = self.testCmdCreateAccess(self.ioas_id, 0);
+    requireFork(p);
     if (!p.pipe || !p.eventfd) skip('needs pipe2 and eventfd, which this target does not offer (optional in the Process contract)');
+    const accessId = self.testCmdCreateAccess(self.ioas_id, 0);
     const [pipeRead, pipeWrite] = p.pipe!(O_CLOEXEC);
     const efd = p.eventfd!(0, O_CLOEXEC); // EFD_CLOEXEC == O_CLOEXEC
     assertTrue(efd !== -1, 'eventfd');
