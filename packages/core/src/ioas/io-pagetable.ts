@@ -45,26 +45,59 @@ const HPAGE_SIZE = 2n * 1024n * 1024n;
 /** How often UNMAP asks accesses to let go of an area before giving up with EDEADLK. */
 const UNMAP_TRIES = 100;
 
+// Area.bits: prot in the low byte, then two flags, then the sub-page offset (12 bits). One field
+// instead of four: areas can number millions.
+const PROT_MASK = 0xff;
+const FILLED = 1 << 8;
+const PREVENT_ACCESS = 1 << 9;
+const OFFSET_SHIFT = 10;
+
 /** One mapping: IOVAs [iova, last] show bytes of `pages` from startByte(iova) on. */
 class Area implements IovaRange {
   /** Accesses that pinned pages through this area; and those of them that lock it (HW queues). */
   numAccesses = 0;
   numLocks = 0;
-  /** Set while UNMAP waits for accesses to let go: new pins and rw fail with EINVAL. */
-  preventAccess = false;
-  /** The area's index range is a pin user of its pages because domains are filled with it (storage_domain). */
-  filled = false;
+  private bits: number;
 
   constructor(
     readonly iova: bigint,
     readonly last: bigint,
     readonly pages: Pages,
     /** Bytes into page firstIndex where the area starts. */
-    readonly pageOffset: number,
+    pageOffset: number,
     readonly firstIndex: number,
     readonly lastIndex: number,
-    readonly prot: number,
-  ) {}
+    prot: number,
+  ) {
+    this.bits = (prot & PROT_MASK) | (pageOffset << OFFSET_SHIFT);
+  }
+
+  get prot(): number {
+    return this.bits & PROT_MASK;
+  }
+
+  /** Bytes into page firstIndex where the area starts. */
+  get pageOffset(): number {
+    return this.bits >>> OFFSET_SHIFT;
+  }
+
+  /** Set while UNMAP waits for accesses to let go: new pins and rw fail with EINVAL. */
+  get preventAccess(): boolean {
+    return (this.bits & PREVENT_ACCESS) !== 0;
+  }
+
+  set preventAccess(v: boolean) {
+    this.bits = v ? this.bits | PREVENT_ACCESS : this.bits & ~PREVENT_ACCESS;
+  }
+
+  /** The area's index range is a pin user of its pages because domains are filled with it (storage_domain). */
+  get filled(): boolean {
+    return (this.bits & FILLED) !== 0;
+  }
+
+  set filled(v: boolean) {
+    this.bits = v ? this.bits | FILLED : this.bits & ~FILLED;
+  }
 
   get start(): bigint {
     return this.iova;
@@ -620,10 +653,9 @@ export class IoPagetable {
   private newPages(startByte: bigint, length: bigint, opts: MapSourceOptions, source: Pages['source']): Pages {
     if (length > MAX_LENGTH || length === 0n) throw err('EINVAL', 'bad length');
     const npages = Number((length + startByte + PAGE - 1n) / PAGE);
-    const physical = source.kind === 'user' ? source.mm.physical : source.kind === 'file' ? source.file.physical : source.buf.physical;
     // A dma-buf is never charged to RLIMIT_MEMLOCK.
     const mode = source.kind === 'dmabuf' ? AccountMode.NONE : accountModeFor(opts.owner, opts.rlimitMode);
-    return new Pages(physical, source, npages, (opts.prot & IOMMU_WRITE) !== 0, opts.owner, mode);
+    return new Pages(source, npages, (opts.prot & IOMMU_WRITE) !== 0, opts.owner, mode);
   }
 
   /** iopt_map_pages: places the areas (iopt_alloc_area_pages), then fills the domains, all or nothing. */

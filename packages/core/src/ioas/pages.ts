@@ -49,6 +49,13 @@ export type PagesSource =
 /** The segments of pages with nothing pinned, shared (never mutated: the first pin assigns a fresh array). */
 const NO_SEGMENTS: Segment[] = [];
 
+/**
+ * dma-buf pages only (kept aside so that other pages pay nothing for it): the areas using them,
+ * each with what unmaps it from the domains it is filled into (the kernel's tracker list).
+ * Revocation runs them.
+ */
+const dmabufAreas = new WeakMap<Pages, Map<object, () => void>>();
+
 export class Pages {
   /** Pages currently pinned (npinned) and charged (last_npinned); equal between operations. */
   npinned = 0;
@@ -57,17 +64,11 @@ export class Pages {
   private accesses: AccessRange[] | null = null;
   /** Areas using these pages: while there is one, they hold a reference on their memfd or dma-buf. */
   private areaCount = 0;
-  /**
-   * dma-buf pages only: the areas using them, each with what unmaps it from the domains it is
-   * filled into (the kernel's tracker list). Revocation runs them; the last area leaving detaches.
-   */
-  private dmabufAreas: Map<object, () => void> | null = null;
 
   constructor(
-    readonly physical: PhysicalMemory,
     readonly source: PagesSource,
-    /** Number of PAGE_SIZE pages (may exceed what is mapped: checked at pin time). */
-    readonly npages: number,
+    /** Number of PAGE_SIZE pages (may exceed what is mapped: checked at pin time). Not kept: one field less per mapping. */
+    npages: number,
     readonly writable: boolean,
     public owner: PinOwner,
     public accountMode: AccountMode,
@@ -77,6 +78,12 @@ export class Pages {
       const frame = source.buf.iommufdMap() + Number(source.base >> BigInt(FRAME_SHIFT));
       this.segments = [{ start: 0, last: npages - 1, frame, users: 1 }];
     }
+  }
+
+  /** The host memory the pages are in (derived, not stored: one field less per mapping). */
+  get physical(): PhysicalMemory {
+    const s = this.source;
+    return s.kind === 'user' ? s.mm.physical : s.kind === 'file' ? s.file.physical : s.buf.physical;
   }
 
   get isFile(): boolean {
@@ -104,17 +111,21 @@ export class Pages {
       if (src.kind === 'file') src.file.get();
       else if (src.kind === 'dmabuf') src.buf.attach(this);
     }
-    if (src.kind === 'dmabuf' && unmapDomains) (this.dmabufAreas ??= new Map()).set(area, unmapDomains);
+    if (src.kind === 'dmabuf' && unmapDomains) {
+      let areas = dmabufAreas.get(this);
+      if (!areas) dmabufAreas.set(this, (areas = new Map()));
+      areas.set(area, unmapDomains);
+    }
   }
 
   /** Undoes trackArea; the last area leaving drops the file reference or the attachment (iopt_release_pages). */
   untrackArea(area: object): void {
     const src = this.source;
-    if (src.kind === 'dmabuf') this.dmabufAreas?.delete(area);
+    if (src.kind === 'dmabuf') dmabufAreas.get(this)?.delete(area);
     if (--this.areaCount > 0) return;
     if (src.kind === 'file') src.file.put();
     else if (src.kind === 'dmabuf') {
-      this.dmabufAreas = null;
+      dmabufAreas.delete(this);
       src.buf.detach(this);
     }
   }
@@ -122,7 +133,7 @@ export class Pages {
   /** The exporter's revoke notification (iopt_revoke_notify): unmap everywhere, then map nothing. */
   invalidate(): void {
     if (this.revoked) return;
-    for (const unmap of this.dmabufAreas?.values() ?? []) unmap();
+    for (const unmap of dmabufAreas.get(this)?.values() ?? []) unmap();
     this.segments = NO_SEGMENTS;
   }
 
