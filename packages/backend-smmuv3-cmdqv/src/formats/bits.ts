@@ -12,10 +12,11 @@ function mask(width: number): number {
 export function getBits(w: Uint32Array, d: number, hi: number, lo: number): number {
   const low = w[2 * d]!;
   const high = w[2 * d + 1]!;
-  if (hi < 32) return (low >>> lo) & mask(hi - lo + 1);
-  if (lo >= 32) return (high >>> (lo - 32)) & mask(hi - lo + 1);
+  // `& mask` yields a signed int32; `>>> 0` keeps a full 32-bit field (SID [63:32]) unsigned.
+  if (hi < 32) return ((low >>> lo) & mask(hi - lo + 1)) >>> 0;
+  if (lo >= 32) return ((high >>> (lo - 32)) & mask(hi - lo + 1)) >>> 0;
   const lowPart = low >>> lo; // 32 - lo bits
-  const highPart = high & mask(hi - 31);
+  const highPart = (high & mask(hi - 31)) >>> 0;
   return lowPart + highPart * 2 ** (32 - lo);
 }
 
@@ -59,6 +60,39 @@ export function setAddr(w: Uint32Array, d: number, hi: number, lo: number, addr:
 
 export function setBit(w: Uint32Array, d: number, bit: number, on: boolean): void {
   setBits(w, d, bit, bit, on ? 1 : 0);
+}
+
+type NumberKey<T> = { [K in keyof T]: T[K] extends number ? K : never }[keyof T];
+type FlagKey<T> = { [K in keyof T]: T[K] extends boolean ? K : never }[keyof T];
+
+/**
+ * One field of a decoded record `T`: bits [hi:lo] of dword d (an `addr` field keeps its low `lo`
+ * bits as zeros, like getAddr), or a single flag bit. A table of these describes an STE, a CD, an
+ * event or a command once, for both directions.
+ */
+export type BitField<T> =
+  | { readonly key: NumberKey<T>; readonly d: number; readonly hi: number; readonly lo: number; readonly addr?: boolean }
+  | { readonly key: FlagKey<T>; readonly d: number; readonly bit: number };
+
+/** Reads every field of `fields` from `w` into `out`. */
+export function readFields<T extends object>(w: Uint32Array, fields: readonly BitField<T>[], out: T): T {
+  const o = out as Record<PropertyKey, number | boolean>;
+  for (const f of fields) {
+    if ('bit' in f) o[f.key] = getBit(w, f.d, f.bit);
+    else o[f.key] = f.addr === true ? getAddr(w, f.d, f.hi, f.lo) : getBits(w, f.d, f.hi, f.lo);
+  }
+  return out;
+}
+
+/** Writes every field of `fields` from `values` into `w` (RangeError when a value does not fit). */
+export function writeFields<T extends object>(w: Uint32Array, fields: readonly BitField<T>[], values: T): Uint32Array {
+  const v = values as Record<PropertyKey, number | boolean>;
+  for (const f of fields) {
+    if ('bit' in f) setBit(w, f.d, f.bit, v[f.key] as boolean);
+    else if (f.addr === true) setAddr(w, f.d, f.hi, f.lo, v[f.key] as number);
+    else setBits(w, f.d, f.hi, f.lo, v[f.key] as number);
+  }
+  return w;
 }
 
 /** Little-endian bytes → 32-bit halves. */

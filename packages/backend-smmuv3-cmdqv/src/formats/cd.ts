@@ -1,6 +1,6 @@
 // Context Descriptor: 64 bytes, 8 dwords (vendors.md 2.4). In nesting it is owned by the guest and
 // the kernel never reads it; only the hardware model does.
-import { bytesFromWords, getAddr, getBit, getBits, setAddr, setBit, setBits, wordsFromBytes } from './bits.js';
+import { type BitField, bytesFromWords, readFields, wordsFromBytes, writeFields } from './bits.js';
 
 export const CD_SIZE = 64;
 
@@ -51,81 +51,51 @@ export function emptyCd(): Cd {
   };
 }
 
+/** Field positions, one row per field of the record. */
+const CD_FIELDS: readonly BitField<Cd>[] = [
+  { key: 't0sz', d: 0, hi: 5, lo: 0 },
+  { key: 'tg0', d: 0, hi: 7, lo: 6 },
+  { key: 'irgn0', d: 0, hi: 9, lo: 8 },
+  { key: 'orgn0', d: 0, hi: 11, lo: 10 },
+  { key: 'sh0', d: 0, hi: 13, lo: 12 },
+  { key: 'epd0', d: 0, bit: 14 },
+  { key: 'endi', d: 0, bit: 15 },
+  { key: 't1sz', d: 0, hi: 21, lo: 16 },
+  { key: 'tg1', d: 0, hi: 23, lo: 22 },
+  { key: 'irgn1', d: 0, hi: 25, lo: 24 },
+  { key: 'orgn1', d: 0, hi: 27, lo: 26 },
+  { key: 'sh1', d: 0, hi: 29, lo: 28 },
+  { key: 'epd1', d: 0, bit: 30 },
+  { key: 'v', d: 0, bit: 31 },
+  { key: 'ips', d: 0, hi: 34, lo: 32 },
+  { key: 'affd', d: 0, bit: 35 },
+  { key: 'tbi0', d: 0, bit: 38 },
+  { key: 'tbi1', d: 0, bit: 39 },
+  { key: 'aa64', d: 0, bit: 41 },
+  { key: 'hd', d: 0, bit: 42 },
+  { key: 'ha', d: 0, bit: 43 },
+  { key: 's', d: 0, bit: 44 },
+  { key: 'r', d: 0, bit: 45 },
+  { key: 'a', d: 0, bit: 46 },
+  { key: 'aset', d: 0, bit: 47 },
+  { key: 'asid', d: 0, hi: 63, lo: 48 },
+  { key: 'had0', d: 1, bit: 1 },
+  { key: 'haft', d: 1, bit: 3 },
+  { key: 'ttb0', d: 1, hi: 51, lo: 4, addr: true },
+  { key: 'had1', d: 2, bit: 1 },
+  { key: 'ttb1', d: 2, hi: 51, lo: 4, addr: true },
+  { key: 'mairLo', d: 3, hi: 31, lo: 0 },
+  { key: 'mairHi', d: 3, hi: 63, lo: 32 },
+];
+
 export function decodeCd(w: Uint32Array): Cd {
-  return {
-    t0sz: getBits(w, 0, 5, 0),
-    tg0: getBits(w, 0, 7, 6),
-    irgn0: getBits(w, 0, 9, 8),
-    orgn0: getBits(w, 0, 11, 10),
-    sh0: getBits(w, 0, 13, 12),
-    epd0: getBit(w, 0, 14),
-    endi: getBit(w, 0, 15),
-    t1sz: getBits(w, 0, 21, 16),
-    tg1: getBits(w, 0, 23, 22),
-    irgn1: getBits(w, 0, 25, 24),
-    orgn1: getBits(w, 0, 27, 26),
-    sh1: getBits(w, 0, 29, 28),
-    epd1: getBit(w, 0, 30),
-    v: getBit(w, 0, 31),
-    ips: getBits(w, 0, 34, 32),
-    affd: getBit(w, 0, 35),
-    tbi0: getBit(w, 0, 38),
-    tbi1: getBit(w, 0, 39),
-    aa64: getBit(w, 0, 41),
-    hd: getBit(w, 0, 42),
-    ha: getBit(w, 0, 43),
-    s: getBit(w, 0, 44),
-    r: getBit(w, 0, 45),
-    a: getBit(w, 0, 46),
-    aset: getBit(w, 0, 47),
-    asid: getBits(w, 0, 63, 48),
-    had0: getBit(w, 1, 1),
-    haft: getBit(w, 1, 3),
-    ttb0: getAddr(w, 1, 51, 4),
-    had1: getBit(w, 2, 1),
-    ttb1: getAddr(w, 2, 51, 4),
-    mairLo: w[6]!,
-    mairHi: w[7]!,
-  };
+  return readFields(w, CD_FIELDS, emptyCd());
 }
 
 export function encodeCdWords(c: Partial<Cd>): Uint32Array {
   const f = { ...emptyCd(), ...c };
   const w = new Uint32Array(16);
-  setBits(w, 0, 5, 0, f.t0sz);
-  setBits(w, 0, 7, 6, f.tg0);
-  setBits(w, 0, 9, 8, f.irgn0);
-  setBits(w, 0, 11, 10, f.orgn0);
-  setBits(w, 0, 13, 12, f.sh0);
-  setBit(w, 0, 14, f.epd0);
-  setBit(w, 0, 15, f.endi);
-  setBits(w, 0, 21, 16, f.t1sz);
-  setBits(w, 0, 23, 22, f.tg1);
-  setBits(w, 0, 25, 24, f.irgn1);
-  setBits(w, 0, 27, 26, f.orgn1);
-  setBits(w, 0, 29, 28, f.sh1);
-  setBit(w, 0, 30, f.epd1);
-  setBit(w, 0, 31, f.v);
-  setBits(w, 0, 34, 32, f.ips);
-  setBit(w, 0, 35, f.affd);
-  setBit(w, 0, 38, f.tbi0);
-  setBit(w, 0, 39, f.tbi1);
-  setBit(w, 0, 41, f.aa64);
-  setBit(w, 0, 42, f.hd);
-  setBit(w, 0, 43, f.ha);
-  setBit(w, 0, 44, f.s);
-  setBit(w, 0, 45, f.r);
-  setBit(w, 0, 46, f.a);
-  setBit(w, 0, 47, f.aset);
-  setBits(w, 0, 63, 48, f.asid);
-  setBit(w, 1, 1, f.had0);
-  setBit(w, 1, 3, f.haft);
-  setAddr(w, 1, 51, 4, f.ttb0);
-  setBit(w, 2, 1, f.had1);
-  setAddr(w, 2, 51, 4, f.ttb1);
-  w[6] = f.mairLo >>> 0;
-  w[7] = f.mairHi >>> 0;
-  return w;
+  return writeFields(w, CD_FIELDS, f);
 }
 
 export function encodeCd(c: Partial<Cd>): Uint8Array {

@@ -1,5 +1,5 @@
 // Event queue records: 32 bytes, 4 dwords (vendors.md 2.9; field positions of arm-smmu-v3.h).
-import { bytesFromWords, getAddr, getBit, getBits, hi32, lo32, setAddr, setBit, setBits, wordsFromBytes } from './bits.js';
+import { type BitField, bytesFromWords, getAddr, hi32, lo32, readFields, setAddr, wordsFromBytes, writeFields } from './bits.js';
 
 export const EVT_SIZE = 32;
 
@@ -62,24 +62,27 @@ function hasFetchAddr(id: number): boolean {
   return id === EVT_ID_STE_FETCH_FAULT || id === EVT_ID_CD_FETCH_FAULT || id === EVT_ID_WALK_EABT || id === EVT_ID_VMS_FETCH_FAULT;
 }
 
+/** Field positions common to every event; dwords 2 and 3 (the addresses) follow below. */
+const EVENT_FIELDS: readonly BitField<SmmuEvent>[] = [
+  { key: 'id', d: 0, hi: 7, lo: 0 },
+  { key: 'ssv', d: 0, bit: 11 },
+  { key: 'ssid', d: 0, hi: 31, lo: 12 },
+  { key: 'sid', d: 0, hi: 63, lo: 32 },
+  { key: 'stag', d: 1, hi: 15, lo: 0 },
+  { key: 'stall', d: 1, bit: 31 },
+  { key: 'pnu', d: 1, bit: 33 },
+  { key: 'ind', d: 1, bit: 34 },
+  { key: 'rnw', d: 1, bit: 35 },
+  { key: 's2', d: 1, bit: 39 },
+  { key: 'class', d: 1, hi: 41, lo: 40 },
+  { key: 'ttRead', d: 1, bit: 44 },
+];
+
 export function decodeEventWords(w: Uint32Array): SmmuEvent {
-  const id = getBits(w, 0, 7, 0);
-  return {
-    id,
-    ssv: getBit(w, 0, 11),
-    ssid: getBits(w, 0, 31, 12),
-    sid: getBits(w, 0, 63, 32),
-    stag: getBits(w, 1, 15, 0),
-    stall: getBit(w, 1, 31),
-    pnu: getBit(w, 1, 33),
-    ind: getBit(w, 1, 34),
-    rnw: getBit(w, 1, 35),
-    s2: getBit(w, 1, 39),
-    class: getBits(w, 1, 41, 40),
-    ttRead: getBit(w, 1, 44),
-    inputAddr: w[5]! * 0x1_0000_0000 + w[4]!,
-    addr3: hasFetchAddr(id) ? getAddr(w, 3, 51, 3) : getAddr(w, 3, 51, 12),
-  };
+  const e = readFields(w, EVENT_FIELDS, emptyEvent());
+  e.inputAddr = w[5]! * 0x1_0000_0000 + w[4]!;
+  e.addr3 = hasFetchAddr(e.id) ? getAddr(w, 3, 51, 3) : getAddr(w, 3, 51, 12);
+  return e;
 }
 
 export function decodeEvent(bytes: Uint8Array): SmmuEvent {
@@ -89,18 +92,7 @@ export function decodeEvent(bytes: Uint8Array): SmmuEvent {
 export function encodeEventWords(e: Partial<SmmuEvent> & { id: number }, w: Uint32Array = new Uint32Array(8)): Uint32Array {
   const f = { ...emptyEvent(), ...e };
   w.fill(0);
-  setBits(w, 0, 7, 0, f.id);
-  setBit(w, 0, 11, f.ssv);
-  setBits(w, 0, 31, 12, f.ssid);
-  setBits(w, 0, 63, 32, f.sid);
-  setBits(w, 1, 15, 0, f.stag);
-  setBit(w, 1, 31, f.stall);
-  setBit(w, 1, 33, f.pnu);
-  setBit(w, 1, 34, f.ind);
-  setBit(w, 1, 35, f.rnw);
-  setBit(w, 1, 39, f.s2);
-  setBits(w, 1, 41, 40, f.class);
-  setBit(w, 1, 44, f.ttRead);
+  writeFields(w, EVENT_FIELDS, f);
   w[4] = lo32(f.inputAddr);
   w[5] = hi32(f.inputAddr);
   if (hasFetchAddr(f.id)) setAddr(w, 3, 51, 3, f.addr3 - (f.addr3 % 8));

@@ -2,7 +2,8 @@ import { describe, expect, it } from '@jest/globals';
 import { encodeCd, cdFromBytes } from './cd.js';
 import {
   CMDQ_OP_ATC_INV, CMDQ_OP_CFGI_CD, CMDQ_OP_CFGI_STE, CMDQ_OP_CMD_SYNC, CMDQ_OP_PRI_RESP, CMDQ_OP_RESUME,
-  CMDQ_OP_TLBI_NH_ASID, CMDQ_OP_TLBI_NH_VA, CMDQ_OP_TLBI_S2_IPA, decodeCommand, encodeCommand,
+  CMDQ_OP_TLBI_NH_ASID, CMDQ_OP_TLBI_NH_VA, CMDQ_OP_TLBI_S2_IPA, COMMAND_LAYOUT, type Command, decodeCommand, emptyCommand,
+  encodeCommand,
 } from './command.js';
 import { EVT_ID_STE_FETCH_FAULT, EVT_ID_TRANSLATION_FAULT, decodeEvent, encodeEvent } from './event.js';
 import { STE_CFG_NESTED, encodeSte, steFromBytes } from './ste.js';
@@ -121,5 +122,26 @@ describe('events', () => {
     const bytes = encodeEvent({ id: EVT_ID_STE_FETCH_FAULT, sid: 1, addr3: 0x1238 });
     expect(bytes).toEqual(le64(0x03n | (1n << 32n), 0n, 0n, 0x1238n));
     expect(decodeEvent(bytes).addr3).toBe(0x1238);
+  });
+});
+
+describe('command layout', () => {
+  it('decodeCommandInto reads back every field COMMAND_LAYOUT writes, for every opcode, and nothing else', () => {
+    expect(COMMAND_LAYOUT.length).toBe(19);
+    for (const [opcode, fields] of COMMAND_LAYOUT) {
+      // Every field at its widest value (all ones; an address with its low bits clear).
+      const c: Command = { ...emptyCommand(), opcode, ssv: true };
+      const values = c as unknown as Record<string, number | boolean>;
+      for (const f of fields) {
+        if ('bit' in f) values[f.key] = true;
+        else values[f.key] = (2 ** (f.hi - f.lo + 1) - 1) * (f.addr === true ? 2 ** f.lo : 1);
+      }
+      expect(decodeCommand(encodeCommand(c))).toEqual(c);
+    }
+  });
+
+  it('decodes a full 32-bit StreamID as an unsigned number', () => {
+    expect(decodeCommand(encodeCommand({ opcode: CMDQ_OP_CFGI_STE, sid: 0xffff_ffff })).sid).toBe(0xffff_ffff);
+    expect(decodeEvent(encodeEvent({ id: EVT_ID_TRANSLATION_FAULT, sid: 0x8000_0001 })).sid).toBe(0x8000_0001);
   });
 });

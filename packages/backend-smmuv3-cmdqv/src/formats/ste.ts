@@ -1,6 +1,6 @@
 // Stream Table Entry: 64 bytes, 8 dwords (vendors.md 2.3; field positions of arm-smmu-v3.h, the
 // rest from the SMMUv3 architecture).
-import { bytesFromWords, getAddr, getBit, getBits, setAddr, setBit, setBits, wordsFromBytes } from './bits.js';
+import { type BitField, bytesFromWords, readFields, wordsFromBytes, writeFields } from './bits.js';
 
 export const STE_SIZE = 64;
 
@@ -68,80 +68,51 @@ export function emptySte(): Ste {
   };
 }
 
+/** Field positions, one row per field of the record. */
+const STE_FIELDS: readonly BitField<Ste>[] = [
+  { key: 'v', d: 0, bit: 0 },
+  { key: 'config', d: 0, hi: 3, lo: 1 },
+  { key: 's1fmt', d: 0, hi: 5, lo: 4 },
+  { key: 's1ContextPtr', d: 0, hi: 51, lo: 6, addr: true },
+  { key: 's1CdMax', d: 0, hi: 63, lo: 59 },
+  { key: 's1dss', d: 1, hi: 1, lo: 0 },
+  { key: 's1cir', d: 1, hi: 3, lo: 2 },
+  { key: 's1cor', d: 1, hi: 5, lo: 4 },
+  { key: 's1csh', d: 1, hi: 7, lo: 6 },
+  { key: 'mev', d: 1, bit: 19 },
+  { key: 's2fwb', d: 1, bit: 25 },
+  { key: 's1stalld', d: 1, bit: 27 },
+  { key: 'eats', d: 1, hi: 29, lo: 28 },
+  { key: 'strw', d: 1, hi: 31, lo: 30 },
+  { key: 'shcfg', d: 1, hi: 45, lo: 44 },
+  { key: 's2vmid', d: 2, hi: 15, lo: 0 },
+  { key: 's2t0sz', d: 2, hi: 37, lo: 32 },
+  { key: 's2sl0', d: 2, hi: 39, lo: 38 },
+  { key: 's2ir0', d: 2, hi: 41, lo: 40 },
+  { key: 's2or0', d: 2, hi: 43, lo: 42 },
+  { key: 's2sh0', d: 2, hi: 45, lo: 44 },
+  { key: 's2tg', d: 2, hi: 47, lo: 46 },
+  { key: 's2ps', d: 2, hi: 50, lo: 48 },
+  { key: 's2aa64', d: 2, bit: 51 },
+  { key: 's2endi', d: 2, bit: 52 },
+  { key: 's2affd', d: 2, bit: 53 },
+  { key: 's2ptw', d: 2, bit: 54 },
+  { key: 's2hd', d: 2, bit: 55 },
+  { key: 's2ha', d: 2, bit: 56 },
+  { key: 's2s', d: 2, bit: 57 },
+  { key: 's2r', d: 2, bit: 58 },
+  { key: 's2ttb', d: 3, hi: 51, lo: 4, addr: true },
+];
+
 /** Decodes an STE from its 16 32-bit halves. */
 export function decodeSte(w: Uint32Array): Ste {
-  return {
-    v: getBit(w, 0, 0),
-    config: getBits(w, 0, 3, 1),
-    s1fmt: getBits(w, 0, 5, 4),
-    s1ContextPtr: getAddr(w, 0, 51, 6),
-    s1CdMax: getBits(w, 0, 63, 59),
-    s1dss: getBits(w, 1, 1, 0),
-    s1cir: getBits(w, 1, 3, 2),
-    s1cor: getBits(w, 1, 5, 4),
-    s1csh: getBits(w, 1, 7, 6),
-    mev: getBit(w, 1, 19),
-    s2fwb: getBit(w, 1, 25),
-    s1stalld: getBit(w, 1, 27),
-    eats: getBits(w, 1, 29, 28),
-    strw: getBits(w, 1, 31, 30),
-    shcfg: getBits(w, 1, 45, 44),
-    s2vmid: getBits(w, 2, 15, 0),
-    s2t0sz: getBits(w, 2, 37, 32),
-    s2sl0: getBits(w, 2, 39, 38),
-    s2ir0: getBits(w, 2, 41, 40),
-    s2or0: getBits(w, 2, 43, 42),
-    s2sh0: getBits(w, 2, 45, 44),
-    s2tg: getBits(w, 2, 47, 46),
-    s2ps: getBits(w, 2, 50, 48),
-    s2aa64: getBit(w, 2, 51),
-    s2endi: getBit(w, 2, 52),
-    s2affd: getBit(w, 2, 53),
-    s2ptw: getBit(w, 2, 54),
-    s2hd: getBit(w, 2, 55),
-    s2ha: getBit(w, 2, 56),
-    s2s: getBit(w, 2, 57),
-    s2r: getBit(w, 2, 58),
-    s2ttb: getAddr(w, 3, 51, 4),
-  };
+  return readFields(w, STE_FIELDS, emptySte());
 }
 
 export function encodeSteWords(s: Partial<Ste>): Uint32Array {
   const f = { ...emptySte(), ...s };
   const w = new Uint32Array(16);
-  setBit(w, 0, 0, f.v);
-  setBits(w, 0, 3, 1, f.config);
-  setBits(w, 0, 5, 4, f.s1fmt);
-  setAddr(w, 0, 51, 6, f.s1ContextPtr);
-  setBits(w, 0, 63, 59, f.s1CdMax);
-  setBits(w, 1, 1, 0, f.s1dss);
-  setBits(w, 1, 3, 2, f.s1cir);
-  setBits(w, 1, 5, 4, f.s1cor);
-  setBits(w, 1, 7, 6, f.s1csh);
-  setBit(w, 1, 19, f.mev);
-  setBit(w, 1, 25, f.s2fwb);
-  setBit(w, 1, 27, f.s1stalld);
-  setBits(w, 1, 29, 28, f.eats);
-  setBits(w, 1, 31, 30, f.strw);
-  setBits(w, 1, 45, 44, f.shcfg);
-  setBits(w, 2, 15, 0, f.s2vmid);
-  setBits(w, 2, 37, 32, f.s2t0sz);
-  setBits(w, 2, 39, 38, f.s2sl0);
-  setBits(w, 2, 41, 40, f.s2ir0);
-  setBits(w, 2, 43, 42, f.s2or0);
-  setBits(w, 2, 45, 44, f.s2sh0);
-  setBits(w, 2, 47, 46, f.s2tg);
-  setBits(w, 2, 50, 48, f.s2ps);
-  setBit(w, 2, 51, f.s2aa64);
-  setBit(w, 2, 52, f.s2endi);
-  setBit(w, 2, 53, f.s2affd);
-  setBit(w, 2, 54, f.s2ptw);
-  setBit(w, 2, 55, f.s2hd);
-  setBit(w, 2, 56, f.s2ha);
-  setBit(w, 2, 57, f.s2s);
-  setBit(w, 2, 58, f.s2r);
-  setAddr(w, 3, 51, 4, f.s2ttb);
-  return w;
+  return writeFields(w, STE_FIELDS, f);
 }
 
 export function encodeSte(s: Partial<Ste>): Uint8Array {
