@@ -83,6 +83,18 @@ describe('fork', () => {
     expect(errno(() => u.mockDomain(u.parent))).toBe('success'); // copied from the first domain
   });
 
+  it("leaves the parent's memory and pins alone when the child exits; an exited process cannot fork", () => {
+    const t = setup();
+    t.buf.bytes[7] = 0x5a;
+    const child = t.parent.fork();
+    child.exit();
+    expect(t.parent.memory.read(t.buf.addr + 7n, 1)[0]).toBe(0x5a);
+    t.map(t.parent, BigInt(U.MOCK_APERTURE_START));
+    expect(errno(() => t.mockDomain(t.parent))).toBe('success');
+    expect(t.parent.procStatus().VmPin).toBe(16);
+    expect(errno(() => child.fork())).toBe('ESRCH');
+  });
+
   it('CHANGE_PROCESS from the child moves per-mm pins and memlock to the child', () => {
     const t = setup(true);
     t.mockDomain(t.parent);
