@@ -2,8 +2,8 @@
 // allocator installed on the vIOMMU, ADR 0100). The guest's GCR3 table and x86-64 (v2) page tables
 // live in guest RAM; the nested data is the guest DTE (IOMMU_HWPT_DATA_AMD_GUEST). Linux 7.2.13
 // has no guest invalidation for AMD (no cache_invalidate on the vIOMMU or the nested domain), so
-// the kit has no `invalidation`: it declares the refresh a VMM does instead (a new nested HWPT from
-// the guest DTE, replacing the attachment: the host rewrites the DTE and flushes the domain), and
+// the kit has no `invalidation`: it declares the refresh a VMM can do instead (a new nested HWPT
+// from the guest DTE under a new guest DomainID, so a new hDomID, replacing the attachment), and
 // the suite checks HWPT_INVALIDATE is EOPNOTSUPP and the remapped page stays stale until then.
 // No vEVENTQ or HW queue type exists upstream. Page requests: a PASID-tagged guest miss of the PRI
 // device on a fault-capable nested HWPT goes through the PPR log to the FAULT queue.
@@ -22,6 +22,12 @@ const RW = PERM_R | PERM_W;
 const GUEST_DEV_ID = 0x0310n;
 /** The PASID the kit's page requests use (PASID 0 never becomes a page request, ppr.c). */
 const PRI_PASID = 1;
+
+let guestDomainIds = 0;
+/** Guest DomainIDs for refreshes: 6, 7, ... (the kit's first nested HWPT uses 5). */
+function nextGuestDomainId(): number {
+  return 6 + (guestDomainIds++ % 0xfff0);
+}
 
 function tablesIn(guest: GuestMemory): TableMemory {
   return { readU32: (gpa) => guest.readU32(gpa), writeU32: (gpa, v) => guest.writeU32(gpa, v), allocTable: () => guest.alloc(4096) };
@@ -64,9 +70,14 @@ function amdKit(options: Partial<AmdViOptions> = {}): ComplianceKit {
       };
     },
     refresh: {
-      what: 'the VMM re-allocates the nested HWPT from the guest DTE and replaces the attachment (the host rewrites the DTE)',
+      what: 'the VMM allocates a nested HWPT from the guest DTE with a new guest DomainID and replaces the attachment',
+      // A new gDomID, not the same data again: nested_attach_device only rewrites and flushes the
+      // DTE, and the same gDomID maps to the same (ref-counted) hDomID, whose IOTLB entries nothing
+      // upstream drops. A new gDomID gets a new hDomID with nothing cached.
       apply(ctx) {
-        const fresh = ctx.viommu.allocNested(ctx.device, ctx.stage1.data);
+        const bytes = ctx.stage1.data.bytes.slice();
+        new DataView(bytes.buffer).setUint16(8, nextGuestDomainId(), true); // DTE bits 79:64
+        const fresh = ctx.viommu.allocNested(ctx.device, { type: ctx.stage1.data.type, bytes });
         ctx.device.attach(fresh);
         return fresh;
       },
@@ -95,15 +106,16 @@ export const amdViKit = amdKit();
 runComplianceSuite(amdViKit);
 
 describe('the AMD-Vi kit is a real check', () => {
-  it('a driver that never flushes on attach keeps the stale page the refresh must drop', async () => {
+  it('re-attaching, or a nested HWPT from the same guest DTE (same gDomID, same hDomID), keeps the stale page; the kit\'s refresh drops it', async () => {
     const f = buildFlow(amdViKit);
     f.guest.write(f.dataIpa, new TextEncoder().encode('old page'));
     f.guest.write(f.dataIpa + 0x1000, new TextEncoder().encode('new page'));
     const read = async () => new TextDecoder().decode(await f.host.device(f.deviceName).dma.read(BigInt(f.dataIova), 8));
     expect(await read()).toBe('old page');
     f.stage1.map!(f.dataIova, f.dataIpa + 0x1000);
-    // Re-attaching the very HWPT already attached is a no-op: no DTE rewrite, so still stale.
     f.device.attach(f.nested);
+    expect(await read()).toBe('old page');
+    f.device.attach(f.viommu.allocNested(f.device, f.stage1.data));
     expect(await read()).toBe('old page');
     amdViKit.refresh!.apply(f);
     expect(await read()).toBe('new page');

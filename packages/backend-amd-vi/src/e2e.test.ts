@@ -248,7 +248,7 @@ describe('nested: true (the dormant nested.c allocator installed on the vIOMMU)'
     await expect(nic.dma.read(BigInt(IOVA), 6)).rejects.toMatchObject({ code: 'EFAULT' });
   });
 
-  it('a guest remap stays stale (upstream has no guest invalidation path) until the DTE is rewritten', async () => {
+  it('a guest remap stays stale (upstream has no guest invalidation path) through DTE rewrites, until a nested HWPT with a new gDomID', async () => {
     const r = createRig({ nested: true });
     const s2 = r.nestParent();
     const v = r.viommu(s2);
@@ -261,9 +261,16 @@ describe('nested: true (the dormant nested.c allocator installed on the vIOMMU)'
     expect(text(await nic.dma.read(BigInt(IOVA), 3))).toBe('old');
     g.table.remap(IOVA, RAM_GPA + 0x11000, PERM_R | PERM_W);
     expect(text(await nic.dma.read(BigInt(IOVA), 3))).toBe('old');
-    // Re-attaching the same nested HWPT via the IOAS and back rewrites the DTE and flushes the domain.
+    // Via the IOAS and back: the DTE is rewritten twice, but nested_attach_device flushes only the
+    // DTE, and the v1 attach flushes the paging domain, not the hDomID the stale entry is under.
     r.attach(r.ioas);
     r.attach(h);
+    expect(text(await nic.dma.read(BigInt(IOVA), 3))).toBe('old');
+    // The same guest DTE again: same gDomID, same (shared) hDomID, still stale.
+    r.attach(r.nested(v, g.gdte));
+    expect(text(await nic.dma.read(BigInt(IOVA), 3))).toBe('old');
+    // A new gDomID maps to a new hDomID, under which nothing is cached.
+    r.attach(r.nested(v, { ...g.gdte, domainId: 6 }));
     expect(text(await nic.dma.read(BigInt(IOVA), 3))).toBe('new');
   });
 

@@ -13,6 +13,11 @@ export class AmdViDevice implements DriverDevice {
   readonly dirtyTracking: boolean;
   /** The domain the RID DTE points at (undefined = blocked). */
   domain: AmdViDomain | undefined;
+  /**
+   * dev_data->domain: the last paging domain attached through amd_iommu_attach_device. A nested
+   * attach (nested_attach_device) leaves it alone, so it is what a later attach or block flushes.
+   */
+  pagingDomain: AmdViDomain | undefined;
 
   constructor(
     readonly info: DeviceInfo,

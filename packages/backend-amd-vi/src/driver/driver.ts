@@ -280,20 +280,29 @@ export class AmdViDriver implements DriverV1 {
     if (!this.owns(dom)) throw new SystemError('EINVAL', 'ioctl', 'domain of another IOMMU');
     const q = this.composeDte(dev, dom);
     this.host.failPoint('amd_iommu_attach_device');
-    const old = dev.domain;
+    dev.domain?.attached.delete(dev);
     this.writeDte(dev, q);
-    old?.attached.delete(dev);
     dev.domain = dom;
     dom.attached.add(dev);
+    // nested_attach_device is amd_iommu_update_dte alone: the DTE is flushed, no IOTLB. What the
+    // IOMMU cached under the hDomID (shared by every nested domain of the gDomID) stays.
+    if (dom instanceof NestedDomain) return;
+    // amd_iommu_attach_device: detach_device flushes dev_data->domain, which a nested attach never
+    // changed. (Upstream also returns early, DTE untouched, when that is the domain being attached
+    // again after a nested one; the model rewrites the DTE: README, not modelled.)
+    const old = dev.pagingDomain;
+    dev.pagingDomain = dom;
     this.flushDevice(dev, old);
   }
 
   private detach(dev: AmdViDevice): void {
-    const old = dev.domain;
-    if (!old) return;
+    const old = dev.pagingDomain;
+    if (!dev.domain) return;
+    // blocked_domain_attach_device: detach_device on dev_data->domain, then the cleared DTE.
     this.writeDte(dev, encodeDteQwords({ v: true }));
-    old.attached.delete(dev);
+    dev.domain.attached.delete(dev);
     dev.domain = undefined;
+    dev.pagingDomain = undefined;
     this.flushDevice(dev, old);
   }
 
