@@ -14,10 +14,8 @@ import { Iommufd } from '@viommu/client';
 import { createSimHost } from '@viommu/core';
 import * as U from '@viommu/uapi';
 import { amdVi, type AmdViOptions } from './driver/driver.js';
-import { encodeDteQwords, encodeGcr3Entry, qwordsToBytes } from './formats/dte.js';
-import { PERM_R, PERM_W, PageTable, type TableMemory } from './pgtable/table.js';
+import { AmdGuestStage1 } from './guest/guest-stage1.js';
 
-const RW = PERM_R | PERM_W;
 /** The guest's DeviceID for the device (VDEVICE_ALLOC virt_id). */
 const GUEST_DEV_ID = 0x0310n;
 /** The PASID the kit's page requests use (PASID 0 never becomes a page request, ppr.c). */
@@ -29,9 +27,8 @@ function nextGuestDomainId(): number {
   return 6 + (guestDomainIds++ % 0xfff0);
 }
 
-function tablesIn(guest: GuestMemory): TableMemory {
-  return { readU32: (gpa) => guest.readU32(gpa), writeU32: (gpa, v) => guest.writeU32(gpa, v), allocTable: () => guest.alloc(4096) };
-}
+/** The guest structures behind each stage-1's vendor data. */
+const stages = new WeakMap<Uint8Array, AmdGuestStage1>();
 
 function amdKit(options: Partial<AmdViOptions> = {}): ComplianceKit {
   return {
@@ -55,19 +52,11 @@ function amdKit(options: Partial<AmdViOptions> = {}): ComplianceKit {
     viommu: { type: 0x1234 },
     virtId: GUEST_DEV_ID,
     buildStage1(guest, iova, ipa) {
-      const table = new PageTable(tablesIn(guest), 'v2', 4);
-      table.map(iova, ipa, 4096, RW);
-      // One-level GCR3 table: PASID 0 (requests without PASID, GIoV) and the page-request PASID.
-      const gcr3 = guest.alloc(4096);
-      for (const pasid of [0, PRI_PASID]) guest.write(gcr3 + pasid * 8, qwordsToBytes([encodeGcr3Entry(true, table.root)]));
-      const gdte = encodeDteQwords({ v: true, gv: true, giov: true, glx: 0, ppr: true, gcr3, domainId: 5 });
-      return {
-        data: { type: U.IOMMU_HWPT_DATA_AMD_GUEST, bytes: qwordsToBytes(gdte) },
-        map(va, pa) {
-          table.unmap(va, 4096);
-          table.map(va, pa, 4096, RW);
-        },
-      };
+      // PASID 0 for requests without one (GIoV), and the page-request PASID.
+      const g = new AmdGuestStage1(guest, { domainId: 5, pasids: [0, PRI_PASID], ppr: true });
+      g.map(iova, ipa);
+      stages.set(g.data.bytes, g);
+      return { data: g.data, map: (va, pa) => g.map(va, pa) };
     },
     refresh: {
       what: 'the VMM allocates a nested HWPT from the guest DTE with a new guest DomainID and replaces the attachment',
@@ -75,9 +64,7 @@ function amdKit(options: Partial<AmdViOptions> = {}): ComplianceKit {
       // DTE, and the same gDomID maps to the same (ref-counted) hDomID, whose IOTLB entries nothing
       // upstream drops. A new gDomID gets a new hDomID with nothing cached.
       apply(ctx) {
-        const bytes = ctx.stage1.data.bytes.slice();
-        new DataView(bytes.buffer).setUint16(8, nextGuestDomainId(), true); // DTE bits 79:64
-        const fresh = ctx.viommu.allocNested(ctx.device, { type: ctx.stage1.data.type, bytes });
+        const fresh = ctx.viommu.allocNested(ctx.device, stages.get(ctx.stage1.data.bytes)!.withDomainId(nextGuestDomainId()));
         ctx.device.attach(fresh);
         return fresh;
       },

@@ -10,3 +10,4 @@ export * from './driver/domains.js';
 export * from './driver/driver.js';
 export * from './driver/viommu.js';
 export * from './driver/hw-viommu.js';
+export * from './guest/guest-stage1.js';
