@@ -22,7 +22,6 @@ import {
 import { AW_48, AW_57, encodeContextEntry, encodePasidDirEntry, encodePasidEntryQwords, PGTT_FIRST_STAGE, PGTT_NESTED, PGTT_SECOND_STAGE } from '../formats/entries.js';
 import { faultReasonName } from '../formats/fault.js';
 import { qwordsToBytes } from '../formats/bits.js';
-import { storeU32 } from '../pgtable/memory.js';
 import {
   DMAR_FSTS_REG, DMAR_IQA_REG, DMAR_IQT_REG, DMAR_PQA_REG, DMAR_PQH_REG, DMAR_PQT_REG, DMAR_PRS_REG, DMAR_RTADDR_REG, FSTS_IQE,
   IQA_DW, PRS_PRO, RTADDR_SMT, type VtdFeatures,
@@ -129,7 +128,7 @@ export class VtdDriver implements DriverV1 {
       if (a.pasid !== 0) continue;
       const addr = this.pasidEntryAddr(a.dev, 0, false);
       if (addr === undefined) continue;
-      storeU32(this.host.physical, addr + 8, (this.host.physical.readU32(addr + 8) | (1 << 24)) >>> 0);
+      this.host.physical.writeU32(addr + 8, (this.host.physical.readU32(addr + 8) | (1 << 24)) >>> 0);
       descs.push({ type: QI_PC_TYPE, gran: QI_PC_PASID_SEL, did: d.did, pasid: 0 });
       descs.push({ type: QI_EIOTLB_TYPE, gran: QI_GRAN_NONG_PASID, did: d.did, pasid: 0, am: 0, ih: false, addr: 0n });
     }
@@ -165,7 +164,7 @@ export class VtdDriver implements DriverV1 {
     if (ctxTable === undefined) {
       ctxTable = this.allocFrames(1);
       this.contextTables.set(bus * 2 + (devfn >= 0x80 ? 1 : 0), ctxTable);
-      storeU32(this.host.physical, this.rootTable + bus * 16 + (devfn >= 0x80 ? 8 : 0), ctxTable | 1);
+      this.host.physical.writeU32(this.rootTable + bus * 16 + (devfn >= 0x80 ? 8 : 0), ctxTable | 1);
     }
     this.host.physical.write(ctxTable + (devfn & 0x7f) * 32, encodeContextEntry({
       p: true, dte: dev.atsUsable, paside: pasidLog2 > 0, pre: info.pri && f.prs, pdts: Math.log2(dirEntries) - 7,
@@ -340,7 +339,7 @@ export class VtdDriver implements DriverV1 {
         const addr = this.pasidEntryAddr(a.dev, a.pasid, false);
         if (addr === undefined) continue;
         const lo = this.host.physical.readU32(addr);
-        storeU32(this.host.physical, addr, enabled ? (lo | 0x200) >>> 0 : (lo & ~0x200) >>> 0);
+        this.host.physical.writeU32(addr, enabled ? (lo | 0x200) >>> 0 : (lo & ~0x200) >>> 0);
         descs.push({ type: QI_PC_TYPE, gran: QI_PC_PASID_SEL, did: dom.did, pasid: a.pasid });
         descs.push({ type: QI_IOTLB_TYPE, gran: 2, dw: false, dr: false, did: dom.did, am: 0, ih: false, addr: 0n });
       }
@@ -448,7 +447,7 @@ export class VtdDriver implements DriverV1 {
       }
       qiWords(d, this.words);
       const at = this.iqBase + this.iqTail * QI_DESC_SIZE;
-      for (let i = 0; i < 8; i++) storeU32(this.host.physical, at + i * 4, this.words[i]!);
+      for (let i = 0; i < 8; i++) this.host.physical.writeU32(at + i * 4, this.words[i]!);
       this.iqTail = (this.iqTail + 1) % n;
       pending++;
     };

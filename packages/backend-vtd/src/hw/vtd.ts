@@ -19,7 +19,6 @@ import {
   FR_SM_US_CLEAR, type FaultRecord,
 } from '../formats/fault.js';
 import { entryAddr, FS_PS, FS_RW, FS_US, levelIndex, levelShift, RSVD_HI_MASK, SS_A, SS_D, SS_PS, SS_R, SS_W } from '../pgtable/pte.js';
-import { storeU32 } from '../pgtable/memory.js';
 import {
   DEFAULT_FEATURES, DMAR_CAP_REG, DMAR_ECAP_REG, DMAR_FSTS_REG, DMAR_IQA_REG, DMAR_IQERCD_REG, DMAR_IQH_REG, DMAR_IQT_REG,
   DMAR_PQA_REG, DMAR_PQH_REG, DMAR_PQT_REG, DMAR_PRS_REG, DMAR_RTADDR_REG, FSTS_IQE, FSTS_PFO, FSTS_PPF, PRS_PPR, PRS_PRO,
@@ -360,7 +359,7 @@ export class VtdHardware {
       if (level === 1 || (lo & SS_PS) !== 0) {
         if (this.walkSsade) {
           const ad = SS_A | (final && this.walkIsWrite && this.walkWrite ? SS_D : 0);
-          if ((lo & ad) !== ad) storeU32(m, e, (lo | ad) >>> 0);
+          if ((lo & ad) !== ad) m.writeU32(e, (lo | ad) >>> 0);
         }
         return out + (addr % 2 ** levelShift(level));
       }
@@ -474,7 +473,7 @@ export class VtdHardware {
         this.invalidateDevTlb(d.sid, d.pasid, d.addr, d.size, d.global);
         return true;
       case QI_IWD_TYPE:
-        if (d.sw) storeU32(this.mem, Number(d.statusAddr), d.statusData);
+        if (d.sw) this.mem.writeU32(Number(d.statusAddr), d.statusData);
         return true;
       case QI_PGRP_RESP_TYPE:
         this.hooks.pageGroupResponse?.(d.rid, d.pasidPresent, d.pasid, d.prgIndex, d.code);
