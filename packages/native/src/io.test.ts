@@ -1,20 +1,9 @@
 import { afterEach, beforeEach, expect, it } from '@jest/globals';
-import { O_NONBLOCK, O_RDONLY, O_RDWR, SystemError } from '@viommu/uapi';
+import { O_NONBLOCK, O_RDONLY, O_RDWR } from '@viommu/uapi';
 import type { NativeProcess } from './native-process.js';
-import { describeNative, hostProcess } from './test/native.js';
+import { errorOf, FIONREAD, describeNative, hostProcess } from './test/native.js';
 
-const FIONREAD = 0x541b; // int * out: bytes waiting in a pipe
 const FIONBIO = 0x5421; // int * in: non-blocking on/off
-
-function errorOf(f: () => unknown): SystemError {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(SystemError);
-    return e as SystemError;
-  }
-  throw new Error('expected a SystemError');
-}
 
 describeNative('open, close, ioctl, read, write', () => {
   let p: NativeProcess;

@@ -1,20 +1,9 @@
 import { afterEach, beforeEach, expect, it } from '@jest/globals';
-import { PAGE_SIZE, SystemError } from '@viommu/uapi';
+import { PAGE_SIZE } from '@viommu/uapi';
 import type { NativeProcess } from './native-process.js';
 import { PROT_READ } from './native-process.js';
-import { describeNative, hostProcess } from './test/native.js';
+import { codeOf, FIONREAD, describeNative, hostProcess } from './test/native.js';
 
-const FIONREAD = 0x541b;
-
-function codeOf(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(SystemError);
-    return (e as SystemError).code;
-  }
-  throw new Error('expected a SystemError');
-}
 
 describeNative('memory and mmap', () => {
   let p: NativeProcess;

@@ -3,23 +3,13 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, it } from '@jest/globals';
-import { POLLIN, PAGE_SIZE, SystemError } from '@viommu/uapi';
+import { POLLIN, PAGE_SIZE } from '@viommu/uapi';
 import { addonPath } from './addon.js';
 import type { NativeProcess } from './native-process.js';
-import { describeNative, hostProcess } from './test/native.js';
+import { codeOf, describeNative, hostProcess } from './test/native.js';
 import { SCM_MAX_FD, SOCK_SEQPACKET, peerCred, recvFds, recvFdsAsync, sendFds, socketpair, unixAccept, unixListen } from './unix-socket.js';
 
 const text = (b: Uint8Array) => Buffer.from(b).toString();
-
-function codeOf(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(SystemError);
-    return (e as SystemError).code;
-  }
-  throw new Error('expected a SystemError');
-}
 
 describeNative('Unix sockets: SCM_RIGHTS and SO_PEERCRED', () => {
   let p: NativeProcess;
