@@ -53,8 +53,9 @@ export class DaemonProcess implements Process {
   private constructor() {
     this.memory = {
       alloc: (length) => {
-        const { ret } = this.sync(OP.MEM_ALLOC, 'mmap', (w) => w.f64(length));
-        const bytes = new Uint8Array(Math.ceil(length / PAGE) * PAGE);
+        const { ret, out } = this.sync(OP.MEM_ALLOC, 'mmap', (w) => w.f64(length));
+        const size = out.length === 4 ? new DataView(out.buffer, out.byteOffset).getUint32(0, true) : Math.ceil(length / PAGE) * PAGE;
+        const bytes = new Uint8Array(size);
         this.mirror.add(ret, bytes);
         return { addr: BigInt(ret), bytes };
       },

@@ -54,10 +54,13 @@ export class MirrorSet {
     let count = 0;
     for (const r of this.regions.values()) {
       const n = r.bytes.length;
+      // One memcmp over the region first: most calls change nothing in most regions.
+      if (r.live.compare(r.seen) === 0) continue;
       let runStart = -1;
-      for (let off = 0; off <= n; off += PAGE) {
-        const end = Math.min(off + PAGE, n);
-        const dirty = off < n && r.live.compare(r.seen, off, end, off, end) !== 0;
+      // One step past the last page, so a run reaching the end of the region is flushed too.
+      for (let off = 0; ; off += PAGE) {
+        const atEnd = off >= n;
+        const dirty = !atEnd && r.live.compare(r.seen, off, Math.min(off + PAGE, n), off, Math.min(off + PAGE, n)) !== 0;
         if (dirty && runStart < 0) runStart = off;
         if (!dirty && runStart >= 0) {
           const stop = Math.min(off, n);
@@ -66,6 +69,7 @@ export class MirrorSet {
           count++;
           runStart = -1;
         }
+        if (atEnd) break;
       }
     }
     // Patch the count in place (the writer may have grown, so go through its current bytes).
