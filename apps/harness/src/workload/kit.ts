@@ -84,13 +84,25 @@ export interface SessionHooks<D = GuestDevice | NestedGuestDevice> {
   readonly hwInfoType: number;
   /** Builds device `index`'s guest stage-1 in guest RAM (empty; the workload maps pages). */
   buildStage1(guest: GuestMemory, index: number): GuestStage1;
-  /** The vendor's invalidation entries and where they go. */
-  readonly invalidation: {
+  /**
+   * The vendor's invalidation entries and where they go. Absent for a vendor with no guest
+   * invalidation uAPI (AMD-Vi in Linux 7.2.13): `refresh` instead (ADR 0170).
+   */
+  readonly invalidation?: {
     readonly target: 'viommu' | 'nested';
     readonly type: number;
     readonly entryLen: number;
     /** Entries that drop everything cached for `dev`'s stage-1 (the guest's flush for that context). */
     flush(ctx: WorkloadContext, dev: D): Uint8Array[];
+  };
+  /**
+   * How a VMM makes the IOMMU walk `dev`'s current stage-1 when the vendor has no guest
+   * invalidation (HWPT_INVALIDATE is EOPNOTSUPP): e.g. a new nested HWPT replacing the attachment.
+   * Returns the nested HWPT now attached and the host commands it cost (`label` names them).
+   */
+  readonly refresh?: {
+    readonly label: string;
+    apply(ctx: WorkloadContext, dev: D): { readonly nested: Hwpt; readonly commands: number };
   };
   /**
    * For a vendor without a walked stage-1 (GuestStage1.map absent): whether the IOMMU still holds
@@ -134,7 +146,7 @@ export interface ViommuSession extends SessionHooks<GuestDevice> {
  */
 export interface NoViommuSession extends SessionHooks<NestedGuestDevice> {
   readonly viommu: 'none';
-  readonly invalidation: SessionHooks<NestedGuestDevice>['invalidation'] & { readonly target: 'nested' };
+  readonly invalidation: NonNullable<SessionHooks<NestedGuestDevice>['invalidation']> & { readonly target: 'nested' };
   readonly viommuRequest?: undefined;
   readonly afterViommu?: undefined;
   readonly virtId?: undefined;

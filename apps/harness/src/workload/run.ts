@@ -226,7 +226,24 @@ export async function runVendor(kit: VendorKit, opts: WorkloadOptions): Promise<
 
     // --- Guest invalidation through HWPT_INVALIDATE: stale until invalidated, then the new mapping. ---
     const inv = hooks.invalidation;
+    const refresh = hooks.refresh;
+    let refreshCommands = 0;
+    let refused = 0;
     const invalidate = (dev: GuestDevice | NestedGuestDevice) => {
+      if (!inv) {
+        // No guest invalidation (AMD-Vi upstream): HWPT_INVALIDATE must be refused wherever the
+        // guest aims it, then the VMM's refresh makes the IOMMU walk the guest's tables again.
+        const probe = { type: 0, entryLen: 16, entries: [new Uint8Array(16)] };
+        for (const t of dev.viommu ? [dev.viommu, dev.nested] : [dev.nested]) {
+          const r = t.invalidate(probe);
+          if (!r.ok && r.error.code === 'EOPNOTSUPP' && r.handled === 0) refused++;
+        }
+        if (!refresh) throw new Error(`${kit.id}: a session without invalidation must give refresh`);
+        const done = refresh.apply(ctx, dev);
+        dev.nested = done.nested;
+        refreshCommands += done.commands;
+        return true;
+      }
       const target = inv.target === 'viommu' && dev.viommu ? dev.viommu : dev.nested;
       const entries = inv.flush(ctx, dev);
       const r = target.invalidate({ type: inv.type, entryLen: inv.entryLen, entries });
@@ -270,8 +287,15 @@ export async function runVendor(kit: VendorKit, opts: WorkloadOptions): Promise<
     counters.staleObserved += stale;
     throughput.invalidationsPerSec = invTime > 0 ? (invCount / invTime) * 1000 : 0;
     progress('invalidate', invCount, guestDevs.length);
-    check('a remapped translation stays stale until invalidated', stale === guestDevs.length, `${stale}/${guestDevs.length} devices`);
-    check('HWPT_INVALIDATE drops it', fresh === guestDevs.length, `${fresh}/${guestDevs.length} devices, ${counters.invalidations.ioctl} entries`);
+    if (inv) {
+      check('a remapped translation stays stale until invalidated', stale === guestDevs.length, `${stale}/${guestDevs.length} devices`);
+      check('HWPT_INVALIDATE drops it', fresh === guestDevs.length, `${fresh}/${guestDevs.length} devices, ${counters.invalidations.ioctl} entries`);
+    } else {
+      const targets = guestDevs.reduce((n, d) => n + (d.viommu ? 2 : 1), 0);
+      check('HWPT_INVALIDATE is refused (EOPNOTSUPP): the vendor has no guest invalidation', refused === targets, `${refused}/${targets} vIOMMU and nested HWPT targets`);
+      check(`a remapped translation stays stale until ${refresh?.label ?? 'refreshed'}`, stale === guestDevs.length, `${stale}/${guestDevs.length} devices`);
+      check(`${refresh?.label ?? 'the refresh'} drops it`, fresh === guestDevs.length, `${fresh}/${guestDevs.length} devices, ${refreshCommands} host command-buffer commands`);
+    }
 
     // --- HW queues: one per vIOMMU on guest RAM; where the vendor has them, the guest invalidates through it. ---
     const hq = session.hwQueue;
@@ -283,7 +307,7 @@ export async function runVendor(kit: VendorKit, opts: WorkloadOptions): Promise<
         queueIpa.push(ipa);
       }
       check('HW queues allocated on guest RAM', true, `${viommus.length} queues`);
-      if (hq.submit) {
+      if (hq.submit && inv) {
         stale = 0;
         fresh = 0;
         for (const dev of guestDevs) {
