@@ -145,7 +145,7 @@ export async function demo(argv: readonly string[], io: Io, term: Term): Promise
   }
   io.out('');
   io.out(summaryTable(results));
-  io.out(term.dim("'-': not exercised on that vendor (SMMUv3 models no stall/IOPF path; the mock's HW queues take no commands; VT-d has no vIOMMU upstream, so no vEVENTs or HW queues)."));
+  io.out(term.dim("'-': not exercised on that vendor (SMMUv3 models no stall/IOPF path; the mock's HW queues take no commands; VT-d has no vIOMMU upstream, so no vEVENTs or HW queues; AMD-Vi has no guest invalidation upstream: its inval/s counts nested-HWPT refreshes)."));
   io.out('');
   const failed = results.flatMap((r) => r.checks.filter((c) => !c.ok).map((c) => `${r.vendor}: ${c.name}`));
   io.out(ok ? term.green(`all ${results.reduce((n, r) => n + r.checks.length, 0)} checks passed on ${results.length} vendors`) : term.red(`${failed.length} checks failed: ${failed.join('; ')}`));
