@@ -6,9 +6,7 @@
 //      simulated host (dispatch, copy, convert, issue on the host queue with a CMD_SYNC), one
 //      command per call and 32 per call.
 // Run: `pnpm bench` in this package (tsc --build, then node dist/bench/smmu.bench.js).
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { against, measure, printRatios, writeBenchResults } from '@viommu/bench-kit';
 import { createSimHost } from '@viommu/core';
 import * as U from '@viommu/uapi';
 import { VCMDQ_CONFIG, VCMDQ_PROD } from '../cmdqv/cmdqv.js';
@@ -21,19 +19,6 @@ import { NO_SSID } from '../smmu/smmu.js';
 
 const RAM_IPA = 0x4000_0000;
 const PAGES = 256;
-
-function measure(name: string, opsPerCall: number, fn: () => void, minMs = 400): { name: string; opsPerSec: number } {
-  for (let i = 0; i < 200; i++) fn(); // warm-up
-  let calls = 0;
-  const start = performance.now();
-  let now = start;
-  while (now - start < minMs) {
-    for (let i = 0; i < 100; i++) fn();
-    calls += 100;
-    now = performance.now();
-  }
-  return { name, opsPerSec: (calls * opsPerCall * 1000) / (now - start) };
-}
 
 // --- A Tegra241 guest through the simulated host and the iommufd uAPI (as src/e2e.test.ts).
 const RAM_BYTES = 8 << 20;
@@ -130,17 +115,12 @@ const hw32 = measure('HWPT_INVALIDATE ioctl, 32 commands per call', 32, hwptPath
 const q32 = measure('VCMDQ, 32 commands per PROD', 32, vcmdqPath(32));
 
 const results = [
-  { ...hit, baseline: walk.name, ratio: hit.opsPerSec / walk.opsPerSec },
-  { ...walk, baseline: walk.name, ratio: 1 },
-  { ...q1, baseline: hw1.name, ratio: q1.opsPerSec / hw1.opsPerSec },
-  { ...hw1, baseline: hw1.name, ratio: 1 },
-  { ...q32, baseline: hw32.name, ratio: q32.opsPerSec / hw32.opsPerSec },
-  { ...hw32, baseline: hw32.name, ratio: 1 },
+  against(hit, walk),
+  against(walk, walk),
+  against(q1, hw1),
+  against(hw1, hw1),
+  against(q32, hw32),
+  against(hw32, hw32),
 ];
-for (const r of results) {
-  console.log(`${r.name.padEnd(100)} ${Math.round(r.opsPerSec).toString().padStart(10)} /s   x${r.ratio.toFixed(2)} vs ${r.baseline === r.name ? '(baseline)' : r.baseline}`);
-}
-const out = join(dirname(fileURLToPath(import.meta.url)), '../../bench-results/smmu.json');
-mkdirSync(dirname(out), { recursive: true });
-writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), node: process.version, results }, null, 2));
-console.log(`wrote ${out}`);
+printRatios(results);
+console.log(`wrote ${writeBenchResults(import.meta.url, 'smmu', { results })}`);

@@ -8,9 +8,7 @@
 //      baseline, 32 per call, and the same P_IOTLB descriptors submitted by the host driver
 //      directly (what the ioctl costs on top of the queue).
 // Run: `pnpm bench` in this package (tsc --build, then node dist/bench/vtd.bench.js).
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { against, measure, printRatios, writeBenchResults } from '@viommu/bench-kit';
 import * as U from '@viommu/uapi';
 import { QI_EIOTLB_TYPE, type QiDescriptor } from '../formats/descriptors.js';
 import { NO_PASID } from '../hw/vtd.js';
@@ -19,19 +17,6 @@ import { GUEST_RW, createRig } from '../testing/rig.js';
 const PAGES = 256;
 const SID = 0x0310;
 const IOVA = 0x1_0000_0000;
-
-function measure(name: string, opsPerCall: number, fn: () => void, minMs = 400): { name: string; opsPerSec: number } {
-  for (let i = 0; i < 200; i++) fn(); // warm-up
-  let calls = 0;
-  const start = performance.now();
-  let now = start;
-  while (now - start < minMs) {
-    for (let i = 0; i < 100; i++) fn();
-    calls += 100;
-    now = performance.now();
-  }
-  return { name, opsPerSec: (calls * opsPerCall * 1000) / (now - start) };
-}
 
 const r = createRig({ ramBytes: 8 << 20 });
 const s2 = r.nestParent();
@@ -73,16 +58,11 @@ const hw32 = measure('HWPT_INVALIDATE ioctl, 32 entries per call', 32, hwptPath(
 const q32 = measure('host driver P_IOTLB descriptors, 32 per queue submission', 32, () => r.drv.submit(descs));
 
 const results = [
-  { ...hit, baseline: walk.name, ratio: hit.opsPerSec / walk.opsPerSec },
-  { ...walk, baseline: walk.name, ratio: 1 },
-  { ...hw1, baseline: hw1.name, ratio: 1 },
-  { ...hw32, baseline: hw1.name, ratio: hw32.opsPerSec / hw1.opsPerSec },
-  { ...q32, baseline: hw32.name, ratio: q32.opsPerSec / hw32.opsPerSec },
+  against(hit, walk),
+  against(walk, walk),
+  against(hw1, hw1),
+  against(hw32, hw1),
+  against(q32, hw32),
 ];
-for (const x of results) {
-  console.log(`${x.name.padEnd(100)} ${Math.round(x.opsPerSec).toString().padStart(10)} /s   x${x.ratio.toFixed(2)} vs ${x.baseline === x.name ? '(baseline)' : x.baseline}`);
-}
-const out = join(dirname(fileURLToPath(import.meta.url)), '../../bench-results/vtd.json');
-mkdirSync(dirname(out), { recursive: true });
-writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), node: process.version, results }, null, 2));
-console.log(`wrote ${out}`);
+printRatios(results);
+console.log(`wrote ${writeBenchResults(import.meta.url, 'vtd', { results })}`);

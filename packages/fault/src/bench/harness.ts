@@ -1,9 +1,7 @@
 // A small benchmark harness: runs a body in rounds, reports the median rate, and compares it with
 // a baseline measured in the same process right before, so ratios hold across machines.
 
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { writeBenchResults } from '@viommu/bench-kit';
 
 export interface Rate {
   /** Operations per second, median over rounds. */
@@ -62,9 +60,5 @@ export function report(suite: string, rows: ResultRow[]): void {
       .join(' ');
     console.log(`  ${r.name.padEnd(44)} ${fmt(r.opsPerSec).padStart(8)}/s  ratio ${r.ratio.toFixed(3)} vs ${r.baseline} (${fmt(r.baselineOpsPerSec)}/s)${extras ? `  ${extras}` : ''}`);
   }
-  const dir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench-results');
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, `${suite}.json`);
-  writeFileSync(file, JSON.stringify({ suite, date: new Date().toISOString(), node: process.version, rows }, null, 2) + '\n');
-  console.log(`  -> ${file}`);
+  console.log(`  -> ${writeBenchResults(import.meta.url, suite, { suite, rows })}`);
 }

@@ -1,0 +1,1 @@
+module.exports = require('@viommu/jest-config')(__dirname);
