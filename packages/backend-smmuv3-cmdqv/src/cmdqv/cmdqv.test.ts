@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+import { errnoOf } from '@viommu/backend-compliance';
 import { DMA_READ, DOMAIN_NEST_PARENT, NO_PASID, TRANSLATE_OK, type DriverHwQueue, type Translation } from '@viommu/core';
 import {
   IOMMU_HWPT_DATA_ARM_SMMUV3, IOMMU_HW_QUEUE_TYPE_TEGRA241_CMDQV, IOMMU_VEVENTQ_TYPE_TEGRA241_CMDQV,
@@ -17,15 +18,6 @@ import { VCMDQ_CONFIG, VCMDQ_CONS, VCMDQ_GERROR, VCMDQ_GERRORN, VCMDQ_PROD, VCMD
 
 const RAM_IPA = 0x4000_0000;
 const T = IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV;
-
-function codeOf(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
-  return undefined;
-}
 
 /** A guest VM with a Tegra241 vIOMMU, one device (vSID `vsid`) on a nested domain, and its queue memory. */
 function vm(host: FakeHost, drv: ReturnType<typeof smmuv3Cmdqv>, rid: number, vsid: number) {
@@ -98,14 +90,14 @@ describe('HW_QUEUE_ALLOC (LVCMDQ) checks', () => {
     const req = (index: number, length: number, basePa: number) => () =>
       a.viommu.hwQueueInit({ type: IOMMU_HW_QUEUE_TYPE_TEGRA241_CMDQV, index, id: 1, baseIova: 0n, basePa, length, dependOn: () => {} });
     const base = a.guest.pa(a.guest.alloc(1 << 16, 1 << 16));
-    expect(codeOf(req(8, 4096, base))).toBe('EINVAL'); // 2^(7-4) = 8 LVCMDQs per VINTF
-    expect(codeOf(req(1, 4096, base))).toBe('EIO'); // ascending order
-    expect(codeOf(req(0, 48, base))).toBe('EINVAL'); // not a power of two
-    expect(codeOf(req(0, 16, base))).toBe('EINVAL'); // < 32
-    expect(codeOf(req(0, 2 ** 24, base))).toBe('EINVAL'); // > 2^(CMDQS 19 + 4)
-    expect(codeOf(req(0, 4096, base + 2048))).toBe('EINVAL'); // not aligned to its length
-    expect(codeOf(req(0, 4096, base))).toBeUndefined();
-    expect(codeOf(req(0, 4096, base + 4096))).toBe('EEXIST');
+    expect(errnoOf(req(8, 4096, base))).toBe('EINVAL'); // 2^(7-4) = 8 LVCMDQs per VINTF
+    expect(errnoOf(req(1, 4096, base))).toBe('EIO'); // ascending order
+    expect(errnoOf(req(0, 48, base))).toBe('EINVAL'); // not a power of two
+    expect(errnoOf(req(0, 16, base))).toBe('EINVAL'); // < 32
+    expect(errnoOf(req(0, 2 ** 24, base))).toBe('EINVAL'); // > 2^(CMDQS 19 + 4)
+    expect(errnoOf(req(0, 4096, base + 2048))).toBe('EINVAL'); // not aligned to its length
+    expect(errnoOf(req(0, 4096, base))).toBeUndefined();
+    expect(errnoOf(req(0, 4096, base + 4096))).toBe('EEXIST');
     let depended: DriverHwQueue | undefined;
     const q1 = a.viommu.hwQueueInit({
       type: IOMMU_HW_QUEUE_TYPE_TEGRA241_CMDQV, index: 1, id: 2, baseIova: 0n, basePa: base + 8192, length: 4096,
@@ -122,13 +114,13 @@ describe('HW_QUEUE_ALLOC (LVCMDQ) checks', () => {
     const drv = smmuv3Cmdqv({ name: 'smmu0', cmdqv: { sidPerVmLog2: 1 } });
     drv.probe(host);
     const a = vm(host, drv, 0x100, 0x10);
-    expect(codeOf(() => a.viommu.vdeviceInit({ dev: a.dev, virtId: 0x100000n }))).toBe('EINVAL');
+    expect(errnoOf(() => a.viommu.vdeviceInit({ dev: a.dev, virtId: 0x100000n }))).toBe('EINVAL');
     const second = a.viommu.vdeviceInit({ dev: a.dev, virtId: 0x11n });
-    expect(codeOf(() => a.viommu.vdeviceInit({ dev: a.dev, virtId: 0x12n }))).toBe('ENOSPC');
+    expect(errnoOf(() => a.viommu.vdeviceInit({ dev: a.dev, virtId: 0x12n }))).toBe('ENOSPC');
     expect([...a.viommu.vintf.sidMatch]).toEqual([(0x10 << 1) | 1, (0x11 << 1) | 1]);
     expect([...a.viommu.vintf.sidReplace]).toEqual([0x100, 0x100]);
     second.destroy();
-    expect(codeOf(() => a.viommu.vdeviceInit({ dev: a.dev, virtId: 0x12n }))).toBeUndefined();
+    expect(errnoOf(() => a.viommu.vdeviceInit({ dev: a.dev, virtId: 0x12n }))).toBeUndefined();
   });
 });
 

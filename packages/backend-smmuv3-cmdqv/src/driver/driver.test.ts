@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+import { errnoOf } from '@viommu/backend-compliance';
 import { DMA_READ, DMA_WRITE, DOMAIN_NEST_PARENT, NO_PASID, TRANSLATE_FAULT, TRANSLATE_OK, type Translation } from '@viommu/core';
 import {
   IOMMU_HWPT_ALLOC_DIRTY_TRACKING, IOMMU_HWPT_ALLOC_NEST_PARENT, IOMMU_HWPT_DATA_ARM_SMMUV3, IOMMU_HW_INFO_TYPE_INTEL_VTD,
@@ -28,15 +29,6 @@ function le64(...dwords: bigint[]): Uint8Array {
   const view = new DataView(out.buffer);
   dwords.forEach((d, i) => view.setBigUint64(i * 8, d, true));
   return out;
-}
-
-function codeOf(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
-  return undefined;
 }
 
 function setup(options: Partial<Smmuv3CmdqvOptions> = {}) {
@@ -109,9 +101,9 @@ describe('GET_HW_INFO', () => {
     const info = drv.hwInfo(dev, IOMMU_HW_INFO_TYPE_TEGRA241_CMDQV);
     expect(info.type).toBe(3);
     expect(iommu_hw_info_tegra241_cmdqv.decode(info.data)).toEqual({ flags: 0, version: 1, log2vcmdqs: 3, log2vsids: 4, __reserved: 0 });
-    expect(codeOf(() => drv.hwInfo(dev, IOMMU_HW_INFO_TYPE_INTEL_VTD))).toBe('EOPNOTSUPP');
+    expect(errnoOf(() => drv.hwInfo(dev, IOMMU_HW_INFO_TYPE_INTEL_VTD))).toBe('EOPNOTSUPP');
     const plain = setup({ cmdqv: false });
-    expect(codeOf(() => plain.drv.hwInfo(plain.dev, IOMMU_HW_INFO_TYPE_TEGRA241_CMDQV))).toBe('EOPNOTSUPP');
+    expect(errnoOf(() => plain.drv.hwInfo(plain.dev, IOMMU_HW_INFO_TYPE_TEGRA241_CMDQV))).toBe('EOPNOTSUPP');
   });
 });
 
@@ -120,12 +112,12 @@ describe('paging domains', () => {
     const { drv, dev, host } = setup();
     expect(drv.allocPagingDomain(dev, 0)).toBeInstanceOf(Stage1PagingDomain);
     expect(drv.allocPagingDomain(dev, IOMMU_HWPT_ALLOC_NEST_PARENT).nestParent).toBe(true);
-    expect(codeOf(() => drv.allocPagingDomain(dev, IOMMU_HWPT_ALLOC_NEST_PARENT | IOMMU_HWPT_ALLOC_DIRTY_TRACKING))).toBe('EOPNOTSUPP');
-    expect(codeOf(() => drv.allocPagingDomain(dev, IOMMU_HWPT_ALLOC_DIRTY_TRACKING))).toBe('EOPNOTSUPP');
-    expect(codeOf(() => drv.allocPagingDomain(dev, 1 << 2))).toBe('EOPNOTSUPP');
-    expect(codeOf(() => drv.allocPagingDomain(dev, 0, host.userData(0, new Uint8Array(0))))).toBe('EOPNOTSUPP');
+    expect(errnoOf(() => drv.allocPagingDomain(dev, IOMMU_HWPT_ALLOC_NEST_PARENT | IOMMU_HWPT_ALLOC_DIRTY_TRACKING))).toBe('EOPNOTSUPP');
+    expect(errnoOf(() => drv.allocPagingDomain(dev, IOMMU_HWPT_ALLOC_DIRTY_TRACKING))).toBe('EOPNOTSUPP');
+    expect(errnoOf(() => drv.allocPagingDomain(dev, 1 << 2))).toBe('EOPNOTSUPP');
+    expect(errnoOf(() => drv.allocPagingDomain(dev, 0, host.userData(0, new Uint8Array(0))))).toBe('EOPNOTSUPP');
     const noNest = setup({ nesting: false });
-    expect(codeOf(() => noNest.drv.allocPagingDomain(noNest.dev, IOMMU_HWPT_ALLOC_NEST_PARENT))).toBe('EOPNOTSUPP');
+    expect(errnoOf(() => noNest.drv.allocPagingDomain(noNest.dev, IOMMU_HWPT_ALLOC_NEST_PARENT))).toBe('EOPNOTSUPP');
   });
 
   it('translates DMA through an attached stage-1 domain and invalidates on unmap', () => {
@@ -163,11 +155,11 @@ describe('paging domains', () => {
     expect(drv.translate(dev, 3, 0x5000, DMA_READ, out) === TRANSLATE_OK && out.pa).toBe(pa + 4096);
     // A stage-2 RID domain cannot coexist with PASIDs (EBUSY), nor a PASID with a stage-2 RID (EINVAL).
     const s2 = drv.allocPagingDomain(dev, DOMAIN_NEST_PARENT);
-    expect(codeOf(() => drv.attach(dev, NO_PASID, s2))).toBe('EBUSY');
+    expect(errnoOf(() => drv.attach(dev, NO_PASID, s2))).toBe('EBUSY');
     drv.attach(dev, 3, null);
     expect(drv.translate(dev, 3, 0x5000, DMA_READ, out)).toBe(TRANSLATE_FAULT);
     drv.attach(dev, NO_PASID, s2);
-    expect(codeOf(() => drv.attach(dev, 4, b))).toBe('EINVAL');
+    expect(errnoOf(() => drv.attach(dev, 4, b))).toBe('EINVAL');
   });
 
   it('unmapping the nest parent reaches the nested translation (S2 TLBI + NH_ALL)', () => {
@@ -188,13 +180,13 @@ describe('VIOMMU_ALLOC', () => {
     const s2 = drv.allocPagingDomain(dev, DOMAIN_NEST_PARENT);
     const none = host.userData(0, new Uint8Array(0));
     const core = new FakeViommuCore(1, 3, s2);
-    expect(codeOf(() => drv.viommuInit({ type: 3, dev, parent: s2, data: none, core }))).toBe('EOPNOTSUPP');
+    expect(errnoOf(() => drv.viommuInit({ type: 3, dev, parent: s2, data: none, core }))).toBe('EOPNOTSUPP');
     const other = setup();
     const foreign = other.drv.allocPagingDomain(other.dev, DOMAIN_NEST_PARENT);
-    expect(codeOf(() => drv.viommuInit({ type: 1, dev, parent: foreign, data: none, core }))).toBe('EINVAL');
+    expect(errnoOf(() => drv.viommuInit({ type: 1, dev, parent: foreign, data: none, core }))).toBe('EINVAL');
     const plain = setup({ cmdqv: false });
     const ps2 = plain.drv.allocPagingDomain(plain.dev, DOMAIN_NEST_PARENT);
-    expect(codeOf(() => plain.drv.viommuInit({ type: 2, dev: plain.dev, parent: ps2, data: none, core }))).toBe('EOPNOTSUPP');
+    expect(errnoOf(() => plain.drv.viommuInit({ type: 2, dev: plain.dev, parent: ps2, data: none, core }))).toBe('EOPNOTSUPP');
   });
 
   it('holds the parent VMID', () => {
@@ -208,9 +200,9 @@ describe('VIOMMU_ALLOC', () => {
     const core = new FakeViommuCore(1, 2, s2);
     const T = IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV;
     const init = (data: ReturnType<FakeHost['userData']>) => drv.viommuInit({ type: T, dev, parent: s2, data, core });
-    expect(codeOf(() => init(host.userData(T, new Uint8Array(0))))).toBe('EINVAL');
-    expect(codeOf(() => init(host.userData(T, new Uint8Array(8))))).toBe('EINVAL');
-    expect(codeOf(() => init(host.userData(T, new Uint8Array(24))))).toBe('EINVAL');
+    expect(errnoOf(() => init(host.userData(T, new Uint8Array(0))))).toBe('EINVAL');
+    expect(errnoOf(() => init(host.userData(T, new Uint8Array(8))))).toBe('EINVAL');
+    expect(errnoOf(() => init(host.userData(T, new Uint8Array(24))))).toBe('EINVAL');
     const data = host.userData(T, new Uint8Array(16));
     init(data);
     const out = iommu_viommu_tegra241_cmdqv.decode(host.user.read(data.uptr, 16));
@@ -218,13 +210,13 @@ describe('VIOMMU_ALLOC', () => {
     expect(core.mmaps.get(out.out_vintf_mmap_offset)).toEqual({ pa: drv.cmdqv!.vintfs[1]!.page0Pa, length: 0x10000 });
     expect(drv.cmdqv!.vintfs[1]!.vmid).toBe((s2 as NestParentDomain).config.vmid);
     // Two VINTFs: VINTF0 is the host's, VINTF1 is taken.
-    expect(codeOf(() => init(host.userData(T, new Uint8Array(16))))).toBe('ENOSPC');
+    expect(errnoOf(() => init(host.userData(T, new Uint8Array(16))))).toBe('ENOSPC');
   });
 });
 
 describe('nested HWPT from a guest STE', () => {
   const ok = (s: ReturnType<typeof withViommu>, ste: Uint8Array, flags = 0) =>
-    codeOf(() => s.viommu.allocNested(s.dev, flags, s.host.userData(IOMMU_HWPT_DATA_ARM_SMMUV3, ste)));
+    errnoOf(() => s.viommu.allocNested(s.dev, flags, s.host.userData(IOMMU_HWPT_DATA_ARM_SMMUV3, ste)));
 
   it.each([
     ['S1ContextPtr, S1CDMax, S1Fmt, S1DSS, S1CIR/COR/CSH, S1STALLD', le64(0xf800_0000_0000_0fcbn | (1n << 4n), 0xffn | (1n << 27n)), undefined],
@@ -256,14 +248,14 @@ describe('nested HWPT from a guest STE', () => {
     expect(ok(s, le64(0xbn, 0n), 8)).toBe('EOPNOTSUPP');
     expect(ok(s, new Uint8Array(8))).toBe('EINVAL');
     expect(ok(s, new Uint8Array(24))).toBe('EINVAL');
-    expect(codeOf(() => s.viommu.allocNested(s.dev, 0, s.host.userData(1, le64(0xbn, 0n))))).toBe('EINVAL');
+    expect(errnoOf(() => s.viommu.allocNested(s.dev, 0, s.host.userData(1, le64(0xbn, 0n))))).toBe('EINVAL');
   });
 
   it('translate needs a vDEVICE at attach (ENOENT); abort and bypass do not', () => {
     const s = withViommu();
     const g = guestS1(s.guest);
     const mk = (ste: Uint8Array) => s.viommu.allocNested(s.dev, 0, s.host.userData(IOMMU_HWPT_DATA_ARM_SMMUV3, ste));
-    expect(codeOf(() => s.drv.attach(s.dev, NO_PASID, mk(g.vste)))).toBe('ENOENT');
+    expect(errnoOf(() => s.drv.attach(s.dev, NO_PASID, mk(g.vste)))).toBe('ENOENT');
     s.drv.attach(s.dev, NO_PASID, mk(le64(1n | (4n << 1n), 0n)));
     // Bypass = stage 2 only: the IPA is the IOVA.
     s.guest.write(RAM_IPA, new TextEncoder().encode('ipa'));
@@ -416,9 +408,9 @@ describe('HWPT_INVALIDATE on the vIOMMU', () => {
     const s = withViommu();
     const empty = s.host.userArray(IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3, 16, []);
     empty.entryNum = 0;
-    expect(codeOf(() => s.viommu.cacheInvalidate(empty))).toBe('EINVAL');
+    expect(errnoOf(() => s.viommu.cacheInvalidate(empty))).toBe('EINVAL');
     const wrong = s.host.userArray(0, 16, [encodeCommand({ opcode: CMDQ_OP_CMD_SYNC })]);
-    expect(codeOf(() => s.viommu.cacheInvalidate(wrong))).toBe('EINVAL');
+    expect(errnoOf(() => s.viommu.cacheInvalidate(wrong))).toBe('EINVAL');
     const long = new Uint8Array(24);
     long.set(encodeCommand({ opcode: CMDQ_OP_TLBI_NH_ASID, asid: 1 }));
     const okLong = s.host.userArray(IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3, 24, [long]);
@@ -426,7 +418,7 @@ describe('HWPT_INVALIDATE on the vIOMMU', () => {
     expect(okLong.entryNum).toBe(1);
     long[20] = 1;
     const badLong = s.host.userArray(IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3, 24, [long]);
-    expect(codeOf(() => s.viommu.cacheInvalidate(badLong))).toBe('E2BIG');
+    expect(errnoOf(() => s.viommu.cacheInvalidate(badLong))).toBe('E2BIG');
   });
 
   it('ATC_INV reaches the hardware with the physical SID; the guest SSID and range are untouched', () => {
