@@ -12,6 +12,7 @@ import { CMDQ_OP_TLBI_NH_ASID, CMDQ_OP_TLBI_NH_VA, encodeCommand } from './forma
 import { EVT_ID_TRANSLATION_FAULT, decodeEvent } from './formats/event.js';
 import { STE_CFG_S1_TRANS, encodeSte } from './formats/ste.js';
 import { TableBuilder, s1LeafAttrs } from './pgtable/builder.js';
+import { guestRam } from './testing/guest-ram.js';
 
 const RAM_IPA = 0x4000_0000;
 const RAM_BYTES = 4 << 20;
@@ -41,22 +42,8 @@ describe('a nested guest on SMMUv3 + Tegra241 CMDQV through iommufd', () => {
 
     // Guest RAM: user memory mapped at IPA RAM_IPA in the IOAS (the nest parent's stage 2).
     const ram = proc.memory.alloc(RAM_BYTES);
-    let next = 0;
-    const galloc = (bytes: number, align = 4096) => {
-      next = Math.ceil(next / align) * align;
-      const ipa = RAM_IPA + next;
-      next += bytes;
-      return ipa;
-    };
-    const gview = new DataView(ram.bytes.buffer, ram.bytes.byteOffset, ram.bytes.byteLength);
-    const gtables = new TableBuilder(
-      {
-        readU32: (ipa) => gview.getUint32(ipa - RAM_IPA, true),
-        writeU32: (ipa, v) => gview.setUint32(ipa - RAM_IPA, v, true),
-        allocTable: (bytes) => galloc(bytes, bytes),
-      },
-      12, 48, 0,
-    );
+    const { alloc: galloc, tables } = guestRam(ram.bytes, RAM_IPA);
+    const gtables = new TableBuilder(tables, 12, 48, 0);
     const ioas = call(proc, fd, U.IOMMU_IOAS_ALLOC, U.iommu_ioas_alloc).out_ioas_id;
     call(proc, fd, U.IOMMU_IOAS_MAP, U.iommu_ioas_map, {
       ioas_id: ioas, flags: U.IOMMU_IOAS_MAP_FIXED_IOVA | U.IOMMU_IOAS_MAP_READABLE | U.IOMMU_IOAS_MAP_WRITEABLE,

@@ -16,6 +16,7 @@ import { STE_CFG_S1_TRANS, encodeSte } from '../formats/ste.js';
 import { encodeCd } from '../formats/cd.js';
 import { TableBuilder, s1LeafAttrs } from '../pgtable/builder.js';
 import { NO_SSID } from '../smmu/smmu.js';
+import { guestRam } from '../testing/guest-ram.js';
 
 const RAM_IPA = 0x4000_0000;
 const PAGES = 256;
@@ -32,18 +33,8 @@ function call<C extends U.StructCodec>(req: number, codec: C, fields: Partial<Re
   return codec.decode(bytes) as ReturnType<C['decode']>;
 }
 const ram = proc.memory.alloc(RAM_BYTES);
-let next = 0;
-const galloc = (bytes: number, align = 4096) => {
-  next = Math.ceil(next / align) * align;
-  const ipa = RAM_IPA + next;
-  next += bytes;
-  return ipa;
-};
-const gview = new DataView(ram.bytes.buffer, ram.bytes.byteOffset, ram.bytes.byteLength);
-const s1 = new TableBuilder(
-  { readU32: (ipa) => gview.getUint32(ipa - RAM_IPA, true), writeU32: (ipa, v) => gview.setUint32(ipa - RAM_IPA, v, true), allocTable: (b) => galloc(b, b) },
-  12, 48, 0,
-);
+const { alloc: galloc, tables } = guestRam(ram.bytes, RAM_IPA);
+const s1 = new TableBuilder(tables, 12, 48, 0);
 const ioas = call(U.IOMMU_IOAS_ALLOC, U.iommu_ioas_alloc, {}).out_ioas_id;
 call(U.IOMMU_IOAS_MAP, U.iommu_ioas_map, {
   ioas_id: ioas, flags: U.IOMMU_IOAS_MAP_FIXED_IOVA | U.IOMMU_IOAS_MAP_READABLE | U.IOMMU_IOAS_MAP_WRITEABLE,
