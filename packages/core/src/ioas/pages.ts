@@ -56,6 +56,16 @@ const NO_SEGMENTS: Segment[] = [];
  */
 const dmabufAreas = new WeakMap<Pages, Map<object, () => void>>();
 
+// Pages.bits: the source kind in the low two bits, then writable, then the account mode. Kind,
+// backing and base are kept as fields rather than a source object: one object less per mapping
+// (mappings can number millions, ADR 0190).
+const KIND_USER = 0;
+const KIND_FILE = 1;
+const KIND_DMABUF = 2;
+const KIND_MASK = 3;
+const WRITABLE = 1 << 2;
+const MODE_SHIFT = 3;
+
 export class Pages {
   /** Pages currently pinned (npinned) and charged (last_npinned); equal between operations. */
   npinned = 0;
@@ -64,15 +74,24 @@ export class Pages {
   private accesses: AccessRange[] | null = null;
   /** Areas using these pages: while there is one, they hold a reference on their memfd or dma-buf. */
   private areaCount = 0;
+  private bits: number;
+  /** The source's address space, memfd or dma-buf (which one: bits & KIND_MASK). */
+  private readonly backing: AddressSpace | MemFile | DmaBuf;
+  /** The source's page-aligned position of index 0 (user VA or byte offset). */
+  private readonly base: bigint;
 
   constructor(
-    readonly source: PagesSource,
+    source: PagesSource,
     /** Number of PAGE_SIZE pages (may exceed what is mapped: checked at pin time). Not kept: one field less per mapping. */
     npages: number,
-    readonly writable: boolean,
+    writable: boolean,
     public owner: PinOwner,
-    public accountMode: AccountMode,
+    accountMode: AccountMode,
   ) {
+    const kind = source.kind === 'user' ? KIND_USER : source.kind === 'file' ? KIND_FILE : KIND_DMABUF;
+    this.bits = kind | (writable ? WRITABLE : 0) | (accountMode << MODE_SHIFT);
+    this.backing = source.kind === 'user' ? source.mm : source.kind === 'file' ? source.file : source.buf;
+    this.base = source.base;
     if (source.kind === 'dmabuf') {
       // Nothing is pinned: the exporter's range is the one segment, from the moment it is attached.
       const frame = source.buf.iommufdMap() + Number(source.base >> BigInt(FRAME_SHIFT));
@@ -80,24 +99,43 @@ export class Pages {
     }
   }
 
+  /** Where the pages come from (built on demand: only COPY's IOVA hint and tests ask). */
+  get source(): PagesSource {
+    const kind = this.bits & KIND_MASK;
+    if (kind === KIND_USER) return { kind: 'user', mm: this.backing as AddressSpace, base: this.base };
+    if (kind === KIND_FILE) return { kind: 'file', file: this.backing as MemFile, base: this.base };
+    return { kind: 'dmabuf', buf: this.backing as DmaBuf, base: this.base };
+  }
+
+  get writable(): boolean {
+    return (this.bits & WRITABLE) !== 0;
+  }
+
+  get accountMode(): AccountMode {
+    return (this.bits >>> MODE_SHIFT) as AccountMode;
+  }
+
+  set accountMode(mode: AccountMode) {
+    this.bits = (this.bits & ((1 << MODE_SHIFT) - 1)) | (mode << MODE_SHIFT);
+  }
+
   /** The host memory the pages are in (derived, not stored: one field less per mapping). */
   get physical(): PhysicalMemory {
-    const s = this.source;
-    return s.kind === 'user' ? s.mm.physical : s.kind === 'file' ? s.file.physical : s.buf.physical;
+    return this.backing.physical;
   }
 
   get isFile(): boolean {
-    return this.source.kind === 'file';
+    return (this.bits & KIND_MASK) === KIND_FILE;
   }
 
   get isDmabuf(): boolean {
-    return this.source.kind === 'dmabuf';
+    return (this.bits & KIND_MASK) === KIND_DMABUF;
   }
 
   /** The exporter revoked the dma-buf behind these pages (phys.len 0): they map nothing from now on. */
   get revoked(): boolean {
     // Unrevoked dma-buf pages always have their one segment.
-    return this.segments.length === 0 && this.source.kind === 'dmabuf';
+    return this.segments.length === 0 && this.isDmabuf;
   }
 
   /**
@@ -106,12 +144,12 @@ export class Pages {
    * is filled into (revocation calls it).
    */
   trackArea(area: object, unmapDomains?: () => void): void {
-    const src = this.source;
+    const kind = this.bits & KIND_MASK;
     if (this.areaCount++ === 0) {
-      if (src.kind === 'file') src.file.get();
-      else if (src.kind === 'dmabuf') src.buf.attach(this);
+      if (kind === KIND_FILE) (this.backing as MemFile).get();
+      else if (kind === KIND_DMABUF) (this.backing as DmaBuf).attach(this);
     }
-    if (src.kind === 'dmabuf' && unmapDomains) {
+    if (kind === KIND_DMABUF && unmapDomains) {
       let areas = dmabufAreas.get(this);
       if (!areas) dmabufAreas.set(this, (areas = new Map()));
       areas.set(area, unmapDomains);
@@ -120,13 +158,13 @@ export class Pages {
 
   /** Undoes trackArea; the last area leaving drops the file reference or the attachment (iopt_release_pages). */
   untrackArea(area: object): void {
-    const src = this.source;
-    if (src.kind === 'dmabuf') dmabufAreas.get(this)?.delete(area);
+    const kind = this.bits & KIND_MASK;
+    if (kind === KIND_DMABUF) dmabufAreas.get(this)?.delete(area);
     if (--this.areaCount > 0) return;
-    if (src.kind === 'file') src.file.put();
-    else if (src.kind === 'dmabuf') {
+    if (kind === KIND_FILE) (this.backing as MemFile).put();
+    else if (kind === KIND_DMABUF) {
       dmabufAreas.delete(this);
-      src.buf.detach(this);
+      (this.backing as DmaBuf).detach(this);
     }
   }
 
@@ -166,7 +204,7 @@ export class Pages {
    * then ENOMEM from the memlock charge), all or nothing.
    */
   addUser(start: number, last: number): void {
-    if (this.source.kind === 'dmabuf') return; // not pinned, not charged
+    if (this.isDmabuf) return; // not pinned, not charged
     if (this.segments.length === 0) return this.addFirstUser(start, last);
     // 1. Find the frames of every unpinned index, without changing anything.
     const fresh: Segment[] = [];
@@ -218,7 +256,7 @@ export class Pages {
 
   /** Drops a user over [start, last]; pages nobody covers any more are unpinned and uncharged. */
   removeUser(start: number, last: number): void {
-    if (this.source.kind === 'dmabuf') return;
+    if (this.isDmabuf) return;
     this.splitAt(start);
     this.splitAt(last + 1);
     let freed = 0;
@@ -287,20 +325,21 @@ export class Pages {
    * pin_user_pages / memfd_pin_folios find. Throws as they fail.
    */
   private resolve(index: number, max: number, write = this.writable): { frame: number; count: number } {
-    const src = this.source;
-    if (src.kind === 'user') {
-      const va = Number(src.base) + index * FRAME_SIZE;
-      const m = Number.isSafeInteger(va) && !goneMms.has(src.mm) ? src.mm.find(va) : undefined;
+    const kind = this.bits & KIND_MASK;
+    if (kind === KIND_USER) {
+      const mm = this.backing as AddressSpace;
+      const va = Number(this.base) + index * FRAME_SIZE;
+      const m = Number.isSafeInteger(va) && !goneMms.has(mm) ? mm.find(va) : undefined;
       if (!m || (write && !m.writable)) {
-        throw new SystemError('EFAULT', 'ioctl', `cannot pin user page at 0x${(src.base + BigInt(index) * BigInt(FRAME_SIZE)).toString(16)}`);
+        throw new SystemError('EFAULT', 'ioctl', `cannot pin user page at 0x${(this.base + BigInt(index) * BigInt(FRAME_SIZE)).toString(16)}`);
       }
       const frame = m.run.firstFrame + Math.floor((m.runOffset + va - m.addr) / FRAME_SIZE);
       const count = Math.min(max, Math.ceil((m.addr + m.length - va) / FRAME_SIZE));
       return { frame, count };
     }
-    if (src.kind === 'dmabuf') throw new SystemError('EINVAL', 'ioctl', 'dma-buf pages are not read by the CPU');
-    const file = src.file;
-    const page = Number(src.base >> BigInt(FRAME_SHIFT)) + index;
+    if (kind === KIND_DMABUF) throw new SystemError('EINVAL', 'ioctl', 'dma-buf pages are not read by the CPU');
+    const file = this.backing as MemFile;
+    const page = Number(this.base >> BigInt(FRAME_SHIFT)) + index;
     const frame = file.isShmem && Number.isSafeInteger(page) ? file.frameOf(page) : undefined;
     if (frame === undefined) throw new SystemError('EINVAL', 'ioctl', `cannot pin page ${page} of ${file.name}`);
     return { frame, count: Math.min(max, file.contiguousFrom(page)) };
