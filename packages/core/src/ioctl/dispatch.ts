@@ -28,28 +28,49 @@ export function dispatchIommufdIoctl(ctx: IommufdContext, proc: UcmdProcess, mem
     if (!compatHandler) throw new SystemError('ENOTTY', 'ioctl');
     return compatHandler(ctx, request, user, memory, proc);
   }
-  const sizeBytes = user.read(0, 4);
-  const userSize = (sizeBytes[0]! | (sizeBytes[1]! << 8) | (sizeBytes[2]! << 16) | (sizeBytes[3]! << 24)) >>> 0;
+  const userSize = user.readU32(0);
   const op = ioctlSlot(nr);
   if (!op || op.request >>> 0 !== request) throw new SystemError('ENOTTY', 'ioctl');
   if (userSize < (op.minSize ?? op.struct.minSize)) throw new SystemError('EINVAL', 'ioctl', `size ${userSize} below the minimum ${op.minSize ?? op.struct.minSize} of ${op.name}`);
-  const cmd = copyStructFromArg(user, op.struct.size, userSize);
-
-  const ucmd = new Ucmd(ctx, cmd, userSize, memory, user, proc);
-  let rc: number | void;
+  const base = arenaTop;
   try {
-    rc = op.handler(ucmd);
-  } catch (e) {
-    if (ucmd.newObj) ctx.objects.abort(ucmd.newObj);
-    throw e;
+    const cmd = copyStructFromArg(user, op.struct.size, userSize);
+    const ucmd = new Ucmd(ctx, cmd, userSize, memory, user, proc);
+    let rc: number | void;
+    try {
+      rc = op.handler(ucmd);
+    } catch (e) {
+      if (ucmd.newObj) ctx.objects.abort(ucmd.newObj);
+      throw e;
+    }
+    if (ucmd.newObj) ctx.objects.finalize(ucmd.newObj);
+    return rc ?? 0;
+  } finally {
+    arenaTop = base;
   }
-  if (ucmd.newObj) ctx.objects.finalize(ucmd.newObj);
-  return rc ?? 0;
+}
+
+// The kernel's copy of each ioctl's struct lives on its stack; ours lives in this arena, used as a
+// stack (a handler that ends up in a nested ioctl gets the next region). One long-lived buffer for
+// every call matters on the hot path: a fresh small Uint8Array sits on the JS heap, and the codec's
+// `.buffer` then moves it to a malloc'd backing store on every ioctl, which also keeps the codec's
+// DataView cache missing. So Ucmd.cmd is valid only until the handler returns.
+const ARENA = new ArrayBuffer(1 << 16);
+let arenaTop = 0;
+
+/** A zeroed `size`-byte region of the arena (a fresh array if the arena is exhausted). */
+function arenaAlloc(size: number): Uint8Array {
+  const start = arenaTop;
+  const end = start + ((size + 7) & ~7);
+  if (end > ARENA.byteLength) return new Uint8Array(size);
+  arenaTop = end;
+  const cmd = new Uint8Array(ARENA, start, size);
+  cmd.fill(0);
+  return cmd;
 }
 
 /** copy_struct_from_user over the ioctl argument. */
 function copyStructFromArg(user: UserArg, ksize: number, usize: number): Uint8Array {
-  const cmd = new Uint8Array(ksize);
   if (usize > ksize) {
     // The kernel scans the whole tail, however large `size` is, in chunks; so do we.
     const CHUNK = 1 << 16;
@@ -58,6 +79,7 @@ function copyStructFromArg(user: UserArg, ksize: number, usize: number): Uint8Ar
       for (let i = 0; i < tail.length; i++) if (tail[i] !== 0) throw new SystemError('E2BIG', 'ioctl', 'non-zero bytes past the known struct');
     }
   }
-  cmd.set(user.read(0, Math.min(ksize, usize)));
+  const cmd = arenaAlloc(ksize);
+  user.readInto(usize < ksize ? cmd.subarray(0, usize) : cmd, 0);
   return cmd;
 }

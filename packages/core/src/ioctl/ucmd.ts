@@ -34,6 +34,31 @@ export class UserArg {
     throw new SystemError('EFAULT', 'ioctl', 'NULL or invalid argument pointer');
   }
 
+  /**
+   * The little-endian u32 at `offset` (the `size` word every iommufd struct starts with). Reads an
+   * in-process argument in place: the dispatcher calls this on every ioctl, so no copy.
+   */
+  readU32(offset: number): number {
+    const a = this.arg;
+    if (a instanceof Uint8Array) {
+      if (offset + 4 > a.length) throw new SystemError('EFAULT', 'ioctl', 'argument shorter than its size');
+      return (a[offset]! | (a[offset + 1]! << 8) | (a[offset + 2]! << 16) | (a[offset + 3]! << 24)) >>> 0;
+    }
+    const b = this.read(offset, 4);
+    return (b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0;
+  }
+
+  /** Copies `dst.length` bytes at `offset` of the argument into `dst` (EFAULT when not readable). */
+  readInto(dst: Uint8Array, offset: number): void {
+    const a = this.arg;
+    if (a instanceof Uint8Array) {
+      if (offset + dst.length > a.length) throw new SystemError('EFAULT', 'ioctl', 'argument shorter than its size');
+      for (let i = 0; i < dst.length; i++) dst[i] = a[offset + i]!;
+      return;
+    }
+    dst.set(this.read(offset, dst.length));
+  }
+
   /** Copies bytes out at `offset` of the argument (EFAULT when not writable). */
   write(offset: number, bytes: Uint8Array): void {
     const a = this.arg;
@@ -70,7 +95,10 @@ export class Ucmd {
 
   constructor(
     readonly ctx: IommufdContext,
-    /** The kernel's copy of the struct: sizeof bytes, zero past the user's size. Handlers may edit it. */
+    /**
+     * The kernel's copy of the struct: sizeof bytes, zero past the user's size. Handlers may edit it;
+     * it is reused once the handler returns, so keep values decoded from it, never the bytes.
+     */
     readonly cmd: Uint8Array,
     /** The `size` userspace passed. */
     readonly userSize: number,

@@ -86,13 +86,13 @@ export class ObjectTable {
    * a hidden object): runs preDestroy, takes the object out (leaving a tombstone if asked), then
    * destroys it. The caller must have dropped every other reference first.
    */
-  remove(obj: IommufdObject, opts: { tombstone?: boolean } = {}): void {
+  remove(obj: IommufdObject, opts?: { tombstone?: boolean }): void {
     if (obj.state !== OBJ_STATE.LIVE || this.slots[obj.id] !== obj) throw new Error(`remove of an object that is not live (id ${obj.id})`);
     obj.preDestroy?.();
     if (obj.users !== 1) throw new Error(`${OBJ_NAMES[obj.type]} ${obj.id} removed with users ${obj.users}`);
     this.liveCount--;
     obj.state = OBJ_STATE.DEAD;
-    if (opts.tombstone) {
+    if (opts?.tombstone) {
       this.slots[obj.id] = TOMBSTONE;
       this.tombstones++;
     } else {
