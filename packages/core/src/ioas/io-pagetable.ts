@@ -863,7 +863,7 @@ export class IoPagetable {
    * page with huge pages disabled, as batch_iommu_map_small does). Unmaps what it mapped on failure.
    */
   private mapAreaInto(domain: PagingDomain, area: Area): void {
-    const segs = area.pages.pinnedSegments();
+    const pages = area.pages;
     const areaFirstByte = area.startByte(area.iova);
     const areaLastByte = areaFirstByte + area.length - 1n;
     let chunkIova = -1n;
@@ -887,13 +887,14 @@ export class IoPagetable {
       chunkLen = 0n;
     };
     try {
-      for (let i = area.pages.segmentIndexFor(area.firstIndex); i < segs.length; i++) {
-        const s = segs[i]!;
-        if (s.start > area.lastIndex) break;
-        const firstByte = max(BigInt(s.start) * PAGE, areaFirstByte);
-        const lastByte = min(BigInt(s.last + 1) * PAGE - 1n, areaLastByte);
+      const count = pages.segmentCount();
+      for (let i = pages.segmentIndexFor(area.firstIndex); i < count; i++) {
+        const segStart = pages.segmentStart(i);
+        if (segStart > area.lastIndex) break;
+        const firstByte = max(BigInt(segStart) * PAGE, areaFirstByte);
+        const lastByte = min(BigInt(pages.segmentLast(i) + 1) * PAGE - 1n, areaLastByte);
         const iova = area.iova + (firstByte - areaFirstByte);
-        const pa = BigInt(s.frame) * PAGE + (firstByte - BigInt(s.start) * PAGE);
+        const pa = BigInt(pages.segmentFrame(i)) * PAGE + (firstByte - BigInt(segStart) * PAGE);
         const len = lastByte - firstByte + 1n;
         if (chunkLen && chunkIova + chunkLen === iova && chunkPa + chunkLen === pa) chunkLen += len;
         else {

@@ -14,13 +14,13 @@ import { charge, uncharge } from './accounting.js';
 import { adjustPins } from './pin-counts.js';
 import type { AccountMode, PinOwner } from './types.js';
 
-/** Indexes [start, last] are backed by frames [frame, frame + last - start] and covered by `users` users. */
-export interface Segment {
-  start: number;
-  last: number;
-  frame: number;
-  users: number;
-}
+// Segments are kept flat, four numbers each (no object per segment, ADR 0190): indexes
+// [start, last] are backed by frames [frame, frame + last - start] and covered by `users` users.
+const SEG = 4;
+const START = 0;
+const LAST = 1;
+const FRAME = 2;
+const USERS = 3;
 
 /** An exact index range pinned by accesses (iopt_pages_access), with how many pinned it. */
 interface AccessRange {
@@ -47,7 +47,7 @@ export type PagesSource =
   | { readonly kind: 'dmabuf'; readonly buf: DmaBuf; /** byte offset of index 0 in the buffer (page aligned) */ readonly base: bigint };
 
 /** The segments of pages with nothing pinned, shared (never mutated: the first pin assigns a fresh array). */
-const NO_SEGMENTS: Segment[] = [];
+const NO_SEGMENTS: number[] = [];
 
 /**
  * dma-buf pages only (kept aside so that other pages pay nothing for it): the areas using them,
@@ -69,7 +69,8 @@ const MODE_SHIFT = 3;
 export class Pages {
   /** Pages currently pinned (npinned) and charged (last_npinned); equal between operations. */
   npinned = 0;
-  private segments: Segment[] = NO_SEGMENTS;
+  /** Flat segments, ascending: [start, last, frame, users] per segment. */
+  private segments: number[] = NO_SEGMENTS;
   /** Exact ranges pinned by accesses; null until the first (most pages never see an access). */
   private accesses: AccessRange[] | null = null;
   /** Areas using these pages: while there is one, they hold a reference on their memfd or dma-buf. */
@@ -95,7 +96,7 @@ export class Pages {
     if (source.kind === 'dmabuf') {
       // Nothing is pinned: the exporter's range is the one segment, from the moment it is attached.
       const frame = source.buf.iommufdMap() + Number(source.base >> BigInt(FRAME_SHIFT));
-      this.segments = [{ start: 0, last: npages - 1, frame, users: 1 }];
+      this.segments = [0, npages - 1, frame, 1];
     }
   }
 
@@ -175,19 +176,31 @@ export class Pages {
     this.segments = NO_SEGMENTS;
   }
 
-  /** Pinned segments, ascending (read-only view for filling domains and checks). */
-  pinnedSegments(): readonly Segment[] {
-    return this.segments;
+  /** Number of pinned segments (ascending; read through segmentStart/Last/Frame for filling domains). */
+  segmentCount(): number {
+    return this.segments.length / SEG;
+  }
+
+  segmentStart(i: number): number {
+    return this.segments[i * SEG + START]!;
+  }
+
+  segmentLast(i: number): number {
+    return this.segments[i * SEG + LAST]!;
+  }
+
+  segmentFrame(i: number): number {
+    return this.segments[i * SEG + FRAME]!;
   }
 
   /** Index of the first segment whose last >= index. */
   segmentIndexFor(index: number): number {
     const s = this.segments;
     let lo = 0;
-    let hi = s.length;
+    let hi = s.length / SEG;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (s[mid]!.last < index) lo = mid + 1;
+      if (s[mid * SEG + LAST]! < index) lo = mid + 1;
       else hi = mid;
     }
     return lo;
@@ -195,8 +208,9 @@ export class Pages {
 
   /** Frame pinned at `index`, or undefined. */
   pinnedFrame(index: number): number | undefined {
-    const seg = this.segments[this.segmentIndexFor(index)];
-    return seg && seg.start <= index ? seg.frame + (index - seg.start) : undefined;
+    const s = this.segments;
+    const at = this.segmentIndexFor(index) * SEG;
+    return at < s.length && s[at + START]! <= index ? s[at + FRAME]! + (index - s[at + START]!) : undefined;
   }
 
   /**
@@ -207,47 +221,46 @@ export class Pages {
     if (this.isDmabuf) return; // not pinned, not charged
     if (this.segments.length === 0) return this.addFirstUser(start, last);
     // 1. Find the frames of every unpinned index, without changing anything.
-    const fresh: Segment[] = [];
+    const s = this.segments;
+    const fresh: number[] = [];
+    let newly = 0;
     let idx = start;
-    for (let i = this.segmentIndexFor(start); idx <= last; i++) {
-      const seg = this.segments[i];
-      const gapEnd = seg && seg.start <= last ? seg.start - 1 : last;
+    for (let at = this.segmentIndexFor(start) * SEG; idx <= last; at += SEG) {
+      const has = at < s.length && s[at + START]! <= last;
+      const gapEnd = has ? s[at + START]! - 1 : last;
       while (idx <= gapEnd) {
         const { frame, count } = this.resolve(idx, gapEnd - idx + 1);
-        fresh.push({ start: idx, last: idx + count - 1, frame, users: 1 });
+        fresh.push(idx, idx + count - 1, frame, 1);
         idx += count;
+        newly += count;
       }
-      if (!seg || seg.start > last) break;
-      idx = seg.last + 1;
+      if (!has) break;
+      idx = s[at + LAST]! + 1;
     }
-    let newly = 0;
-    for (const f of fresh) newly += f.last - f.start + 1;
     // 2. Charge them; 3. commit.
     charge(this.owner, this.accountMode, newly);
-    for (const f of fresh) adjustPins(this.physical, f.frame, f.last - f.start + 1, 1);
+    for (let f = 0; f < fresh.length; f += SEG) adjustPins(this.physical, fresh[f + FRAME]!, fresh[f + LAST]! - fresh[f + START]! + 1, 1);
     this.npinned += newly;
     this.splitAt(start);
     this.splitAt(last + 1);
-    for (const seg of this.segments) if (seg.start >= start && seg.last <= last) seg.users++;
-    if (fresh.length) {
-      this.segments.push(...fresh);
-      this.segments.sort((a, b) => a.start - b.start);
-    }
+    const cur = this.segments;
+    for (let at = 0; at < cur.length; at += SEG) if (cur[at + START]! >= start && cur[at + LAST]! <= last) cur[at + USERS]!++;
+    if (fresh.length) this.segments = mergeSorted(cur, fresh);
     this.merge();
   }
 
   /** addUser on pages with nothing pinned yet (the common case of a new mapping): no splitting or sorting. */
   private addFirstUser(start: number, last: number): void {
-    const fresh: Segment[] = [];
+    const fresh: number[] = [];
     let newly = 0;
     for (let idx = start; idx <= last; ) {
       const { frame, count } = this.resolve(idx, last - idx + 1);
-      fresh.push({ start: idx, last: idx + count - 1, frame, users: 1 });
+      fresh.push(idx, idx + count - 1, frame, 1);
       idx += count;
       newly += count;
     }
     charge(this.owner, this.accountMode, newly);
-    for (const f of fresh) adjustPins(this.physical, f.frame, f.last - f.start + 1, 1);
+    for (let f = 0; f < fresh.length; f += SEG) adjustPins(this.physical, fresh[f + FRAME]!, fresh[f + LAST]! - fresh[f + START]! + 1, 1);
     this.npinned += newly;
     // slice(): an exact-size array (push grew `fresh` to spare capacity; areas can number millions).
     this.segments = fresh.slice();
@@ -260,20 +273,21 @@ export class Pages {
     this.splitAt(start);
     this.splitAt(last + 1);
     let freed = 0;
-    const keep: Segment[] = [];
-    for (const seg of this.segments) {
-      if (seg.start >= start && seg.last <= last) {
-        if (seg.users === 0) throw new Error(`pages: removing a user that was never added at ${seg.start}`);
-        if (--seg.users === 0) {
-          const n = seg.last - seg.start + 1;
-          adjustPins(this.physical, seg.frame, n, -1);
+    const s = this.segments;
+    const keep: number[] = [];
+    for (let at = 0; at < s.length; at += SEG) {
+      if (s[at + START]! >= start && s[at + LAST]! <= last) {
+        if (s[at + USERS] === 0) throw new Error(`pages: removing a user that was never added at ${s[at + START]}`);
+        if (--s[at + USERS]! === 0) {
+          const n = s[at + LAST]! - s[at + START]! + 1;
+          adjustPins(this.physical, s[at + FRAME]!, n, -1);
           freed += n;
           continue;
         }
       }
-      keep.push(seg);
+      keep.push(s[at + START]!, s[at + LAST]!, s[at + FRAME]!, s[at + USERS]!);
     }
-    this.segments = keep.length ? keep : NO_SEGMENTS;
+    this.segments = keep.length ? keep.slice() : NO_SEGMENTS;
     this.npinned -= freed;
     uncharge(this.owner, this.accountMode, freed);
     this.merge();
@@ -346,24 +360,49 @@ export class Pages {
   }
 
   private splitAt(index: number): void {
-    const i = this.segmentIndexFor(index);
-    const seg = this.segments[i];
-    if (!seg || seg.start >= index) return;
-    const right: Segment = { start: index, last: seg.last, frame: seg.frame + (index - seg.start), users: seg.users };
-    seg.last = index - 1;
-    this.segments.splice(i + 1, 0, right);
+    const s = this.segments;
+    const at = this.segmentIndexFor(index) * SEG;
+    if (at >= s.length || s[at + START]! >= index) return;
+    const right = [index, s[at + LAST]!, s[at + FRAME]! + (index - s[at + START]!), s[at + USERS]!];
+    s[at + LAST] = index - 1;
+    s.splice(at + SEG, 0, ...right);
   }
 
+  /** Joins neighbours that touch, continue each other's frames and have as many users. */
   private merge(): void {
     const s = this.segments;
     let w = 0;
-    for (let r = 0; r < s.length; r++) {
-      const cur = s[r]!;
-      const prev = w > 0 ? s[w - 1]! : undefined;
-      if (prev && prev.last + 1 === cur.start && prev.users === cur.users && prev.frame + (cur.start - prev.start) === cur.frame) {
-        prev.last = cur.last;
-      } else s[w++] = cur;
+    for (let r = 0; r < s.length; r += SEG) {
+      const p = w - SEG;
+      if (
+        w > 0 &&
+        s[p + LAST]! + 1 === s[r + START] &&
+        s[p + USERS] === s[r + USERS] &&
+        s[p + FRAME]! + (s[r + START]! - s[p + START]!) === s[r + FRAME]
+      ) {
+        s[p + LAST] = s[r + LAST]!;
+      } else {
+        if (w !== r) for (let k = 0; k < SEG; k++) s[w + k] = s[r + k]!;
+        w += SEG;
+      }
     }
-    s.length = w;
+    if (s.length !== w) s.length = w;
   }
+}
+
+/** Two flat segment lists, each ascending and disjoint from the other, as one ascending list. */
+function mergeSorted(a: readonly number[], b: readonly number[]): number[] {
+  const out = new Array<number>(a.length + b.length);
+  let i = 0;
+  let j = 0;
+  let w = 0;
+  while (i < a.length || j < b.length) {
+    const fromA = j >= b.length || (i < a.length && a[i + START]! < b[j + START]!);
+    const src = fromA ? a : b;
+    const at = fromA ? i : j;
+    for (let k = 0; k < SEG; k++) out[w++] = src[at + k]!;
+    if (fromA) i += SEG;
+    else j += SEG;
+  }
+  return out;
 }
