@@ -48,6 +48,8 @@ export type PagesSource =
 
 /** The segments of pages with nothing pinned, shared (never mutated: the first pin assigns a fresh array). */
 const NO_SEGMENTS: number[] = [];
+/** Marker: the pages have exactly one segment, held in the seg* fields (the common case: no array at all). */
+const INLINE: number[] = [];
 
 /**
  * dma-buf pages only (kept aside so that other pages pay nothing for it): the areas using them,
@@ -69,8 +71,12 @@ const MODE_SHIFT = 3;
 export class Pages {
   /** Pages currently pinned (npinned) and charged (last_npinned); equal between operations. */
   npinned = 0;
-  /** Flat segments, ascending: [start, last, frame, users] per segment. */
+  /** Flat segments, ascending: [start, last, frame, users] per segment; INLINE for one segment. */
   private segments: number[] = NO_SEGMENTS;
+  private segStart = 0;
+  private segLast = 0;
+  private segFrame = 0;
+  private segUsers = 0;
   /** Exact ranges pinned by accesses; null until the first (most pages never see an access). */
   private accesses: AccessRange[] | null = null;
   /** Areas using these pages: while there is one, they hold a reference on their memfd or dma-buf. */
@@ -96,7 +102,7 @@ export class Pages {
     if (source.kind === 'dmabuf') {
       // Nothing is pinned: the exporter's range is the one segment, from the moment it is attached.
       const frame = source.buf.iommufdMap() + Number(source.base >> BigInt(FRAME_SHIFT));
-      this.segments = [0, npages - 1, frame, 1];
+      this.setSegments([0, npages - 1, frame, 1]);
     }
   }
 
@@ -136,7 +142,7 @@ export class Pages {
   /** The exporter revoked the dma-buf behind these pages (phys.len 0): they map nothing from now on. */
   get revoked(): boolean {
     // Unrevoked dma-buf pages always have their one segment.
-    return this.segments.length === 0 && this.isDmabuf;
+    return this.segments === NO_SEGMENTS && this.isDmabuf;
   }
 
   /**
@@ -178,39 +184,49 @@ export class Pages {
 
   /** Number of pinned segments (ascending; read through segmentStart/Last/Frame for filling domains). */
   segmentCount(): number {
-    return this.segments.length / SEG;
+    return this.segments === INLINE ? 1 : this.segments.length / SEG;
   }
 
   segmentStart(i: number): number {
-    return this.segments[i * SEG + START]!;
+    return this.segments === INLINE ? this.segStart : this.segments[i * SEG + START]!;
   }
 
   segmentLast(i: number): number {
-    return this.segments[i * SEG + LAST]!;
+    return this.segments === INLINE ? this.segLast : this.segments[i * SEG + LAST]!;
   }
 
   segmentFrame(i: number): number {
-    return this.segments[i * SEG + FRAME]!;
+    return this.segments === INLINE ? this.segFrame : this.segments[i * SEG + FRAME]!;
   }
 
   /** Index of the first segment whose last >= index. */
   segmentIndexFor(index: number): number {
-    const s = this.segments;
-    let lo = 0;
-    let hi = s.length / SEG;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (s[mid * SEG + LAST]! < index) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
+    if (this.segments === INLINE) return this.segLast < index ? 1 : 0;
+    return indexFor(this.segments, index);
   }
 
   /** Frame pinned at `index`, or undefined. */
   pinnedFrame(index: number): number | undefined {
+    if (this.segments === INLINE) return this.segStart <= index && index <= this.segLast ? this.segFrame + (index - this.segStart) : undefined;
     const s = this.segments;
-    const at = this.segmentIndexFor(index) * SEG;
+    const at = indexFor(s, index) * SEG;
     return at < s.length && s[at + START]! <= index ? s[at + FRAME]! + (index - s[at + START]!) : undefined;
+  }
+
+  /** The segments as a flat array: for an inline one, a temporary copy (only the pin/unpin paths ask). */
+  private flatSegments(): number[] {
+    return this.segments === INLINE ? [this.segStart, this.segLast, this.segFrame, this.segUsers] : this.segments;
+  }
+
+  /** Stores `s` (merged, ascending): inline when it is one segment, the shared empty array when none. */
+  private setSegments(s: number[]): void {
+    if (s.length === SEG) {
+      this.segStart = s[START]!;
+      this.segLast = s[LAST]!;
+      this.segFrame = s[FRAME]!;
+      this.segUsers = s[USERS]!;
+      this.segments = INLINE;
+    } else this.segments = s.length ? s : NO_SEGMENTS;
   }
 
   /**
@@ -219,13 +235,13 @@ export class Pages {
    */
   addUser(start: number, last: number): void {
     if (this.isDmabuf) return; // not pinned, not charged
-    if (this.segments.length === 0) return this.addFirstUser(start, last);
+    if (this.segments === NO_SEGMENTS) return this.addFirstUser(start, last);
     // 1. Find the frames of every unpinned index, without changing anything.
-    const s = this.segments;
+    const s = this.flatSegments();
     const fresh: number[] = [];
     let newly = 0;
     let idx = start;
-    for (let at = this.segmentIndexFor(start) * SEG; idx <= last; at += SEG) {
+    for (let at = indexFor(s, start) * SEG; idx <= last; at += SEG) {
       const has = at < s.length && s[at + START]! <= last;
       const gapEnd = has ? s[at + START]! - 1 : last;
       while (idx <= gapEnd) {
@@ -241,12 +257,12 @@ export class Pages {
     charge(this.owner, this.accountMode, newly);
     for (let f = 0; f < fresh.length; f += SEG) adjustPins(this.physical, fresh[f + FRAME]!, fresh[f + LAST]! - fresh[f + START]! + 1, 1);
     this.npinned += newly;
-    this.splitAt(start);
-    this.splitAt(last + 1);
-    const cur = this.segments;
-    for (let at = 0; at < cur.length; at += SEG) if (cur[at + START]! >= start && cur[at + LAST]! <= last) cur[at + USERS]!++;
-    if (fresh.length) this.segments = mergeSorted(cur, fresh);
-    this.merge();
+    splitAt(s, start);
+    splitAt(s, last + 1);
+    for (let at = 0; at < s.length; at += SEG) if (s[at + START]! >= start && s[at + LAST]! <= last) s[at + USERS]!++;
+    const all = fresh.length ? mergeSorted(s, fresh) : s;
+    merge(all);
+    this.setSegments(all);
   }
 
   /** addUser on pages with nothing pinned yet (the common case of a new mapping): no splitting or sorting. */
@@ -262,18 +278,18 @@ export class Pages {
     charge(this.owner, this.accountMode, newly);
     for (let f = 0; f < fresh.length; f += SEG) adjustPins(this.physical, fresh[f + FRAME]!, fresh[f + LAST]! - fresh[f + START]! + 1, 1);
     this.npinned += newly;
-    // slice(): an exact-size array (push grew `fresh` to spare capacity; areas can number millions).
-    this.segments = fresh.slice();
-    this.merge();
+    merge(fresh);
+    // slice(): an exact-size array (push grew `fresh` to spare capacity); one segment goes inline.
+    this.setSegments(fresh.length === SEG ? fresh : fresh.slice());
   }
 
   /** Drops a user over [start, last]; pages nobody covers any more are unpinned and uncharged. */
   removeUser(start: number, last: number): void {
     if (this.isDmabuf) return;
-    this.splitAt(start);
-    this.splitAt(last + 1);
+    const s = this.flatSegments();
+    splitAt(s, start);
+    splitAt(s, last + 1);
     let freed = 0;
-    const s = this.segments;
     const keep: number[] = [];
     for (let at = 0; at < s.length; at += SEG) {
       if (s[at + START]! >= start && s[at + LAST]! <= last) {
@@ -287,10 +303,10 @@ export class Pages {
       }
       keep.push(s[at + START]!, s[at + LAST]!, s[at + FRAME]!, s[at + USERS]!);
     }
-    this.segments = keep.length ? keep.slice() : NO_SEGMENTS;
+    merge(keep);
+    this.setSegments(keep.length === SEG ? keep : keep.slice());
     this.npinned -= freed;
     uncharge(this.owner, this.accountMode, freed);
-    this.merge();
   }
 
   /** Records an access to exactly [start, last] (pinning it for the first one). */
@@ -359,35 +375,47 @@ export class Pages {
     return { frame, count: Math.min(max, file.contiguousFrom(page)) };
   }
 
-  private splitAt(index: number): void {
-    const s = this.segments;
-    const at = this.segmentIndexFor(index) * SEG;
-    if (at >= s.length || s[at + START]! >= index) return;
-    const right = [index, s[at + LAST]!, s[at + FRAME]! + (index - s[at + START]!), s[at + USERS]!];
-    s[at + LAST] = index - 1;
-    s.splice(at + SEG, 0, ...right);
-  }
+}
 
-  /** Joins neighbours that touch, continue each other's frames and have as many users. */
-  private merge(): void {
-    const s = this.segments;
-    let w = 0;
-    for (let r = 0; r < s.length; r += SEG) {
-      const p = w - SEG;
-      if (
-        w > 0 &&
-        s[p + LAST]! + 1 === s[r + START] &&
-        s[p + USERS] === s[r + USERS] &&
-        s[p + FRAME]! + (s[r + START]! - s[p + START]!) === s[r + FRAME]
-      ) {
-        s[p + LAST] = s[r + LAST]!;
-      } else {
-        if (w !== r) for (let k = 0; k < SEG; k++) s[w + k] = s[r + k]!;
-        w += SEG;
-      }
-    }
-    if (s.length !== w) s.length = w;
+/** Index of the first segment of flat `s` whose last >= index. */
+function indexFor(s: readonly number[], index: number): number {
+  let lo = 0;
+  let hi = s.length / SEG;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (s[mid * SEG + LAST]! < index) lo = mid + 1;
+    else hi = mid;
   }
+  return lo;
+}
+
+/** Splits the segment of flat `s` holding `index` (if any starts before it) so that one starts there. */
+function splitAt(s: number[], index: number): void {
+  const at = indexFor(s, index) * SEG;
+  if (at >= s.length || s[at + START]! >= index) return;
+  const right = [index, s[at + LAST]!, s[at + FRAME]! + (index - s[at + START]!), s[at + USERS]!];
+  s[at + LAST] = index - 1;
+  s.splice(at + SEG, 0, ...right);
+}
+
+/** Joins neighbours of flat `s` that touch, continue each other's frames and have as many users. */
+function merge(s: number[]): void {
+  let w = 0;
+  for (let r = 0; r < s.length; r += SEG) {
+    const p = w - SEG;
+    if (
+      w > 0 &&
+      s[p + LAST]! + 1 === s[r + START] &&
+      s[p + USERS] === s[r + USERS] &&
+      s[p + FRAME]! + (s[r + START]! - s[p + START]!) === s[r + FRAME]
+    ) {
+      s[p + LAST] = s[r + LAST]!;
+    } else {
+      if (w !== r) for (let k = 0; k < SEG; k++) s[w + k] = s[r + k]!;
+      w += SEG;
+    }
+  }
+  if (s.length !== w) s.length = w;
 }
 
 /** Two flat segment lists, each ascending and disjoint from the other, as one ascending list. */
