@@ -58,6 +58,9 @@ const INLINE: number[] = [];
  */
 const dmabufAreas = new WeakMap<Pages, Map<object, () => void>>();
 
+/** Exact ranges pinned by accesses, per pages that have any (kept aside: most pages never see an access). */
+const accessRanges = new WeakMap<Pages, AccessRange[]>();
+
 // Pages.bits: the source kind in the low two bits, then writable, then the account mode. Kind,
 // backing and base are kept as fields rather than a source object: one object less per mapping
 // (mappings can number millions, ADR 0190).
@@ -77,8 +80,6 @@ export class Pages {
   private segLast = 0;
   private segFrame = 0;
   private segUsers = 0;
-  /** Exact ranges pinned by accesses; null until the first (most pages never see an access). */
-  private accesses: AccessRange[] | null = null;
   /** Areas using these pages: while there is one, they hold a reference on their memfd or dma-buf. */
   private areaCount = 0;
   private bits: number;
@@ -311,28 +312,32 @@ export class Pages {
 
   /** Records an access to exactly [start, last] (pinning it for the first one). */
   addAccess(start: number, last: number): void {
-    const a = this.accesses?.find((r) => r.start === start && r.last === last);
+    const list = accessRanges.get(this);
+    const a = list?.find((r) => r.start === start && r.last === last);
     if (a) {
       a.users++;
       return;
     }
     this.addUser(start, last);
-    (this.accesses ??= []).push({ start, last, users: 1 });
+    if (list) list.push({ start, last, users: 1 });
+    else accessRanges.set(this, [{ start, last, users: 1 }]);
   }
 
   /** Undoes addAccess. */
   removeAccess(start: number, last: number): void {
-    const i = this.accesses?.findIndex((r) => r.start === start && r.last === last) ?? -1;
+    const list = accessRanges.get(this);
+    const i = list?.findIndex((r) => r.start === start && r.last === last) ?? -1;
     if (i < 0) throw new Error(`pages: no access at [${start}, ${last}]`);
-    const a = this.accesses![i]!;
+    const a = list![i]!;
     if (--a.users > 0) return;
-    this.accesses!.splice(i, 1);
+    list!.splice(i, 1);
+    if (!list!.length) accessRanges.delete(this);
     this.removeUser(start, last);
   }
 
   /** Access ranges (for invariant checks). */
   accessRanges(): readonly { start: number; last: number; users: number }[] {
-    return this.accesses ?? [];
+    return accessRanges.get(this) ?? [];
   }
 
   /**
