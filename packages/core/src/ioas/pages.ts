@@ -72,8 +72,6 @@ const WRITABLE = 1 << 2;
 const MODE_SHIFT = 3;
 
 export class Pages {
-  /** Pages currently pinned (npinned) and charged (last_npinned); equal between operations. */
-  npinned = 0;
   /** Flat segments, ascending: [start, last, frame, users] per segment; INLINE for one segment. */
   private segments: number[] = NO_SEGMENTS;
   private segStart = 0;
@@ -125,6 +123,20 @@ export class Pages {
 
   set accountMode(mode: AccountMode) {
     this.bits = (this.bits & ((1 << MODE_SHIFT) - 1)) | (mode << MODE_SHIFT);
+  }
+
+  /**
+   * Pages currently pinned (npinned) and charged (last_npinned), equal between operations: what
+   * the segments cover (every segment is pinned, except a dma-buf's, which is never pinned).
+   * Derived, not stored: one field less per mapping.
+   */
+  get npinned(): number {
+    if (this.isDmabuf || this.segments === NO_SEGMENTS) return 0;
+    if (this.segments === INLINE) return this.segLast - this.segStart + 1;
+    const s = this.segments;
+    let n = 0;
+    for (let at = 0; at < s.length; at += SEG) n += s[at + LAST]! - s[at + START]! + 1;
+    return n;
   }
 
   /** The host memory the pages are in (derived, not stored: one field less per mapping). */
@@ -257,7 +269,6 @@ export class Pages {
     // 2. Charge them; 3. commit.
     charge(this.owner, this.accountMode, newly);
     for (let f = 0; f < fresh.length; f += SEG) adjustPins(this.physical, fresh[f + FRAME]!, fresh[f + LAST]! - fresh[f + START]! + 1, 1);
-    this.npinned += newly;
     splitAt(s, start);
     splitAt(s, last + 1);
     for (let at = 0; at < s.length; at += SEG) if (s[at + START]! >= start && s[at + LAST]! <= last) s[at + USERS]!++;
@@ -278,7 +289,6 @@ export class Pages {
     }
     charge(this.owner, this.accountMode, newly);
     for (let f = 0; f < fresh.length; f += SEG) adjustPins(this.physical, fresh[f + FRAME]!, fresh[f + LAST]! - fresh[f + START]! + 1, 1);
-    this.npinned += newly;
     merge(fresh);
     // slice(): an exact-size array (push grew `fresh` to spare capacity); one segment goes inline.
     this.setSegments(fresh.length === SEG ? fresh : fresh.slice());
@@ -306,7 +316,6 @@ export class Pages {
     }
     merge(keep);
     this.setSegments(keep.length === SEG ? keep : keep.slice());
-    this.npinned -= freed;
     uncharge(this.owner, this.accountMode, freed);
   }
 
