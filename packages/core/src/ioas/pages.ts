@@ -62,7 +62,7 @@ const dmabufAreas = new WeakMap<Pages, Map<object, () => void>>();
 const accessRanges = new WeakMap<Pages, AccessRange[]>();
 
 // Pages.bits: the source kind in the low two bits, then writable, then the account mode. Kind,
-// backing and base are kept as fields rather than a source object: one object less per mapping
+// backing and base page are kept as fields rather than a source object: one object less per mapping
 // (mappings can number millions, ADR 0190).
 const KIND_USER = 0;
 const KIND_FILE = 1;
@@ -83,8 +83,11 @@ export class Pages {
   private bits: number;
   /** The source's address space, memfd or dma-buf (which one: bits & KIND_MASK). */
   private readonly backing: AddressSpace | MemFile | DmaBuf;
-  /** The source's page-aligned position of index 0 (user VA or byte offset). */
-  private readonly base: bigint;
+  /**
+   * The source's page of index 0 (user VA or byte offset, which are page aligned, >> FRAME_SHIFT):
+   * below 2^52, so an exact number, and a small integer for usual VAs (no bigint per mapping).
+   */
+  private readonly basePage: number;
 
   constructor(
     source: PagesSource,
@@ -97,10 +100,10 @@ export class Pages {
     const kind = source.kind === 'user' ? KIND_USER : source.kind === 'file' ? KIND_FILE : KIND_DMABUF;
     this.bits = kind | (writable ? WRITABLE : 0) | (accountMode << MODE_SHIFT);
     this.backing = source.kind === 'user' ? source.mm : source.kind === 'file' ? source.file : source.buf;
-    this.base = source.base;
+    this.basePage = Number(source.base >> BigInt(FRAME_SHIFT));
     if (source.kind === 'dmabuf') {
       // Nothing is pinned: the exporter's range is the one segment, from the moment it is attached.
-      const frame = source.buf.iommufdMap() + Number(source.base >> BigInt(FRAME_SHIFT));
+      const frame = source.buf.iommufdMap() + this.basePage;
       this.setSegments([0, npages - 1, frame, 1]);
     }
   }
@@ -108,9 +111,10 @@ export class Pages {
   /** Where the pages come from (built on demand: only COPY's IOVA hint and tests ask). */
   get source(): PagesSource {
     const kind = this.bits & KIND_MASK;
-    if (kind === KIND_USER) return { kind: 'user', mm: this.backing as AddressSpace, base: this.base };
-    if (kind === KIND_FILE) return { kind: 'file', file: this.backing as MemFile, base: this.base };
-    return { kind: 'dmabuf', buf: this.backing as DmaBuf, base: this.base };
+    const base = BigInt(this.basePage) << BigInt(FRAME_SHIFT);
+    if (kind === KIND_USER) return { kind: 'user', mm: this.backing as AddressSpace, base };
+    if (kind === KIND_FILE) return { kind: 'file', file: this.backing as MemFile, base };
+    return { kind: 'dmabuf', buf: this.backing as DmaBuf, base };
   }
 
   get writable(): boolean {
@@ -372,10 +376,10 @@ export class Pages {
     const kind = this.bits & KIND_MASK;
     if (kind === KIND_USER) {
       const mm = this.backing as AddressSpace;
-      const va = Number(this.base) + index * FRAME_SIZE;
+      const va = (this.basePage + index) * FRAME_SIZE;
       const m = Number.isSafeInteger(va) && !goneMms.has(mm) ? mm.find(va) : undefined;
       if (!m || (write && !m.writable)) {
-        throw new SystemError('EFAULT', 'ioctl', `cannot pin user page at 0x${(this.base + BigInt(index) * BigInt(FRAME_SIZE)).toString(16)}`);
+        throw new SystemError('EFAULT', 'ioctl', `cannot pin user page at 0x${((BigInt(this.basePage) + BigInt(index)) << BigInt(FRAME_SHIFT)).toString(16)}`);
       }
       const frame = m.run.firstFrame + Math.floor((m.runOffset + va - m.addr) / FRAME_SIZE);
       const count = Math.min(max, Math.ceil((m.addr + m.length - va) / FRAME_SIZE));
@@ -383,7 +387,7 @@ export class Pages {
     }
     if (kind === KIND_DMABUF) throw new SystemError('EINVAL', 'ioctl', 'dma-buf pages are not read by the CPU');
     const file = this.backing as MemFile;
-    const page = Number(this.base >> BigInt(FRAME_SHIFT)) + index;
+    const page = this.basePage + index;
     const frame = file.isShmem && Number.isSafeInteger(page) ? file.frameOf(page) : undefined;
     if (frame === undefined) throw new SystemError('EINVAL', 'ioctl', `cannot pin page ${page} of ${file.name}`);
     return { frame, count: Math.min(max, file.contiguousFrom(page)) };
