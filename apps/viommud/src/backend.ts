@@ -22,14 +22,30 @@ export interface Backend {
   contextCount(): number;
 }
 
-export function simBackend(host: SimHost = createSimHost()): Backend {
+/**
+ * The simulator. By default one host serves every connection (one machine); `perClient` gives each
+ * connection a fresh host, as each in-process scenario gets (physical memory layout, and so huge
+ * page alignment, then does not depend on what earlier clients did).
+ */
+export function simBackend(opts: { host?: SimHost; perClient?: boolean } = {}): Backend {
+  const shared = opts.perClient ? undefined : (opts.host ?? createSimHost());
+  const hosts = new Map<SimProcess, SimHost>();
+  const hostOf = (p: BackendProcess) => shared ?? hosts.get(p as SimProcess);
   return {
     name: 'sim',
-    spawn: () => host.spawn(),
-    exit: (p) => (p as SimProcess).exit(),
+    spawn() {
+      const host = shared ?? createSimHost();
+      const p = host.spawn();
+      if (!shared) hosts.set(p, host);
+      return p;
+    },
+    exit(p) {
+      (p as SimProcess).exit();
+      hosts.delete(p as SimProcess);
+    },
     liveObjects(p) {
       const out = new Map<string, number>();
-      for (const ctx of host.contexts) {
+      for (const ctx of hostOf(p)?.contexts ?? []) {
         if (ctx.mm !== (p as SimProcess).memory) continue;
         for (const o of ctx.objects.objects()) {
           const name = OBJ_NAMES[o.type] ?? String(o.type);
@@ -38,8 +54,8 @@ export function simBackend(host: SimHost = createSimHost()): Backend {
       }
       return out;
     },
-    leakCount: () => host.leaks.length,
-    contextCount: () => host.contexts.size,
+    leakCount: () => (shared ? shared.leaks.length : [...hosts.values()].reduce((a, h) => a + h.leaks.length, 0)),
+    contextCount: () => (shared ? shared.contexts.size : [...hosts.values()].reduce((a, h) => a + h.contexts.size, 0)),
   };
 }
 

@@ -16,28 +16,38 @@ async function main(): Promise<void> {
       'metrics-port': { type: 'string' },
       'shutdown-deadline': { type: 'string', default: '5000' },
       'log-level': { type: 'string', default: 'info' },
+      'stall-ms': { type: 'string', default: '10000' },
+      'max-frame': { type: 'string' },
+      'sim-host-per-client': { type: 'boolean', default: false },
     },
   });
   const logger = pino({ name: 'viommud', level: values['log-level'] });
   const fd = listenFdFromEnv();
   if (!values.socket && fd === undefined) {
-    process.stderr.write('usage: viommud --socket PATH --backend sim|native [--metrics-port N] [--shutdown-deadline MS]\n');
+    process.stderr.write('usage: viommud --socket PATH --backend sim|native [--metrics-port N] [--shutdown-deadline MS] [--stall-ms MS] [--max-frame BYTES] [--log-level L]\n');
     process.exit(2);
   }
   let backend: Backend;
   if (values.backend === 'native') backend = await nativeBackend();
-  else if (values.backend === 'sim') backend = simBackend();
+  else if (values.backend === 'sim') backend = simBackend({ perClient: values['sim-host-per-client'] });
   else throw new Error(`unknown backend ${values.backend}`);
-  const peerCred = await nativePeerCred();
-  if (!peerCred) logger.warn('@viommu/native did not load: clients are not identified by SO_PEERCRED');
-  const daemon = createDaemon({ backend, logger, peerCred, ...(fd !== undefined ? { fd } : { socketPath: values.socket! }) });
+  const peerCred = await nativePeerCred((reason) => logger.warn({ reason }, '@viommu/native did not load: clients are not identified by SO_PEERCRED'));
+  const limits = {
+    stallMs: Number(values['stall-ms']),
+    ...(values['max-frame'] ? { maxFrame: Number(values['max-frame']) } : {}),
+  };
+  const daemon = createDaemon({ backend, logger, peerCred, limits, ...(fd !== undefined ? { fd } : { socketPath: values.socket! }) });
   await daemon.listen();
   let http: ReturnType<typeof createServer> | undefined;
   if (values['metrics-port']) {
     http = createServer((req, res) => {
       if (req.url !== '/metrics') return void res.writeHead(404).end();
       void daemon.metrics.registry.metrics().then((text) => res.writeHead(200, { 'content-type': daemon.metrics.registry.contentType }).end(text));
-    }).listen(Number(values['metrics-port']), '127.0.0.1');
+    });
+    // Loopback only; port 0 picks a free one, logged for whoever needs it (the tests do).
+    await new Promise<void>((r) => http!.listen(Number(values['metrics-port']), '127.0.0.1', r));
+    const address = http.address();
+    logger.info({ metricsPort: typeof address === 'object' && address ? address.port : undefined }, 'metrics listening');
   }
   await sdNotify('READY=1');
   let stopping = false;

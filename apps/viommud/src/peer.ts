@@ -1,7 +1,7 @@
 // SO_PEERCRED through @viommu/native's addon, when it loads.
 import type { PeerCredentials } from './session.js';
 
-export async function nativePeerCred(): Promise<((fd: number) => PeerCredentials | undefined) | undefined> {
+export async function nativePeerCred(onError?: (message: string) => void): Promise<((fd: number) => PeerCredentials | undefined) | undefined> {
   try {
     const native = await import('@viommu/native');
     const addon = native.loadAddon();
@@ -11,7 +11,8 @@ export async function nativePeerCred(): Promise<((fd: number) => PeerCredentials
       const [pid, uid, gid] = r;
       return { pid, uid, gid };
     };
-  } catch {
+  } catch (e) {
+    onError?.((e as Error).message);
     return undefined;
   }
 }

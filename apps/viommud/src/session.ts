@@ -107,7 +107,8 @@ export class Session {
   }
 
   /** Server shutdown or an operator: close the connection (teardown follows on 'close'). */
-  end(): void {
+  end(reason = 'shutdown'): void {
+    this.teardown(reason);
     this.socket.destroy();
   }
 
@@ -323,7 +324,10 @@ export class Session {
             const addr = Number(m.addr);
             this.mirror.add(addr, m.bytes);
             this.anon.add(addr);
-            return { ret: addr };
+            // The mapping's real length (page-rounded here, maybe not on every backend), as a u32.
+            const len = new Uint8Array(4);
+            new DataView(len.buffer).setUint32(0, m.bytes.length, true);
+            return { ret: addr, out: len };
           },
         };
       }
