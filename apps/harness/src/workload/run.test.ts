@@ -28,7 +28,8 @@ describe('the VM workload', () => {
     // 12 verified reads, 3 writes, the throughput pass (12), and 2 reads per remap where the stage-1 is walked.
     const remapReads = r.supports.stage1Walk ? 2 * 3 * (r.supports.hwQueueInvalidation ? 2 : 1) : 0;
     expect(r.counters.translations).toBe(12 + 3 + 12 + remapReads);
-    expect(r.counters.invalidations.ioctl).toBe(3);
+    // A vendor without guest invalidation (AMD-Vi upstream) refreshes instead: no HWPT_INVALIDATE entries.
+    expect(r.counters.invalidations.ioctl).toBe(r.supports.guestInvalidation ? 3 : 0);
     expect(r.counters.staleObserved).toBe(r.supports.hwQueueInvalidation ? 6 : 3);
     expect(r.counters.events).toBe(r.supports.vevents ? 3 : 0);
     expect(r.counters.faults).toBe(r.supports.iopf ? 3 : 0);

@@ -23,7 +23,7 @@ export interface VendorResult {
   readonly ok: boolean;
   readonly shape: WorkloadShape;
   /** What the vendor has (a missing one is not exercised, and its counters stay 0). */
-  readonly supports: { readonly iopf: boolean; readonly vevents: boolean; readonly hwQueueInvalidation: boolean; readonly stage1Walk: boolean };
+  readonly supports: { readonly iopf: boolean; readonly vevents: boolean; readonly hwQueueInvalidation: boolean; readonly guestInvalidation: boolean; readonly stage1Walk: boolean };
   readonly checks: readonly Check[];
   readonly counters: {
     /** DMA page accesses that went through nested translation and were verified. */
@@ -116,6 +116,7 @@ export async function runVendor(kit: VendorKit, opts: WorkloadOptions): Promise<
     iopf: session.pageFault !== undefined,
     vevents: session.vevent !== undefined,
     hwQueueInvalidation: session.hwQueue?.submit !== undefined,
+    guestInvalidation: session.invalidation !== undefined,
     stage1Walk: session.probeCached === undefined,
   };
   const result = (): VendorResult => ({
