@@ -2,12 +2,13 @@
 // read from the fd gets the lowest free index >= 1 as its cookie, and the index is free again as
 // soon as the group is answered. Cookies are small dense integers, so a plain array indexed by
 // cookie plus a min-heap of freed indices gives O(1) lookup and O(log n) allocation.
+import { MinHeap } from './min-heap.js';
 
 const MAX_COOKIE = 0xffff_ffff;
 
 export class CookieTable<T> {
   private readonly slots: (T | undefined)[] = [undefined]; // index 0 is never allocated
-  private readonly free: number[] = []; // min-heap of indices < slots.length that are empty
+  private readonly free = new MinHeap(); // indices < slots.length that are empty
   private used = 0;
 
   get size(): number {
@@ -17,7 +18,7 @@ export class CookieTable<T> {
   /** Stores `value` at the lowest free cookie and returns it; 0 when every cookie is taken (EBUSY). */
   alloc(value: T): number {
     let cookie: number;
-    if (this.free.length > 0) cookie = this.popFree();
+    if (this.free.size > 0) cookie = this.free.pop();
     else if (this.slots.length <= MAX_COOKIE) cookie = this.slots.push(undefined) - 1;
     else return 0;
     this.slots[cookie] = value;
@@ -35,7 +36,7 @@ export class CookieTable<T> {
     if (value === undefined) return undefined;
     this.slots[cookie] = undefined;
     this.used--;
-    this.pushFree(cookie);
+    this.free.push(cookie);
     return value;
   }
 
@@ -55,37 +56,5 @@ export class CookieTable<T> {
     // Collected first, removed after: `pick` never sees a half-updated table.
     for (const cookie of cookies) this.take(cookie);
     return out;
-  }
-
-  private pushFree(cookie: number): void {
-    const h = this.free;
-    let i = h.push(cookie) - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (h[parent]! <= cookie) break;
-      h[i] = h[parent]!;
-      i = parent;
-    }
-    h[i] = cookie;
-  }
-
-  private popFree(): number {
-    const h = this.free;
-    const top = h[0]!;
-    const last = h.pop()!;
-    if (h.length > 0) {
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        if (l >= h.length) break;
-        const r = l + 1;
-        const c = r < h.length && h[r]! < h[l]! ? r : l;
-        if (h[c]! >= last) break;
-        h[i] = h[c]!;
-        i = c;
-      }
-      h[i] = last;
-    }
-    return top;
   }
 }

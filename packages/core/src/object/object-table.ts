@@ -5,6 +5,7 @@
 // IDs are array indexes (the table is dense because allocation is lowest-free); freed IDs below the
 // high-water mark sit in a min-heap, so allocation and free are O(log n) however large the table.
 
+import { MinHeap } from '@viommu/fault';
 import { SystemError } from '@viommu/uapi';
 import type { IommufdObject} from './object.js';
 import { OBJ, OBJ_NAMES, OBJ_STATE, type ObjType } from './object.js';
@@ -19,7 +20,7 @@ type Slot = IommufdObject | typeof TOMBSTONE | undefined;
 
 export class ObjectTable {
   private readonly slots: Slot[] = [undefined]; // index 0 is never used
-  private readonly freeHeap: number[] = []; // free IDs below slots.length
+  private readonly freeHeap = new MinHeap(); // free IDs below slots.length
   private liveCount = 0;
   private tombstones = 0;
   /** Test hook: the highest ID this table may hand out (to exercise EBUSY on exhaustion). */
@@ -32,8 +33,8 @@ export class ObjectTable {
     if (obj.state !== OBJ_STATE.NEW) throw new Error(`object already in a table (id ${obj.id})`);
     this.failPoint?.('object-id');
     let id: number;
-    if (this.freeHeap.length > 0) {
-      id = this.heapPop();
+    if (this.freeHeap.size > 0) {
+      id = this.freeHeap.pop();
     } else {
       id = this.slots.length;
       if (id > this.idLimit) throw new SystemError('EBUSY', 'ioctl', 'object ID space exhausted');
@@ -143,7 +144,7 @@ export class ObjectTable {
 
   /** IDs in use of any kind: live, reserved, tombstoned (the kernel's !xa_empty). */
   get occupied(): number {
-    return this.slots.length - 1 - this.freeHeap.length;
+    return this.slots.length - 1 - this.freeHeap.size;
   }
 
   get tombstoneCount(): number {
@@ -162,40 +163,6 @@ export class ObjectTable {
 
   private release(id: number): void {
     this.slots[id] = undefined;
-    this.heapPush(id);
-  }
-
-  // A binary min-heap of the free IDs below the high-water mark (IDs at or above it are all free).
-  private heapPush(id: number): void {
-    const h = this.freeHeap;
-    let i = h.length;
-    h.push(id);
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (h[p]! <= id) break;
-      h[i] = h[p]!;
-      i = p;
-    }
-    h[i] = id;
-  }
-
-  private heapPop(): number {
-    const h = this.freeHeap;
-    const top = h[0]!;
-    const last = h.pop()!;
-    if (h.length > 0) {
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        if (l >= h.length) break;
-        const r = l + 1;
-        const c = r < h.length && h[r]! < h[l]! ? r : l;
-        if (h[c]! >= last) break;
-        h[i] = h[c]!;
-        i = c;
-      }
-      h[i] = last;
-    }
-    return top;
+    this.freeHeap.push(id);
   }
 }
