@@ -94,10 +94,16 @@ export class SyncChannel {
     if (this.closed) throw new SystemError('ENOTCONN', syscall, 'the daemon connection is closed');
     Atomics.store(this.ctrl, 0, 0);
     this.worker.postMessage({ type: 'sync', id, frame });
+    const deadline = Date.now() + this.timeoutMs;
     for (;;) {
-      if (Atomics.wait(this.ctrl, 0, 0, this.timeoutMs) === 'timed-out') {
-        this.close();
-        throw new SystemError('ETIMEDOUT', syscall, `no answer from the daemon in ${this.timeoutMs} ms`);
+      // Sleep in short slices and re-read the word: a notify from another thread can be lost on
+      // Node 20 (seen under load), the stored state cannot.
+      while (Atomics.load(this.ctrl, 0) === 0) {
+        if (Date.now() >= deadline) {
+          this.close();
+          throw new SystemError('ETIMEDOUT', syscall, `no answer from the daemon in ${this.timeoutMs} ms`);
+        }
+        Atomics.wait(this.ctrl, 0, 0, 20);
       }
       const state = Atomics.load(this.ctrl, 0);
       const length = Atomics.load(this.ctrl, 1);
