@@ -7,3 +7,5 @@ export * from './ioas.js';
 export * from './object.js';
 export * from './queues.js';
 export * from './viommu.js';
+// The daemon's Process (viommud over its Unix socket), so a VMM needs only this package.
+export { connectDaemonProcess, type ConnectOptions, DaemonProcess, type SessionInfo, type StreamedEvent } from '@viommu/protocol';
