@@ -11,6 +11,7 @@ const commands: Record<string, { run: () => Promise<Command>; summary: string }>
   demo: { run: async () => demo, summary: 'the nested vIOMMU VM workload on every simulated vendor (the main job)' },
   conformance: { run: async () => (await import('./conformance.js')).conformance, summary: 'run the scenario set against a target; JUnit XML, TAP, JSON; --compare' },
   bench: { run: async () => (await import('./bench.js')).bench, summary: 'workload and package benchmarks at a fixed budget; JSON and an HTML report' },
+  inspect: { run: async () => (await import('./inspect.js')).inspect, summary: 'print the live object graphs of a running viommud (--url of its --inspect-port)' },
 };
 
 export const mainHelp = `viommu — the iommufd / vIOMMU harness
