@@ -184,12 +184,31 @@ function open(self: FailNthSelf): void {
   self.fd = self.process.open('/dev/iommu', O_RDWR);
 }
 
+/** The start of most sweeps: /dev/iommu open, one IOAS, and the C's temporary memory limit of 32. */
+function openLimitedIoas(self: FailNthSelf): number {
+  open(self);
+  const ioasId = self.testIoctlIoasAlloc();
+  self.testIoctlSetTempMemoryLimit(32);
+  return ioasId;
+}
+
 const RW = IOMMU_IOAS_MAP_WRITEABLE | IOMMU_IOAS_MAP_READABLE;
 
 function mapOk(self: FailNthSelf, ioasId: number, buf: UserBuf | bigint, length: number, iova = 0, flags = RW): number {
   const r = self._ioasMap(ioasId, typeof buf === 'bigint' ? buf : buf.addr, length, iova, flags);
   if (r.errno) throw Object.assign(new Error(r.errno), { code: r.errno });
   return r.iova;
+}
+
+/** access_pin and access_pin_domain: an access that must pin, failures injected from its pin on. */
+function pinThroughAccess(self: FailNthSelf, ioasId: number, iova: number): void {
+  self.access_id = self.testCmdCreateAccess(ioasId, MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES);
+  self.failNthEnable();
+  const cmd = enc(iommu_test_cmd_access_pages, { op: IOMMU_TEST_OP_ACCESS_PAGES, id: self.access_id, iova, length: FAIL_NTH_BUFFER, uptr: self.buffer.addr });
+  self.testCmd(cmd);
+  self.testCmdDestroyAccessPages(self.access_id, num(iommu_test_cmd_access_pages, cmd, 'out_access_pages_id'));
+  self.testCmdDestroyAccess(self.access_id);
+  self.access_id = 0;
 }
 
 export const failNthScenarios: readonly FailNthScenario[] = [
@@ -215,9 +234,7 @@ export const failNthScenarios: readonly FailNthScenario[] = [
 
   // iopt_area_fill_domains() and iopt_area_fill_domain()
   testFailNth('map_domain', false, (self) => {
-    open(self);
-    const ioasId = self.testIoctlIoasAlloc();
-    self.testIoctlSetTempMemoryLimit(32);
+    const ioasId = openLimitedIoas(self);
     self.failNthEnable();
     const d = self.testCmdMockDomain(ioasId);
     mapOk(self, ioasId, self.buffer, 262144);
@@ -226,9 +243,7 @@ export const failNthScenarios: readonly FailNthScenario[] = [
   }),
 
   testFailNth('map_file_domain', true, (self) => {
-    open(self);
-    const ioasId = self.testIoctlIoasAlloc();
-    self.testIoctlSetTempMemoryLimit(32);
+    const ioasId = openLimitedIoas(self);
     self.failNthEnable();
     const d = self.testCmdMockDomain(ioasId);
     // Any errno here is an injected failure ("return -1" in the C), not a broken test.
@@ -239,9 +254,7 @@ export const failNthScenarios: readonly FailNthScenario[] = [
   }),
 
   testFailNth('map_two_domains', false, (self) => {
-    open(self);
-    const ioasId = self.testIoctlIoasAlloc();
-    self.testIoctlSetTempMemoryLimit(32);
+    const ioasId = openLimitedIoas(self);
     const d1 = self.testCmdMockDomain(ioasId);
     self.failNthEnable();
     const d2 = self.testCmdMockDomain(ioasId);
@@ -253,9 +266,7 @@ export const failNthScenarios: readonly FailNthScenario[] = [
   }),
 
   testFailNth('access_rw', false, (self) => {
-    open(self);
-    const ioasId = self.testIoctlIoasAlloc();
-    self.testIoctlSetTempMemoryLimit(32);
+    const ioasId = openLimitedIoas(self);
     const iova = mapOk(self, ioasId, self.buffer, 262144);
     self.failNthEnable();
     self.access_id = self.testCmdCreateAccess(ioasId, 0);
@@ -273,33 +284,17 @@ export const failNthScenarios: readonly FailNthScenario[] = [
 
   // pages.c access functions
   testFailNth('access_pin', false, (self) => {
-    open(self);
-    const ioasId = self.testIoctlIoasAlloc();
-    self.testIoctlSetTempMemoryLimit(32);
+    const ioasId = openLimitedIoas(self);
     const iova = mapOk(self, ioasId, self.buffer, FAIL_NTH_BUFFER);
-    self.access_id = self.testCmdCreateAccess(ioasId, MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES);
-    self.failNthEnable();
-    const cmd = enc(iommu_test_cmd_access_pages, { op: IOMMU_TEST_OP_ACCESS_PAGES, id: self.access_id, iova, length: FAIL_NTH_BUFFER, uptr: self.buffer.addr });
-    self.testCmd(cmd);
-    self.testCmdDestroyAccessPages(self.access_id, num(iommu_test_cmd_access_pages, cmd, 'out_access_pages_id'));
-    self.testCmdDestroyAccess(self.access_id);
-    self.access_id = 0;
+    pinThroughAccess(self, ioasId, iova);
   }),
 
   // iopt_pages_fill_xarray()
   testFailNth('access_pin_domain', false, (self) => {
-    open(self);
-    const ioasId = self.testIoctlIoasAlloc();
-    self.testIoctlSetTempMemoryLimit(32);
+    const ioasId = openLimitedIoas(self);
     const d = self.testCmdMockDomain(ioasId);
     const iova = mapOk(self, ioasId, self.buffer, FAIL_NTH_BUFFER);
-    self.access_id = self.testCmdCreateAccess(ioasId, MOCK_FLAGS_ACCESS_CREATE_NEEDS_PIN_PAGES);
-    self.failNthEnable();
-    const cmd = enc(iommu_test_cmd_access_pages, { op: IOMMU_TEST_OP_ACCESS_PAGES, id: self.access_id, iova, length: FAIL_NTH_BUFFER, uptr: self.buffer.addr });
-    self.testCmd(cmd);
-    self.testCmdDestroyAccessPages(self.access_id, num(iommu_test_cmd_access_pages, cmd, 'out_access_pages_id'));
-    self.testCmdDestroyAccess(self.access_id);
-    self.access_id = 0;
+    pinThroughAccess(self, ioasId, iova);
     self.testIoctlDestroy(d.stdevId);
   }),
 
