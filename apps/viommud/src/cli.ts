@@ -1,10 +1,13 @@
 #!/usr/bin/env node
-// viommud --socket PATH --backend sim|native [--metrics-port N] [--shutdown-deadline MS]
+// viommud --socket PATH --backend sim|native [--metrics-port N] [--inspect-port N] [--shutdown-deadline MS]
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { nativeBackend, simBackend, type Backend } from './backend.js';
 import { createDaemon } from './server.js';
+import { startInspectServer, type InspectServer } from './inspect/http.js';
+import { Inspector } from './inspect/snapshot.js';
+import { instrumentBackend } from './inspect/stats.js';
 import { listenFdFromEnv, sdNotify } from './systemd.js';
 import { nativePeerCred } from './peer.js';
 
@@ -14,6 +17,7 @@ async function main(): Promise<void> {
       socket: { type: 'string' },
       backend: { type: 'string', default: 'sim' },
       'metrics-port': { type: 'string' },
+      'inspect-port': { type: 'string' },
       'shutdown-deadline': { type: 'string', default: '5000' },
       'log-level': { type: 'string', default: 'info' },
       'stall-ms': { type: 'string', default: '10000' },
@@ -24,13 +28,16 @@ async function main(): Promise<void> {
   const logger = pino({ name: 'viommud', level: values['log-level'] });
   const fd = listenFdFromEnv();
   if (!values.socket && fd === undefined) {
-    process.stderr.write('usage: viommud --socket PATH --backend sim|native [--metrics-port N] [--shutdown-deadline MS] [--stall-ms MS] [--max-frame BYTES] [--log-level L]\n');
+    process.stderr.write('usage: viommud --socket PATH --backend sim|native [--metrics-port N] [--inspect-port N] [--shutdown-deadline MS] [--stall-ms MS] [--max-frame BYTES] [--log-level L]\n');
     process.exit(2);
   }
   let backend: Backend;
   if (values.backend === 'native') backend = await nativeBackend();
   else if (values.backend === 'sim') backend = simBackend({ perClient: values['sim-host-per-client'] });
   else throw new Error(`unknown backend ${values.backend}`);
+  // The inspection page counts each client's ioctls through a wrapped backend (src/inspect/stats.ts).
+  const instrumented = values['inspect-port'] !== undefined ? instrumentBackend(backend) : undefined;
+  if (instrumented) backend = instrumented;
   const peerCred = await nativePeerCred((reason) => logger.warn({ reason }, '@viommu/native did not load: clients are not identified by SO_PEERCRED'));
   const limits = {
     stallMs: Number(values['stall-ms']),
@@ -49,6 +56,13 @@ async function main(): Promise<void> {
     const address = http.address();
     logger.info({ metricsPort: typeof address === 'object' && address ? address.port : undefined }, 'metrics listening');
   }
+  let inspect: InspectServer | undefined;
+  if (instrumented) {
+    const inspector = new Inspector(() => daemon.sessions, (p) => instrumented.statsOf(p));
+    // Loopback only, like the metrics; port 0 picks a free one and the log line says which.
+    inspect = await startInspectServer({ inspector, backend: backend.name, port: Number(values['inspect-port']) });
+    logger.info({ inspectPort: inspect.port, url: inspect.url }, 'inspect listening');
+  }
   await sdNotify('READY=1');
   let stopping = false;
   const stop = (signal: string) => {
@@ -57,6 +71,7 @@ async function main(): Promise<void> {
     logger.info({ signal }, 'signal received');
     void sdNotify('STOPPING=1');
     http?.close();
+    void inspect?.close();
     void daemon.shutdown(Number(values['shutdown-deadline'])).then(() => process.exit(0));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));

@@ -1,0 +1,70 @@
+// Per-client ioctl counters for the inspection page, kept without touching Session: the backend is
+// wrapped so each process it spawns counts its own ioctls (by request number; names are looked up
+// only when a snapshot is taken) and its guest invalidations (IOMMU_HWPT_INVALIDATE and the
+// entries the kernel reports handled in entry_num).
+import { IOMMU_HWPT_INVALIDATE, iommu_hwpt_invalidate, ioctlByRequest, type IoctlArg } from '@viommu/uapi';
+import type { Backend, BackendProcess } from '../backend.js';
+
+export class IoctlStats {
+  /** request number → calls (successful or not). */
+  readonly byRequest = new Map<number, number>();
+  total = 0;
+  errors = 0;
+  /** Successful IOMMU_HWPT_INVALIDATE calls (on a nested HWPT or a vIOMMU). */
+  invalidations = 0;
+  /** Invalidation entries handled (entry_num written back, on success and on failure). */
+  invalidationEntries = 0;
+
+  record(request: number, arg: IoctlArg, ok: boolean): void {
+    this.total++;
+    this.byRequest.set(request, (this.byRequest.get(request) ?? 0) + 1);
+    if (!ok) this.errors++;
+    if (request === IOMMU_HWPT_INVALIDATE && arg instanceof Uint8Array && arg.length >= iommu_hwpt_invalidate.size) {
+      if (ok) this.invalidations++;
+      this.invalidationEntries += iommu_hwpt_invalidate.get(arg, 'entry_num') as number;
+    }
+  }
+
+  /** Calls by ioctl name (unknown requests by number), most frequent first. */
+  byName(): Record<string, number> {
+    const rows = [...this.byRequest].map(([req, n]) => [ioctlByRequest(req)?.name ?? `0x${(req >>> 0).toString(16)}`, n] as const);
+    rows.sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+    return Object.fromEntries(rows);
+  }
+}
+
+/** A backend whose processes count their ioctls; `statsOf(p)` reads them. */
+export interface InstrumentedBackend extends Backend {
+  statsOf(p: BackendProcess): IoctlStats | undefined;
+}
+
+export function instrumentBackend(inner: Backend): InstrumentedBackend {
+  const stats = new WeakMap<BackendProcess, IoctlStats>();
+  return {
+    name: inner.name,
+    spawn() {
+      const p = inner.spawn();
+      const s = new IoctlStats();
+      // The process object itself is kept (the backend's other calls identify it), and only its
+      // ioctl method is replaced by a counting one.
+      const ioctl = p.ioctl.bind(p);
+      p.ioctl = (fd, request, arg) => {
+        let ok = false;
+        try {
+          const ret = ioctl(fd, request, arg);
+          ok = true;
+          return ret;
+        } finally {
+          s.record(request >>> 0, arg, ok);
+        }
+      };
+      stats.set(p, s);
+      return p;
+    },
+    exit: (p) => inner.exit(p),
+    liveObjects: (p) => inner.liveObjects(p),
+    leakCount: () => inner.leakCount(),
+    contextCount: () => inner.contextCount(),
+    statsOf: (p) => stats.get(p),
+  };
+}
