@@ -3,6 +3,7 @@
 import { chmodSync, existsSync, lstatSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { pino, type Logger } from 'pino';
+import { Gauge } from 'prom-client';
 import { DEFAULT_MAX_FRAME } from '@viommu/protocol';
 import type { Backend } from './backend.js';
 import { DaemonMetrics } from './metrics.js';
@@ -51,6 +52,16 @@ export function createDaemon(opts: DaemonOptions): Daemon {
       return n;
     },
   });
+
+  // Memory the daemon holds for clients that have not read it yet: bounded per client by maxUnsent
+  // and the stall timeout, and for event streams by each subscription's max_queued.
+  const sumOver = (f: (s: Session) => number) => () => [...sessions].reduce((a, s) => a + f(s), 0);
+  const unsent = sumOver((s) => s.unsent);
+  const unsentEvents = sumOver((s) => s.unsentEventBytes);
+  const unsentGauge: Gauge = new Gauge({ name: 'viommud_unsent_bytes', help: 'bytes queued to clients that their sockets have not taken yet', registers: [metrics.registry], collect: () => unsentGauge.set(unsent()) });
+  const eventGauge: Gauge = new Gauge({ name: 'viommud_event_unsent_bytes', help: 'bytes of EVENT frames among them', registers: [metrics.registry], collect: () => eventGauge.set(unsentEvents()) });
+  const streamed = sumOver((s) => s.eventsSent);
+  const streamedGauge: Gauge = new Gauge({ name: 'viommud_events_streamed', help: 'EVENT records queued to the connected clients so far', registers: [metrics.registry], collect: () => streamedGauge.set(streamed()) });
 
   function accept(socket: Socket): void {
     const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;

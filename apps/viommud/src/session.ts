@@ -54,11 +54,18 @@ class Failure extends Error {
 }
 
 interface Subscription {
+  readonly id: number;
   readonly fd: number;
   readonly readSize: number;
   readonly maxQueued: number;
+  /** EVENT frames handed to the socket and not yet flushed to the kernel. */
   queued: number;
+  /** Bytes of those frames (the stream's share of the daemon's memory for this client). */
+  queuedBytes: number;
+  /** Reads dropped since the last EVENT that reported them. */
   lost: number;
+  /** Reads dropped over the stream's life. */
+  lostTotal: number;
   active: boolean;
 }
 
@@ -76,6 +83,11 @@ export class Session {
   private greeted = false;
   private closed = false;
   private stallTimer: NodeJS.Timeout | undefined;
+  /** Armed while bytes wait in our socket buffer: fires when the client has not read for stallMs. */
+  private writeTimer: NodeJS.Timeout | undefined;
+  /** When the socket last accepted queued bytes (or when the queue started filling). */
+  private lastFlush = Date.now();
+  private lostOfEndedStreams = 0;
   private readonly reply: Writer = frameWriter(4096);
 
   constructor(
@@ -99,6 +111,25 @@ export class Session {
   get queueDepth(): number {
     let n = 0;
     for (const s of this.subs.values()) n += s.queued;
+    return n;
+  }
+
+  /** Bytes queued to this client that the kernel has not taken yet (the client is not reading). */
+  get unsent(): number {
+    return this.closed ? 0 : this.socket.writableLength;
+  }
+
+  /** Bytes of EVENT frames among them (bounded by each subscription's max_queued). */
+  get unsentEventBytes(): number {
+    let n = 0;
+    for (const s of this.subs.values()) n += s.queuedBytes;
+    return n;
+  }
+
+  /** Event reads dropped over all of this session's streams. */
+  get eventsLost(): number {
+    let n = this.lostOfEndedStreams;
+    for (const s of this.subs.values()) n += s.lostTotal;
     return n;
   }
 
@@ -148,14 +179,42 @@ export class Session {
   private send(frame: Uint8Array): boolean {
     if (this.closed || this.socket.destroyed) return false;
     // Copy: frames built in the shared reply writer are reused by the next reply.
-    this.socket.write(Buffer.from(frame));
+    this.write(Buffer.from(frame));
     if (this.socket.writableLength > this.limits.maxUnsent) {
-      this.log.warn({ session: this.id, unsent: this.socket.writableLength }, 'client stopped reading, disconnecting');
-      this.metrics.protocolErrors.inc({ kind: 'stalled-reader' });
-      this.socket.destroy();
+      this.stalledReader(`more than ${this.limits.maxUnsent} bytes unsent`);
       return false;
     }
     return true;
+  }
+
+  /**
+   * Every frame to the client goes through here. The socket never blocks us: what the kernel does not
+   * take waits in the socket's buffer, and a client that takes nothing for stallMs is disconnected.
+   */
+  private write(frame: Uint8Array, flushed?: () => void): void {
+    if (this.socket.writableLength === 0) this.lastFlush = Date.now();
+    this.socket.write(frame, () => {
+      this.lastFlush = Date.now();
+      flushed?.();
+    });
+    if (this.socket.writableLength > 0 && !this.writeTimer) this.armWriteTimer(this.limits.stallMs);
+  }
+
+  private armWriteTimer(ms: number): void {
+    this.writeTimer = setTimeout(() => {
+      this.writeTimer = undefined;
+      if (this.closed || this.socket.writableLength === 0) return;
+      const idle = Date.now() - this.lastFlush;
+      if (idle >= this.limits.stallMs) this.stalledReader(`nothing read for ${idle} ms with ${this.socket.writableLength} bytes waiting`);
+      else this.armWriteTimer(this.limits.stallMs - idle);
+    }, ms);
+  }
+
+  /** The client stopped reading: disconnect; 'close' tears its objects down like any disconnect. */
+  private stalledReader(why: string): void {
+    this.log.warn({ session: this.id, unsent: this.socket.writableLength, why }, 'client stopped reading, disconnecting');
+    this.metrics.protocolErrors.inc({ kind: 'stalled-reader' });
+    this.socket.destroy();
   }
 
   private handle(f: Frame): void {
@@ -355,8 +414,7 @@ export class Session {
         return {
           run: () => {
             const s = this.subs.get(sub);
-            if (s) s.active = false;
-            this.subs.delete(sub);
+            if (s) this.endStream(s);
             return { ret: 0 };
           },
         };
@@ -394,14 +452,18 @@ export class Session {
   private subscribe(fd: number, readSize: number, maxQueued: number): number {
     // Reading zero bytes would be meaningless; an fd the process does not hold fails like read would.
     const id = this.nextSub++;
-    const sub: Subscription = { fd, readSize, maxQueued, queued: 0, lost: 0, active: true };
+    const sub: Subscription = { id, fd, readSize, maxQueued, queued: 0, queuedBytes: 0, lost: 0, lostTotal: 0, active: true };
     this.subs.set(id, sub);
-    void this.pump(id, sub);
+    void this.pump(sub);
     return id;
   }
 
-  /** Waits for the fd to be readable, reads a record batch, queues it to the client or counts it lost. */
-  private async pump(id: number, sub: Subscription): Promise<void> {
+  /**
+   * Waits for the fd to be readable, reads a record batch and queues it to the client. A stream
+   * never blocks on its client: the fd is always drained (so the kernel queue does not overflow on
+   * our account), and a read that finds max_queued frames still unsent is dropped and counted.
+   */
+  private async pump(sub: Subscription): Promise<void> {
     const buf = new Uint8Array(sub.readSize);
     while (sub.active && !this.closed) {
       let revents: number;
@@ -426,29 +488,42 @@ export class Session {
       if (n <= 0) continue;
       if (sub.queued >= sub.maxQueued) {
         sub.lost++;
+        sub.lostTotal++;
         this.metrics.lostEvents.inc();
         continue;
       }
-      const w = frameWriter(n + 32);
-      w.u32(sub.lost).bytes(buf.subarray(0, n));
-      sub.lost = 0;
-      sub.queued++;
       this.eventsSent++;
-      const frame = finishFrame(w, id, OP.EVENT, FLAG.PUSH);
-      if (this.closed || this.socket.destroyed) break;
-      this.socket.write(frame, () => {
-        sub.queued--;
-      });
+      this.pushEvent(sub, buf.subarray(0, n));
     }
-    this.subs.delete(id);
+    this.endStream(sub);
+  }
+
+  /** One EVENT frame: the reads lost since the last one, then the data (maybe none). */
+  private pushEvent(sub: Subscription, data: Uint8Array): void {
+    if (this.closed || this.socket.destroyed) return;
+    const w = frameWriter(data.length + 32);
+    w.u32(sub.lost).bytes(data);
+    sub.lost = 0;
+    const frame = finishFrame(w, sub.id, OP.EVENT, FLAG.PUSH);
+    sub.queued++;
+    sub.queuedBytes += frame.length;
+    this.write(frame, () => {
+      sub.queued--;
+      sub.queuedBytes -= frame.length;
+      // Room again: report a loss at once rather than with the next record, which may never come.
+      if (sub.lost > 0 && sub.active && sub.queued < sub.maxQueued) this.pushEvent(sub, EMPTY);
+    });
+  }
+
+  private endStream(sub: Subscription): void {
+    sub.active = false;
+    if (this.subs.get(sub.id) === sub) this.subs.delete(sub.id);
+    this.lostOfEndedStreams += sub.lostTotal;
+    sub.lostTotal = 0;
   }
 
   private dropSubsOf(fd: number): void {
-    for (const [id, s] of this.subs) {
-      if (s.fd !== fd) continue;
-      s.active = false;
-      this.subs.delete(id);
-    }
+    for (const s of [...this.subs.values()]) if (s.fd === fd) this.endStream(s);
   }
 
   /** Disconnect or death: every object the client held goes, as at process exit. */
@@ -456,8 +531,8 @@ export class Session {
     if (this.closed) return;
     this.closed = true;
     if (this.stallTimer) clearTimeout(this.stallTimer);
-    for (const s of this.subs.values()) s.active = false;
-    this.subs.clear();
+    if (this.writeTimer) clearTimeout(this.writeTimer);
+    for (const s of [...this.subs.values()]) this.endStream(s);
     const objects = Object.fromEntries(this.backend.liveObjects(this.process));
     try {
       this.backend.exit(this.process);

@@ -1,7 +1,7 @@
 // Runs viommud as a child process from dist (tests and the load benchmark): a real process on a
 // real Unix socket, so a client blocking in Atomics.wait never blocks the daemon.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -17,6 +17,30 @@ export const APP_DIR = join(here, '..');
  * the protocol and the app against the referenced packages' existing dist.
  */
 export function buildDaemon(): void {
+  // Test files run in parallel workers and each builds first: one tsc at a time in this directory.
+  const lock = join(APP_DIR, '.build-lock');
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch {
+      // A lock left by a killed run is stale after ten minutes.
+      try {
+        if (Date.now() - statSync(lock).mtimeMs > 600_000) rmdirSync(lock);
+      } catch {
+        // gone meanwhile
+      }
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200);
+    }
+  }
+  try {
+    buildOnce();
+  } finally {
+    rmdirSync(lock);
+  }
+}
+
+function buildOnce(): void {
   const tsc = join(APP_DIR, '../../node_modules/.bin/tsc');
   try {
     execFileSync(tsc, ['--build'], { cwd: APP_DIR, stdio: 'pipe' });
@@ -83,4 +107,13 @@ export function sample(text: string, name: string, labels = ''): number {
   const re = new RegExp(`^${name}${labels ? `\\{${labels.replace(/[{}]/g, '')}\\}` : ''} (\\S+)$`, 'm');
   const m = re.exec(text);
   return m ? Number(m[1]) : 0;
+}
+
+/** Polls `cond` until it holds. The bound is generous (the machine may be busy), not a latency check. */
+export async function eventually(cond: () => boolean | Promise<boolean>, what: string, tries = 6000): Promise<void> {
+  for (let i = 0; i < tries; i++) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`gave up waiting for ${what}`);
 }

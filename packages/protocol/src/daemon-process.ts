@@ -216,6 +216,28 @@ export class DaemonProcess implements Process {
     this.sync(OP.UNSUBSCRIBE, 'unsubscribe', (w) => w.u32(subscription));
   }
 
+  /**
+   * Stops reading from the daemon (a client that falls behind): replies and EVENT frames wait in
+   * the socket and then in the daemon, which drops stream records past `maxQueued` and disconnects
+   * a client that reads nothing for its stall timeout. A synchronous call cannot complete while
+   * paused (it would wait for its reply, then time out).
+   */
+  pauseReading(): void {
+    this.channel.pauseReading();
+  }
+
+  resumeReading(): void {
+    this.channel.resumeReading();
+  }
+
+  /**
+   * Sends a finished frame as is, without waiting (pipelined requests, malformed input in tests).
+   * Replies to it are dropped; a request sent this way must not change mirrored memory (ADR 0120).
+   */
+  sendFrame(frame: Uint8Array): void {
+    this.channel.send(frame);
+  }
+
   /** Ends the session: the daemon tears down every object this connection held. */
   disconnect(): void {
     this.channel.close();

@@ -48,6 +48,8 @@ parentPort.on('message', (m) => {
   else if (m.type === 'async') { if (!closed) sock.write(m.frame); }
   else if (m.type === 'grow') { data = new Uint8Array(m.data); data.set(big); const n = big.length; big = null; wake(1, n); }
   else if (m.type === 'close') { sock.end(); }
+  else if (m.type === 'pause') { sock.pause(); }
+  else if (m.type === 'resume') { sock.resume(); }
 });
 `;
 
@@ -123,6 +125,14 @@ export class SyncChannel {
   /** Sends without waiting (the reply comes through onFrame). */
   send(frame: Uint8Array): void {
     if (!this.closed) this.worker.postMessage({ type: 'async', frame });
+  }
+
+  /** Stops (or resumes) reading the socket: flow control, and a stalled client for tests. */
+  pauseReading(): void {
+    if (!this.closed) this.worker.postMessage({ type: 'pause' });
+  }
+  resumeReading(): void {
+    if (!this.closed) this.worker.postMessage({ type: 'resume' });
   }
 
   /** Keeps the event loop alive while asynchronous requests are outstanding. */
