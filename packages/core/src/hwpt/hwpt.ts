@@ -56,8 +56,7 @@ export class HwptPaging extends IommufdObject implements AttachableHwpt {
     if (this.inIopt) {
       this.ioas.iopt.detachDomain(this.domain);
       this.inIopt = false;
-      const i = this.ioas.hwpts.indexOf(this);
-      if (i >= 0) this.ioas.hwpts.splice(i, 1);
+      this.ioas.removeHwpt(this);
     }
     this.dom?.free();
     this.dom = undefined;

@@ -52,7 +52,7 @@ export function hwptPagingAlloc(
       throw e;
     }
     hwpt.inIopt = true;
-    ioas.hwpts.push(hwpt);
+    ioas.addHwpt(hwpt);
   } catch (e) {
     ctx.objects.abort(hwpt);
     throw e;

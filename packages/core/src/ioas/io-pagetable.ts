@@ -42,6 +42,9 @@ const PAGE = BigInt(FRAME_SIZE);
 const MAX_LENGTH = ULONG_MAX - PAGE;
 /** HPAGE_SIZE on x86-64 with THP: the cap on automatic IOVA alignment. */
 const HPAGE_SIZE = 2n * 1024n * 1024n;
+/** The empty list every fresh io page table shares (lists are replaced, never mutated). */
+const NONE: readonly never[] = Object.freeze([]);
+
 /** How often UNMAP asks accesses to let go of an area before giving up with EDEADLK. */
 const UNMAP_TRIES = 100;
 
@@ -188,10 +191,12 @@ export class UnmapError extends SystemError {
 
 export class IoPagetable {
   private readonly areaList: Area[] = [];
-  private reserved: Reserved[] = [];
-  private allowed: IovaRange[] = [];
-  private readonly domainList: PagingDomain[] = [];
-  private readonly accessList: IoasAccess[] = [];
+  // The lists below are replaced, never mutated (they change rarely), so a fresh IOAS shares one
+  // empty array for all of them instead of allocating four (tables can hold 100 k IOASes, issue 3).
+  private reserved: readonly Reserved[] = NONE;
+  private allowed: readonly IovaRange[] = NONE;
+  private domainList: readonly PagingDomain[] = NONE;
+  private accessList: readonly IoasAccess[] = NONE;
   private iovaAlignment = 1;
   private disableLargePages = false;
 
@@ -342,7 +347,7 @@ export class IoPagetable {
     for (const r of sorted) {
       if (this.reserved.some((x) => overlaps(x, r.start, r.last))) throw err('EADDRINUSE', 'allowed range intersects a reserved range');
     }
-    this.allowed = sorted;
+    this.allowed = orNone(sorted);
   }
 
   /** The allowed list, ascending. */
@@ -366,7 +371,7 @@ export class IoPagetable {
     const r: Reserved = { start, last, owner };
     let i = this.reserved.length;
     while (i > 0 && this.reserved[i - 1]!.start > start) i--;
-    this.reserved.splice(i, 0, r);
+    this.reserved = [...this.reserved.slice(0, i), r, ...this.reserved.slice(i)];
   }
 
   /**
@@ -384,7 +389,7 @@ export class IoPagetable {
 
   /** Drops every reserved range of `owner`. */
   unreserve(owner: ReservedOwner): void {
-    this.reserved = this.reserved.filter((r) => r.owner !== owner);
+    if (this.reserved.some((r) => r.owner === owner)) this.reserved = orNone(this.reserved.filter((r) => r.owner !== owner));
   }
 
   /**
@@ -432,14 +437,13 @@ export class IoPagetable {
       throw e;
     }
     this.iovaAlignment = newAlignment;
-    this.domainList.push(domain);
+    this.domainList = [...this.domainList, domain];
   }
 
   /** Detaches a domain: unmaps every area from it, drops its reserved ranges, recomputes the alignment. */
   detachDomain(domain: PagingDomain): void {
-    const i = this.domainList.indexOf(domain);
-    if (i < 0) return;
-    this.domainList.splice(i, 1);
+    if (!this.domainList.includes(domain)) return;
+    this.domainList = without(this.domainList, domain);
     const lastOne = this.domainList.length === 0;
     for (const area of this.areaList) {
       if (!area.pages.revoked) domain.unmap(area.iova, area.length);
@@ -461,20 +465,20 @@ export class IoPagetable {
 
   /** Registers an access (iopt_add_access); may raise the alignment (EADDRINUSE if areas do not conform). */
   addAccess(access: IoasAccess): void {
-    this.accessList.push(access);
+    const before = this.accessList;
+    this.accessList = [...before, access];
     try {
       this.recalculateAlignment();
     } catch (e) {
-      this.accessList.pop();
+      this.accessList = before;
       throw e;
     }
   }
 
   /** Unregisters an access (iopt_remove_access); it must have unpinned everything. */
   removeAccess(access: IoasAccess): void {
-    const i = this.accessList.indexOf(access);
-    if (i < 0) return;
-    this.accessList.splice(i, 1);
+    if (!this.accessList.includes(access)) return;
+    this.accessList = without(this.accessList, access);
     this.recalculateAlignment();
   }
 
@@ -675,8 +679,8 @@ export class IoPagetable {
   destroy(): void {
     for (const d of [...this.domainList]) this.detachDomain(d);
     this.unmapAll();
-    this.reserved = [];
-    this.allowed = [];
+    this.reserved = NONE;
+    this.allowed = NONE;
   }
 
   // --- internals -----------------------------------------------------------------------------
@@ -1078,6 +1082,14 @@ export class IoPagetable {
       i = this.lowerBound(cur);
     }
   }
+}
+
+function orNone<T>(list: readonly T[]): readonly T[] {
+  return list.length ? list : NONE;
+}
+
+function without<T>(list: readonly T[], item: T): readonly T[] {
+  return orNone(list.filter((x) => x !== item));
 }
 
 /** __alloc_iova_check_range: the aligned start inside [start, last] that fits `length`, if any. */

@@ -27,18 +27,40 @@ import type { HwptPaging } from '../hwpt/hwpt.js';
 export const ULONG_MAX = (1n << 64n) - 1n;
 const U64_MAX = ULONG_MAX;
 
+const NO_HWPTS: readonly HwptPaging[] = Object.freeze([]);
+
 export class Ioas extends IommufdObject {
   readonly type = OBJ.IOAS;
-  readonly iopt = new IoPagetable();
-  /** The HWPT_PAGING objects built on this IOAS (auto ones are reused from here). */
-  readonly hwpts: HwptPaging[] = [];
+  /** Built on first use, like hwpts: an IOAS that is only allocated and destroyed is one object (ADR 0191). */
+  private table: IoPagetable | undefined;
+  /** Built on first use: most IOASes never get a HWPT, and a context can hold 100 k of them (issue 3). */
+  private hwptList: HwptPaging[] | undefined;
 
   constructor(readonly ctx: IommufdContext) {
     super();
   }
 
+  /** The IOAS's io page table (the kernel's ioas->iopt). */
+  get iopt(): IoPagetable {
+    return (this.table ??= new IoPagetable());
+  }
+
+  /** The HWPT_PAGING objects built on this IOAS (auto ones are reused from here). */
+  get hwpts(): readonly HwptPaging[] {
+    return this.hwptList ?? NO_HWPTS;
+  }
+
+  addHwpt(hwpt: HwptPaging): void {
+    (this.hwptList ??= []).push(hwpt);
+  }
+
+  removeHwpt(hwpt: HwptPaging): void {
+    const i = this.hwptList?.indexOf(hwpt) ?? -1;
+    if (i >= 0) this.hwptList!.splice(i, 1);
+  }
+
   destroy(): void {
-    this.iopt.destroy();
+    this.table?.destroy();
     if (this.ctx.vfioIoas === this) this.ctx.vfioIoas = undefined;
   }
 }
