@@ -41,7 +41,8 @@ export interface InstrumentedBackend extends Backend {
 export function instrumentBackend(inner: Backend): InstrumentedBackend {
   const stats = new WeakMap<BackendProcess, IoctlStats>();
   return {
-    name: inner.name,
+    // Everything else is the inner backend's (spread, so members added to Backend later pass through).
+    ...inner,
     spawn() {
       const p = inner.spawn();
       const s = new IoctlStats();
@@ -61,10 +62,6 @@ export function instrumentBackend(inner: Backend): InstrumentedBackend {
       stats.set(p, s);
       return p;
     },
-    exit: (p) => inner.exit(p),
-    liveObjects: (p) => inner.liveObjects(p),
-    leakCount: () => inner.leakCount(),
-    contextCount: () => inner.contextCount(),
     statsOf: (p) => stats.get(p),
   };
 }
