@@ -23,30 +23,22 @@ function guest(r: ReturnType<typeof createRig>, gpa: number, perm = PERM_R | PER
 describe('GET_HW_INFO (upstream, CONFIG_AMD_IOMMU_IOMMUFD=y)', () => {
   it('reports type AMD with the raw EFR/EFR2 for DEFAULT or AMD, EOPNOTSUPP for another type', () => {
     const r = createRig();
-    const info = r.proc.memory.alloc(64);
-    info.bytes.fill(0xaa);
-    const hw = call(r.proc, r.fd, U.IOMMU_GET_HW_INFO, U.iommu_hw_info, { dev_id: r.devId, data_len: 64, data_uptr: info.addr });
+    const hw = r.hwInfo(64);
     expect(hw.out_data_type).toBe(U.IOMMU_HW_INFO_TYPE_AMD);
     expect(hw.data_len).toBe(16);
-    expect(U.iommu_hw_info_amd.decode(info.bytes.subarray(0, 16))).toEqual({ efr: r.drv.hw.efr, efr2: r.drv.hw.efr2 });
+    expect(U.iommu_hw_info_amd.decode(hw.data.subarray(0, 16))).toEqual({ efr: r.drv.hw.efr, efr2: r.drv.hw.efr2 });
     // GTSup 4, GIoSup 48 in EFR; GCR3TRPMode 3 in EFR2 (what a nest parent needs).
     expect((r.drv.hw.efr >> 4n) & 1n).toBe(1n);
     expect((r.drv.hw.efr >> 48n) & 1n).toBe(1n);
     expect(r.drv.hw.efr2 & 8n).toBe(8n);
-    expect(info.bytes.subarray(16, 64).every((b) => b === 0)).toBe(true);
-    const asked = call(r.proc, r.fd, U.IOMMU_GET_HW_INFO, U.iommu_hw_info, {
-      dev_id: r.devId, flags: U.IOMMU_HW_INFO_FLAG_INPUT_TYPE, in_data_type: U.IOMMU_HW_INFO_TYPE_AMD, data_len: 16, data_uptr: info.addr,
-    });
-    expect(asked.out_data_type).toBe(U.IOMMU_HW_INFO_TYPE_AMD);
-    expect(errno(() => call(r.proc, r.fd, U.IOMMU_GET_HW_INFO, U.iommu_hw_info, {
-      dev_id: r.devId, flags: U.IOMMU_HW_INFO_FLAG_INPUT_TYPE, in_data_type: U.IOMMU_HW_INFO_TYPE_INTEL_VTD, data_len: 16, data_uptr: info.addr,
-    }))).toBe('EOPNOTSUPP');
+    expect(hw.data.subarray(16, 64).every((b) => b === 0)).toBe(true);
+    expect(r.hwInfo(16, U.IOMMU_HW_INFO_TYPE_AMD).out_data_type).toBe(U.IOMMU_HW_INFO_TYPE_AMD);
+    expect(errno(() => r.hwInfo(16, U.IOMMU_HW_INFO_TYPE_INTEL_VTD))).toBe('EOPNOTSUPP');
   });
 
   it('without the iommufd option: type NONE, data_len 0, and VIOMMU_ALLOC is EOPNOTSUPP', () => {
     const r = createRig({ iommufd: false });
-    const info = r.proc.memory.alloc(16);
-    const hw = call(r.proc, r.fd, U.IOMMU_GET_HW_INFO, U.iommu_hw_info, { dev_id: r.devId, data_len: 16, data_uptr: info.addr });
+    const hw = r.hwInfo(16);
     expect([hw.out_data_type, hw.data_len]).toEqual([U.IOMMU_HW_INFO_TYPE_NONE, 0]);
     expect(errno(() => r.viommu(r.nestParent()))).toBe('EOPNOTSUPP');
     // The type probe (get_viommu_size) comes before the parent lookup: a bad HWPT ID is still EOPNOTSUPP.

@@ -4,3 +4,4 @@ export * from './flow.js';
 export * from './kit.js';
 export * from './kits/selftest-mock.js';
 export * from './suite.js';
+export * from './rig.js';

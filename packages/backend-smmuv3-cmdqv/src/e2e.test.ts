@@ -3,7 +3,7 @@
 // guest's tables in its RAM, HWPT_INVALIDATE, a VCMDQ the guest drives through the mmapped page,
 // and a vEVENT.
 import { describe, expect, it } from '@jest/globals';
-import { createSimHost } from '@viommu/core';
+import { call, createVmmRig, errno } from '@viommu/backend-compliance';
 import * as U from '@viommu/uapi';
 import { VCMDQ_CONFIG, VCMDQ_CONS, VCMDQ_PROD } from './cmdqv/cmdqv.js';
 import { smmuv3Cmdqv } from './driver/driver.js';
@@ -18,39 +18,19 @@ const RAM_IPA = 0x4000_0000;
 const RAM_BYTES = 4 << 20;
 const VSID = 0x10;
 
-function call<C extends U.StructCodec>(proc: U.Process, fd: number, req: number, codec: C, fields: Partial<ReturnType<C['decode']>> = {}) {
-  const bytes = codec.encode(fields as never);
-  proc.ioctl(fd, req, bytes);
-  return codec.decode(bytes) as ReturnType<C['decode']>;
-}
-
-function errno(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
-  return undefined;
-}
-
 describe('a nested guest on SMMUv3 + Tegra241 CMDQV through iommufd', () => {
   it('runs the VMM flow end to end', async () => {
-    const drv = smmuv3Cmdqv({ name: 'smmu0' });
-    const host = createSimHost({ iommus: [drv], devices: [{ name: 'nic0', iommu: 'smmu0', rid: 0x100, pasidBits: 0, ats: true }] });
-    const proc = host.spawn();
-    const fd = proc.open('/dev/iommu');
-
-    // Guest RAM: user memory mapped at IPA RAM_IPA in the IOAS (the nest parent's stage 2).
-    const ram = proc.memory.alloc(RAM_BYTES);
+    // The VMM: /dev/iommu, guest RAM mapped at IPA RAM_IPA in the IOAS (the nest parent's stage 2),
+    // and the device bound.
+    const { drv, host, proc, fd, ram, ioas, dfd, devId } = createVmmRig({
+      driver: smmuv3Cmdqv({ name: 'smmu0' }),
+      devices: [{ name: 'nic0', rid: 0x100, pasidBits: 0, ats: true }],
+      ramGpa: RAM_IPA,
+      ramBytes: RAM_BYTES,
+    });
+    // The guest's own allocator over its RAM (its tables aligned to their size).
     const { alloc: galloc, tables } = guestRam(ram.bytes, RAM_IPA);
     const gtables = new TableBuilder(tables, 12, 48, 0);
-    const ioas = call(proc, fd, U.IOMMU_IOAS_ALLOC, U.iommu_ioas_alloc).out_ioas_id;
-    call(proc, fd, U.IOMMU_IOAS_MAP, U.iommu_ioas_map, {
-      ioas_id: ioas, flags: U.IOMMU_IOAS_MAP_FIXED_IOVA | U.IOMMU_IOAS_MAP_READABLE | U.IOMMU_IOAS_MAP_WRITEABLE,
-      user_va: ram.addr, length: BigInt(RAM_BYTES), iova: BigInt(RAM_IPA),
-    });
-    const dfd = proc.open(host.device('nic0').path);
-    const devId = call(proc, dfd, U.VFIO_DEVICE_BIND_IOMMUFD, U.vfio_device_bind_iommufd, { iommufd: fd }).out_devid;
 
     // GET_HW_INFO: the raw IDRs, and the CMDQV info when asked for it.
     const info = proc.memory.alloc(64);

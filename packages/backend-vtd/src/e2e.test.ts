@@ -12,24 +12,17 @@ const text = (b: Uint8Array): string => new TextDecoder().decode(b);
 describe('GET_HW_INFO', () => {
   it('reports INTEL_VTD with the erratum flag and the raw CAP/ECAP, for DEFAULT or INTEL_VTD only', () => {
     const r = createRig();
-    const info = r.proc.memory.alloc(64);
-    info.bytes.fill(0xaa);
-    const hw = call(r.proc, r.fd, U.IOMMU_GET_HW_INFO, U.iommu_hw_info, { dev_id: r.devId, data_len: 64, data_uptr: info.addr });
+    const hw = r.hwInfo(64);
     expect(hw.out_data_type).toBe(U.IOMMU_HW_INFO_TYPE_INTEL_VTD);
     expect(hw.data_len).toBe(24);
-    const v = U.iommu_hw_info_vtd.decode(info.bytes.subarray(0, 24));
+    const v = U.iommu_hw_info_vtd.decode(hw.data.subarray(0, 24));
     expect(v).toEqual({ flags: U.IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17, __reserved: 0, cap_reg: r.drv.hw.cap, ecap_reg: r.drv.hw.ecap });
     // ECAP.NEST (26), SMTS (43), FLTS (47), SLTS (46) set; PSS = 19 (20-bit PASIDs).
     for (const b of [26n, 43n, 46n, 47n]) expect((BigInt(v.ecap_reg) >> b) & 1n).toBe(1n);
     expect((BigInt(v.ecap_reg) >> 35n) & 0x1fn).toBe(19n);
-    expect(info.bytes.subarray(24, 64).every((x) => x === 0)).toBe(true); // the core zero-fills past the struct
-    const asked = call(r.proc, r.fd, U.IOMMU_GET_HW_INFO, U.iommu_hw_info, {
-      dev_id: r.devId, flags: U.IOMMU_HW_INFO_FLAG_INPUT_TYPE, in_data_type: U.IOMMU_HW_INFO_TYPE_INTEL_VTD, data_len: 24, data_uptr: info.addr,
-    });
-    expect(asked.out_data_type).toBe(U.IOMMU_HW_INFO_TYPE_INTEL_VTD);
-    expect(errno(() => call(r.proc, r.fd, U.IOMMU_GET_HW_INFO, U.iommu_hw_info, {
-      dev_id: r.devId, flags: U.IOMMU_HW_INFO_FLAG_INPUT_TYPE, in_data_type: U.IOMMU_HW_INFO_TYPE_ARM_SMMUV3, data_len: 24, data_uptr: info.addr,
-    }))).toBe('EOPNOTSUPP');
+    expect(hw.data.subarray(24, 64).every((x) => x === 0)).toBe(true); // the core zero-fills past the struct
+    expect(r.hwInfo(24, U.IOMMU_HW_INFO_TYPE_INTEL_VTD).out_data_type).toBe(U.IOMMU_HW_INFO_TYPE_INTEL_VTD);
+    expect(errno(() => r.hwInfo(24, U.IOMMU_HW_INFO_TYPE_ARM_SMMUV3))).toBe('EOPNOTSUPP');
   });
 });
 
