@@ -69,10 +69,10 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'signal received');
-    void sdNotify('STOPPING=1');
+    const notified = sdNotify('STOPPING=1');
     http?.close();
     void inspect?.close();
-    void daemon.shutdown(Number(values['shutdown-deadline'])).then(() => process.exit(0));
+    void Promise.all([notified, daemon.shutdown(Number(values['shutdown-deadline']))]).then(() => process.exit(0));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

@@ -98,7 +98,11 @@ export function createDaemon(opts: DaemonOptions): Daemon {
       return new Promise((resolve, reject) => {
         server!.once('error', reject);
         if (opts.fd !== undefined) {
-          server!.listen({ fd: opts.fd }, () => resolve());
+          // Socket activation: the socket, its path and its mode are the service manager's.
+          server!.listen({ fd: opts.fd }, () => {
+            logger.info({ fd: opts.fd, backend: opts.backend.name }, 'listening');
+            resolve();
+          });
           return;
         }
         const path = opts.socketPath!;

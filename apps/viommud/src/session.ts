@@ -23,7 +23,7 @@ import {
   type Writer,
 } from '@viommu/protocol';
 import { ERRNO, ioctlByRequest, POLLIN, type IoctlArg } from '@viommu/uapi';
-import type { Backend, BackendProcess } from './backend.js';
+import { allocUserMemory, type Backend, type BackendProcess } from './backend.js';
 import type { DaemonMetrics } from './metrics.js';
 
 export interface SessionLimits {
@@ -379,7 +379,7 @@ export class Session {
         const length = r.f64();
         return {
           run: () => {
-            const m = p.memory.alloc(length);
+            const m = allocUserMemory(p, length);
             const addr = Number(m.addr);
             this.mirror.add(addr, m.bytes);
             this.anon.add(addr);

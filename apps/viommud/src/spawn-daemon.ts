@@ -61,12 +61,24 @@ export interface RunningDaemon {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function startDaemon(extraArgs: string[] = []): Promise<RunningDaemon> {
-  const dir = mkdtempSync(join(tmpdir(), 'viommud-'));
-  const socketPath = join(dir, 'viommud.sock');
-  const child = spawn(process.execPath, [join(APP_DIR, 'dist/cli.js'), '--socket', socketPath, '--backend', 'sim', '--metrics-port', '0', ...extraArgs], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+export interface StartOptions {
+  /** Extra environment (NOTIFY_SOCKET, ...). */
+  readonly env?: NodeJS.ProcessEnv;
+  /**
+   * Socket activation: a listening socket fd passed to the daemon as fd 3 with LISTEN_FDS=1 and
+   * LISTEN_PID set to the daemon's pid (through `sh -c 'exec'`, which keeps the pid, as systemd
+   * sets it between fork and exec); `socketPath` is where that socket is bound.
+   */
+  readonly activation?: { readonly fd: number; readonly socketPath: string };
+}
+
+export async function startDaemon(extraArgs: string[] = [], opts: StartOptions = {}): Promise<RunningDaemon> {
+  const socketPath = opts.activation?.socketPath ?? join(mkdtempSync(join(tmpdir(), 'viommud-')), 'viommud.sock');
+  const args = [join(APP_DIR, 'dist/cli.js'), ...(opts.activation ? [] : ['--socket', socketPath]), '--backend', 'sim', '--metrics-port', '0', ...extraArgs];
+  const env = { ...process.env, ...opts.env };
+  const child = opts.activation
+    ? spawn('/bin/sh', ['-c', 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@"', process.execPath, ...args], { stdio: ['ignore', 'pipe', 'inherit', opts.activation.fd], env })
+    : spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env });
   const logs: Array<Record<string, unknown>> = [];
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   let metricsPort = 0;

@@ -6,11 +6,17 @@ import { execFile } from 'node:child_process';
 
 export const SD_LISTEN_FDS_START = 3;
 
-/** The listening fd systemd passed, or undefined when not socket-activated. */
+/**
+ * The listening fd systemd passed, or undefined when not socket-activated. The variables are
+ * removed (as sd_listen_fds(1) does), so nothing the daemon starts takes them for its own.
+ */
 export function listenFdFromEnv(env: NodeJS.ProcessEnv = process.env, pid = process.pid): number | undefined {
-  if (env['LISTEN_PID'] !== String(pid)) return undefined;
+  const mine = env['LISTEN_PID'] === String(pid);
   const n = Number(env['LISTEN_FDS']);
-  if (!Number.isInteger(n) || n < 1) return undefined;
+  delete env['LISTEN_PID'];
+  delete env['LISTEN_FDS'];
+  delete env['LISTEN_FDNAMES'];
+  if (!mine || !Number.isInteger(n) || n < 1) return undefined;
   return SD_LISTEN_FDS_START;
 }
 
