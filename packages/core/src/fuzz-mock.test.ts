@@ -5,33 +5,20 @@
 // exit. Knobs: FUZZ_MOCK_CALLS (default below), FUZZ_SEED.
 import { describe, expect, it } from '@jest/globals';
 import * as U from '@viommu/uapi';
-import { isErrnoError } from '@viommu/uapi';
 import { createSimHost } from './host/sim-host.js';
 import { checkAllReleased, checkInvariants } from './invariants.js';
 import { registeredIoctls } from './ioctl/registry.js';
 import { OBJ } from './object/object.js';
+import { fuzzCall, fuzzKnob, fuzzer, type FuzzCounts } from './testing/fuzz.js';
 import { call } from './testing/harness.js';
 
-const CALLS = Number(process.env.FUZZ_MOCK_CALLS ?? 10_000);
-const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed);
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const CALLS = fuzzKnob('FUZZ_MOCK_CALLS', 10_000);
+const SEED = fuzzKnob('FUZZ_SEED', 0x5eed);
 
 describe('fuzz over the mock driver', () => {
   it(`${CALLS} random ioctls over every family keep every invariant (seed ${SEED})`, () => {
-    const rand = rng(SEED ^ 0x9e3779b9);
-    const int = (n: number) => Math.floor(rand() * n);
-    const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;
-    const counts = { ok: 0, err: 0 };
+    const { rand, int, pick } = fuzzer(SEED ^ 0x9e3779b9);
+    const counts: FuzzCounts = { ok: 0, err: 0 };
     const okBy = new Map<string, number>();
     // Epochs: a fresh host every EPOCH calls, so the population (and the cost of each call) stays
     // bounded and teardown of a random state is exercised many times.
@@ -147,16 +134,11 @@ describe('fuzz over the mock driver', () => {
         for (let k = 4; k < def.struct.size; k++) if (rand() < 0.2) arg[k] = int(256);
         new DataView(arg.buffer).setUint32(0, def.struct.size, true);
       }
-      try {
-        proc.ioctl(fd, request, arg);
-        counts.ok++;
+      if (fuzzCall(counts, () => `call ${i} (${name})`, () => proc.ioctl(fd, request, arg))) {
         okBy.set(name, (okBy.get(name) ?? 0) + 1);
         // Event-queue allocations return an fd: keep some, close some later.
         if (request === U.IOMMU_VEVENTQ_ALLOC) fds.push(U.iommu_veventq_alloc.get(arg, 'out_veventq_fd'));
         if (request === U.IOMMU_FAULT_QUEUE_ALLOC) fds.push(U.iommu_fault_alloc.get(arg, 'out_fault_fd'));
-      } catch (e) {
-        if (!isErrnoError(e)) throw new Error(`call ${i} (${name}): not an errno error: ${(e as Error)?.stack ?? String(e)}`);
-        counts.err++;
       }
       if (fds.length && rand() < 0.05) proc.close(fds.splice(int(fds.length), 1)[0]!);
       checkInvariants(host);

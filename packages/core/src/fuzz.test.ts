@@ -6,34 +6,20 @@
 // Knobs: FUZZ_CALLS (default below), FUZZ_SEED.
 import { describe, expect, it } from '@jest/globals';
 import * as U from '@viommu/uapi';
-import { isErrnoError } from '@viommu/uapi';
 import { createSimHost } from './host/sim-host.js';
 import { checkAllReleased, checkInvariants } from './invariants.js';
 import { registeredIoctls } from './ioctl/registry.js';
+import { fuzzCall, fuzzKnob, fuzzer, type FuzzCounts } from './testing/fuzz.js';
 import { call } from './testing/harness.js';
 import { simpleDriver } from './testing/simple-driver.js';
 import { VFIO_CHECK_EXTENSION, VFIO_GET_API_VERSION, VFIO_IOMMU_GET_INFO, VFIO_IOMMU_MAP_DMA, VFIO_IOMMU_UNMAP_DMA, VFIO_SET_IOMMU } from '@viommu/uapi';
 
-const CALLS = Number(process.env.FUZZ_CALLS ?? 100_000);
-const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed);
-
-/** mulberry32: small, fast, seedable. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const CALLS = fuzzKnob('FUZZ_CALLS', 100_000);
+const SEED = fuzzKnob('FUZZ_SEED', 0x5eed);
 
 describe('fuzz', () => {
   it(`${CALLS} random ioctls keep every invariant and end with nothing leaked (seed ${SEED})`, () => {
-    const rand = rng(SEED);
-    const int = (n: number) => Math.floor(rand() * n);
-    const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;
+    const { rand, int, pick } = fuzzer(SEED);
 
     const drv = simpleDriver({ name: 'iommu0', dirtyTracking: true, reserved: [{ start: 0xfee00000n, last: 0xfeefffffn, kind: 'msi' }], hwInfo: { type: U.IOMMU_HW_INFO_TYPE_INTEL_VTD, data: new Uint8Array(16).fill(1) } });
     const host = createSimHost({ iommus: [drv], devices: [{ name: 'd0', iommu: 'iommu0', rid: 1, pasidBits: 8 }, { name: 'd1', iommu: 'iommu0', rid: 2 }] });
@@ -94,10 +80,10 @@ describe('fuzz', () => {
     };
     const sizeFor = (codec: U.StructCodec) => pick([codec.size, codec.size, codec.size, codec.minSize, codec.minSize - 1, codec.size + 8, 0, int(codec.size + 16)]);
 
-    const counts = { ok: 0, err: 0 };
+    const counts: FuzzCounts = { ok: 0, err: 0 };
     for (let i = 0; i < CALLS; i++) {
       const kind = int(10);
-      try {
+      fuzzCall(counts, () => `call ${i}`, () => {
         if (kind < 7) {
           const def = pick(ioctls);
           const size = sizeFor(def.struct);
@@ -123,11 +109,7 @@ describe('fuzz', () => {
             proc.ioctl(fd, req, arg);
           }
         }
-        counts.ok++;
-      } catch (e) {
-        if (!isErrnoError(e)) throw new Error(`call ${i}: not an errno error: ${(e as Error)?.stack ?? String(e)}`);
-        counts.err++;
-      }
+      });
       checkInvariants(host);
     }
     expect(counts.ok).toBeGreaterThan(CALLS / 100);

@@ -5,47 +5,15 @@
 
 import { describe, expect, it } from '@jest/globals';
 import * as U from '@viommu/uapi';
-import { IommufdContext } from '../context.js';
 import type { DriverDevice, DriverHwQueue, DriverPagingDomain, DriverV1, HwQueueInitRequest, ViommuInitRequest } from '../driver/driver.js';
-import { AddressSpace } from '../host/address-space.js';
-import { FailNth } from '../host/fail-nth.js';
-import type { HostCore } from '../host/host-core.js';
-import { PhysicalMemory } from '../host/physical-memory.js';
 import { MemlockUser } from '../ioas/index.js';
 import { Ioas } from '../iommufd/ioas.js';
-import { dispatchIommufdIoctl } from '../ioctl/dispatch.js';
-import { IommufdObject, OBJ } from '../object/object.js';
+import { OBJ } from '../object/object.js';
+import { FakeDevice, FakeHwpt, fakeContext } from '../testing/fake-context.js';
 import { queueSpan } from './hw-queue.js';
 import './index.js';
 
 const PAGE = 4096;
-
-class FakeDevice extends IommufdObject {
-  readonly type = OBJ.DEVICE;
-  vdev: IommufdObject | undefined;
-  destroying = false;
-  constructor(
-    readonly driver: DriverV1,
-    readonly dev: DriverDevice,
-  ) {
-    super();
-  }
-  destroy(): void {}
-}
-
-class FakeHwpt extends IommufdObject {
-  readonly type = OBJ.HWPT_PAGING;
-  readonly autoDomain = false;
-  readonly nestParent = true;
-  constructor(
-    readonly driver: DriverV1,
-    readonly domain: DriverPagingDomain,
-    readonly ioas: Ioas,
-  ) {
-    super();
-  }
-  destroy(): void {}
-}
 
 /** Queues like the selftest's: index < 2, no duplicate, predecessor required (EIO) and held. */
 function queueDriver() {
@@ -81,25 +49,11 @@ function queueDriver() {
 }
 
 function setup() {
-  const physical = new PhysicalMemory();
-  const mm = new AddressSpace(physical);
-  const host = { physical, failNth: new FailNth(), drivers: new Map(), devices: new Map() } as unknown as HostCore;
-  const ctx = new IommufdContext(host, mm);
-  const proc = { installFd: () => 3, uninstallFd() {} };
-  const add = <T extends IommufdObject>(o: T): T => {
-    ctx.objects.reserve(o);
-    ctx.objects.finalize(o);
-    return o;
-  };
+  const { mm, ctx, call, errno, add } = fakeContext();
   const q = queueDriver();
   const ioas = add(new Ioas(ctx));
   const idev = add(new FakeDevice(q.driver, {} as DriverDevice));
-  const s2 = add(new FakeHwpt(q.driver, {} as DriverPagingDomain, ioas));
-  const call = <C extends U.StructCodec>(request: number, codec: C, fields: Partial<ReturnType<C['decode']>>) => {
-    const bytes = codec.encode(fields as never);
-    dispatchIommufdIoctl(ctx, proc, mm, request, bytes);
-    return codec.decode(bytes) as ReturnType<C['decode']>;
-  };
+  const s2 = add(new FakeHwpt(q.driver, {} as DriverPagingDomain, true, ioas));
   const viommu = call(U.IOMMU_VIOMMU_ALLOC, U.iommu_viommu_alloc, { type: U.IOMMU_VIOMMU_TYPE_SELFTEST, dev_id: idev.id, hwpt_id: s2.id }).out_viommu_id;
   const owner = { mm, user: new MemlockUser(), memlockLimit: Infinity, capIpcLock: true };
   const map = (userVa: bigint, length: number, iova: bigint) =>
@@ -113,14 +67,6 @@ function setup() {
       length: BigInt(length),
       ...f,
     }).out_hw_queue_id;
-  const errno = (fn: () => unknown) => {
-    try {
-      fn();
-    } catch (e) {
-      return (e as { code: string }).code;
-    }
-    return 'no error';
-  };
   return { ctx, mm, ioas, viommu, map, alloc, errno, seen: q.seen };
 }
 

@@ -6,47 +6,14 @@
 
 import { describe, expect, it } from '@jest/globals';
 import * as U from '@viommu/uapi';
-import { IommufdContext } from '../context.js';
 import type { DriverDevice, DriverPagingDomain, DriverV1, DriverViommu, UserDataArray, ViommuCore, ViommuInitRequest } from '../driver/driver.js';
-import { AddressSpace } from '../host/address-space.js';
-import { FailNth } from '../host/fail-nth.js';
-import type { HostCore } from '../host/host-core.js';
-import { PhysicalMemory } from '../host/physical-memory.js';
-import { dispatchIommufdIoctl } from '../ioctl/dispatch.js';
-import type { Ioas } from '../iommufd/ioas.js';
-import { IommufdObject, OBJ } from '../object/object.js';
-import type { OpenFile } from '../process/file.js';
+import type { PhysicalMemory } from '../host/physical-memory.js';
+import { OBJ } from '../object/object.js';
+import { FakeDevice, FakeHwpt, fakeContext } from '../testing/fake-context.js';
 import { copyFullUserArray, copyUserData, copyUserDataOut } from './user-data.js';
 import { vdeviceRemoveOnUnbind } from './vdevice.js';
 import type { Viommu } from './viommu.js';
 import './index.js';
-
-class FakeDevice extends IommufdObject {
-  readonly type = OBJ.DEVICE;
-  vdev: IommufdObject | undefined;
-  destroying = false;
-  constructor(
-    readonly driver: DriverV1,
-    readonly dev: DriverDevice,
-  ) {
-    super();
-  }
-  destroy(): void {}
-}
-
-class FakeHwpt extends IommufdObject {
-  readonly type = OBJ.HWPT_PAGING;
-  readonly autoDomain = false;
-  readonly ioas = undefined as unknown as Ioas;
-  constructor(
-    readonly driver: DriverV1,
-    readonly domain: DriverPagingDomain,
-    readonly nestParent: boolean,
-  ) {
-    super();
-  }
-  destroy(): void {}
-}
 
 /** A vIOMMU driver shaped like the kernel selftest's mock: type 0xdeadbeef, 24-byte data with an mmap region, device caches. */
 function fakeDriver(name: string, physical: PhysicalMemory) {
@@ -115,45 +82,13 @@ function fakeDriver(name: string, physical: PhysicalMemory) {
 }
 
 function setup() {
-  const physical = new PhysicalMemory();
-  const mm = new AddressSpace(physical);
-  const host = { physical, failNth: new FailNth(), drivers: new Map(), devices: new Map() } as unknown as HostCore;
-  const ctx = new IommufdContext(host, mm);
-  const fds: (OpenFile | undefined)[] = [];
-  const proc = {
-    installFd(f: OpenFile) {
-      fds.push(f);
-      return fds.length + 2;
-    },
-    uninstallFd(fd: number) {
-      fds[fd - 3] = undefined;
-    },
-  };
-  const file = (fd: number) => fds[fd - 3]!;
-  const ioctl = (request: number, bytes: Uint8Array | number) => dispatchIommufdIoctl(ctx, proc, mm, request, bytes);
+  const base = fakeContext();
+  const { physical, mm, ctx, call, add } = base;
   /** The struct in read-only user memory, passed by pointer: every write-back faults. */
   const readOnlyArg = (bytes: Uint8Array): number => {
     const run = physical.allocRun(1);
     run.bytes.set(bytes);
     return Number(mm.mapShared(run, 0, 4096, false).addr);
-  };
-  const call = <C extends U.StructCodec>(request: number, codec: C, fields: Partial<ReturnType<C['decode']>>) => {
-    const bytes = codec.encode(fields as never);
-    ioctl(request, bytes);
-    return codec.decode(bytes) as ReturnType<C['decode']>;
-  };
-  const errno = (fn: () => unknown) => {
-    try {
-      fn();
-    } catch (e) {
-      return (e as { code: string }).code;
-    }
-    return 'no error';
-  };
-  const add = <T extends IommufdObject>(o: T): T => {
-    ctx.objects.reserve(o);
-    ctx.objects.finalize(o);
-    return o;
   };
   const fake = fakeDriver('mock0', physical);
   const devInfo = {} as DriverDevice;
@@ -163,7 +98,7 @@ function setup() {
     call(U.IOMMU_VIOMMU_ALLOC, U.iommu_viommu_alloc, { type: U.IOMMU_VIOMMU_TYPE_SELFTEST, dev_id: idev.id, hwpt_id: s2.id, ...f }).out_viommu_id;
   // IOMMU_DESTROY's handler is the core's; its semantics are the table's destroyById.
   const destroy = (id: number) => ctx.objects.destroyById(id);
-  return { physical, mm, ctx, ioctl, readOnlyArg, call, errno, add, fake, idev, s2, viommuAlloc, destroy, file };
+  return { ...base, readOnlyArg, fake, idev, s2, viommuAlloc, destroy };
 }
 
 describe('IOMMU_VIOMMU_ALLOC', () => {
