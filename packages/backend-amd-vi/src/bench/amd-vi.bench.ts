@@ -8,9 +8,7 @@
 //      buffer, each submission ending in COMPLETION_WAIT: 1 per submission as the baseline, 32 per
 //      submission, and a stage-2 IOAS unmap+map of one page (the flush fan-out to the hDomIDs).
 // Run: `pnpm bench` in this package (tsc --build, then node dist/bench/amd-vi.bench.js).
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { against, measure, printRatios, writeBenchResults } from '@viommu/bench-kit';
 import * as U from '@viommu/uapi';
 import { CMD_INV_IOMMU_PAGES, type Command } from '../formats/commands.js';
 import { NO_PASID } from '../hw/amd-vi.js';
@@ -19,19 +17,6 @@ import { DEV_ID, createRig } from '../testing/rig.js';
 
 const PAGES = 256;
 const IOVA = 0x1_0000_0000;
-
-function measure(name: string, opsPerCall: number, fn: () => void, minMs = 400): { name: string; opsPerSec: number } {
-  for (let i = 0; i < 200; i++) fn(); // warm-up
-  let calls = 0;
-  const start = performance.now();
-  let now = start;
-  while (now - start < minMs) {
-    for (let i = 0; i < 100; i++) fn();
-    calls += 100;
-    now = performance.now();
-  }
-  return { name, opsPerSec: (calls * opsPerCall * 1000) / (now - start) };
-}
 
 const r = createRig({ nested: true, ramBytes: 8 << 20 });
 const s2 = r.nestParent();
@@ -75,16 +60,11 @@ const s2flush = measure('stage-2 IOAS_UNMAP + IOAS_MAP of one page (flush to the
 });
 
 const results = [
-  { ...hit, baseline: walk.name, ratio: hit.opsPerSec / walk.opsPerSec },
-  { ...walk, baseline: walk.name, ratio: 1 },
-  { ...inv1, baseline: inv1.name, ratio: 1 },
-  { ...inv32, baseline: inv1.name, ratio: inv32.opsPerSec / inv1.opsPerSec },
-  { ...s2flush, baseline: inv1.name, ratio: s2flush.opsPerSec / inv1.opsPerSec },
+  against(hit, walk),
+  against(walk, walk),
+  against(inv1, inv1),
+  against(inv32, inv1),
+  against(s2flush, inv1),
 ];
-for (const x of results) {
-  console.log(`${x.name.padEnd(100)} ${Math.round(x.opsPerSec).toString().padStart(10)} /s   x${x.ratio.toFixed(2)} vs ${x.baseline === x.name ? '(baseline)' : x.baseline}`);
-}
-const out = join(dirname(fileURLToPath(import.meta.url)), '../../bench-results/amd-vi.json');
-mkdirSync(dirname(out), { recursive: true });
-writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), node: process.version, results }, null, 2));
-console.log(`wrote ${out}`);
+printRatios(results);
+console.log(`wrote ${writeBenchResults(import.meta.url, 'amd-vi', { results })}`);
