@@ -36,6 +36,7 @@ export const PAGE_HTML = String.raw`<!doctype html>
   svg.graph .detail { font-size: 11px; fill: #333; }
   svg.graph .rel { font-size: 10px; fill: var(--muted); }
   svg.graph path.edge { fill: none; stroke: var(--line); stroke-width: 1.4; }
+  svg.graph path.edge.long { stroke-dasharray: 5 3; }
   details { margin-top: 6px; color: var(--muted); }
   table.ioctls { border-collapse: collapse; margin-top: 4px; color: var(--fg); }
   table.ioctls td { padding: 1px 12px 1px 0; font-variant-numeric: tabular-nums; }
@@ -120,6 +121,12 @@ function edgePath(a, b, w, h) {
     return { d: "M" + x1 + "," + y1 + " C" + x1 + "," + (y1 + 40) + " " + x2 + "," + (y2 + 40) + " " + x2 + "," + y2, mx: (x1 + x2) / 2, my: y1 + 30 };
   }
   var my = (y1 + y2) / 2;
+  if (Math.abs(y2 - y1) > 2 * h) {
+    // Spans rows: bow out sideways (towards the target) so the line passes beside, not through,
+    // the boxes of the rows in between.
+    var side = x2 >= x1 ? 1 : -1, bow = w * 0.7 * side;
+    return { d: "M" + x1 + "," + y1 + " C" + (x1 + bow) + "," + (y1 + (y2 - y1) * 0.25) + " " + (x2 + bow) + "," + (y2 - (y2 - y1) * 0.25) + " " + x2 + "," + y2, mx: (x1 + x2) / 2 + bow * 0.75, my: my, long: true };
+  }
   return { d: "M" + x1 + "," + y1 + " C" + x1 + "," + my + " " + x2 + "," + my + " " + x2 + "," + y2, mx: (x1 + x2) / 2, my: my };
 }
 
@@ -138,7 +145,7 @@ function drawGraph(card, c) {
     var a = L.boxes[e.from], b = L.boxes[e.to];
     if (!a || !b) return;
     var p = edgePath(a, b, w, h);
-    s.appendChild(svg("path", { "class": "edge", d: p.d, "marker-end": "url(#" + mid + ")", "data-from": e.from, "data-to": e.to, "data-relation": e.relation }));
+    s.appendChild(svg("path", { "class": p.long ? "edge long" : "edge", d: p.d, "marker-end": "url(#" + mid + ")", "data-from": e.from, "data-to": e.to, "data-relation": e.relation }));
     s.appendChild(svg("text", { "class": "rel", x: p.mx + 4, y: p.my - 2 }, e.relation));
   });
   c.nodes.forEach(function (n) {
@@ -184,10 +191,11 @@ function render(msg) {
   document.getElementById("summary").textContent = "backend " + msg.backend + " \u00b7 " + msg.clients.length + " client" + (msg.clients.length === 1 ? "" : "s");
 }
 
-var status = document.getElementById("status");
+// Not "status": a top-level var of that name would be window.status, a string.
+var statusEl = document.getElementById("status");
 var es = new EventSource("/api/events");
-es.addEventListener("update", function (ev) { render(JSON.parse(ev.data)); status.textContent = "live"; status.className = "live"; });
-es.onerror = function () { status.textContent = "reconnecting"; status.className = "down"; };
+es.addEventListener("update", function (ev) { render(JSON.parse(ev.data)); statusEl.textContent = "live"; statusEl.className = "live"; });
+es.onerror = function () { statusEl.textContent = "reconnecting"; statusEl.className = "down"; };
 </script>
 </body>
 </html>
