@@ -120,6 +120,32 @@ describe('layeredLayout', () => {
     }
   });
 
+  it('routes an edge that spans rows through its own slot in each row between, clear of the boxes', async () => {
+    const p = createSimHost().spawn();
+    await nestedFlow(p);
+    const g = processGraph(p);
+    const L = layeredLayout(g);
+    expect(L.edges).toHaveLength(g.edges.length);
+    const rowTop = (n: string) => L.boxes[n]!.y;
+    g.edges.forEach((e, i) => {
+      const pts = L.edges[i]!;
+      const span = Math.round((rowTop(e.to) - rowTop(e.from)) / (NODE_HEIGHT + 56));
+      // Leaves the holder's bottom edge at its centre, enters the held box's top edge at its centre.
+      expect(pts[0]).toEqual({ x: L.boxes[e.from]!.x + NODE_WIDTH / 2, y: rowTop(e.from) + NODE_HEIGHT });
+      expect(pts.at(-1)).toEqual({ x: L.boxes[e.to]!.x + NODE_WIDTH / 2, y: rowTop(e.to) });
+      expect(pts).toHaveLength(2 + 2 * (span - 1));
+      for (const q of pts.slice(1, -1)) {
+        for (const b of Object.values(L.boxes)) {
+          const inside = q.x > b.x && q.x < b.x + NODE_WIDTH && q.y >= b.y && q.y <= b.y + NODE_HEIGHT;
+          expect(inside).toBe(false);
+        }
+      }
+    });
+    // IOAS → the HW queue's ACCESS spans three rows: four points between its ends.
+    const access = g.edges.findIndex((e) => e.relation === 'access' && g.nodes.find((n) => n.key === e.from)!.type === 'IOAS');
+    expect(L.edges[access]).toHaveLength(8);
+  });
+
   it('orders a row by where its parents are', () => {
     const nodes = [
       { key: 'a', type: 'VIOMMU', context: 1, id: 1 },

@@ -36,7 +36,6 @@ export const PAGE_HTML = String.raw`<!doctype html>
   svg.graph .detail { font-size: 11px; fill: #333; }
   svg.graph .rel { font-size: 10px; fill: var(--muted); }
   svg.graph path.edge { fill: none; stroke: var(--line); stroke-width: 1.4; }
-  svg.graph path.edge.long { stroke-dasharray: 5 3; }
   details { margin-top: 6px; color: var(--muted); }
   table.ioctls { border-collapse: collapse; margin-top: 4px; color: var(--fg); }
   table.ioctls td { padding: 1px 12px 1px 0; font-variant-numeric: tabular-nums; }
@@ -112,22 +111,21 @@ function signature(c) {
     c.edges.map(function (e) { return e.from + ">" + e.to + ":" + e.relation; }).join(",");
 }
 
-function edgePath(a, b, w, h) {
-  var x1, y1, x2, y2;
-  if (b.y > a.y) { x1 = a.x + w / 2; y1 = a.y + h; x2 = b.x + w / 2; y2 = b.y; }
-  else if (b.y < a.y) { x1 = a.x + w / 2; y1 = a.y; x2 = b.x + w / 2; y2 = b.y + h; }
-  else {
-    x1 = a.x + w / 2; y1 = a.y + h; x2 = b.x + w / 2; y2 = b.y + h;
-    return { d: "M" + x1 + "," + y1 + " C" + x1 + "," + (y1 + 40) + " " + x2 + "," + (y2 + 40) + " " + x2 + "," + y2, mx: (x1 + x2) / 2, my: y1 + 30 };
+// A smooth line through the layout's points: vertical tangents at each point, so it leaves and
+// enters boxes straight and passes the rows it crosses in its own slot. Same-row edges arc below.
+function edgePath(pts) {
+  var p0 = pts[0], d = "M" + p0.x + "," + p0.y;
+  if (pts.length === 2 && pts[1].y === p0.y) {
+    var q = pts[1];
+    return { d: d + " C" + p0.x + "," + (p0.y + 40) + " " + q.x + "," + (q.y + 40) + " " + q.x + "," + q.y, mx: (p0.x + q.x) / 2, my: p0.y + 30 };
   }
-  var my = (y1 + y2) / 2;
-  if (Math.abs(y2 - y1) > 2 * h) {
-    // Spans rows: bow out sideways (towards the target) so the line passes beside, not through,
-    // the boxes of the rows in between.
-    var side = x2 >= x1 ? 1 : -1, bow = w * 0.7 * side;
-    return { d: "M" + x1 + "," + y1 + " C" + (x1 + bow) + "," + (y1 + (y2 - y1) * 0.25) + " " + (x2 + bow) + "," + (y2 - (y2 - y1) * 0.25) + " " + x2 + "," + y2, mx: (x1 + x2) / 2 + bow * 0.75, my: my, long: true };
+  for (var i = 0; i + 1 < pts.length; i++) {
+    var a = pts[i], b = pts[i + 1], m = (a.y + b.y) / 2;
+    d += " C" + a.x + "," + m + " " + b.x + "," + m + " " + b.x + "," + b.y;
   }
-  return { d: "M" + x1 + "," + y1 + " C" + x1 + "," + my + " " + x2 + "," + my + " " + x2 + "," + y2, mx: (x1 + x2) / 2, my: my };
+  // The label sits in the middle gap the line crosses.
+  var k = Math.floor((pts.length - 1) / 2 / 2) * 2, s0 = pts[k], s1 = pts[k + 1];
+  return { d: d, mx: (s0.x + s1.x) / 2, my: (s0.y + s1.y) / 2 };
 }
 
 function drawGraph(card, c) {
@@ -141,11 +139,11 @@ function drawGraph(card, c) {
   var defs = s.appendChild(svg("defs"));
   var marker = defs.appendChild(svg("marker", { id: mid, viewBox: "0 0 8 8", refX: 8, refY: 4, markerWidth: 7, markerHeight: 7, orient: "auto" }));
   marker.appendChild(svg("path", { d: "M0,0 L8,4 L0,8 z", fill: "#8b96a3" }));
-  c.edges.forEach(function (e) {
-    var a = L.boxes[e.from], b = L.boxes[e.to];
-    if (!a || !b) return;
-    var p = edgePath(a, b, w, h);
-    s.appendChild(svg("path", { "class": p.long ? "edge long" : "edge", d: p.d, "marker-end": "url(#" + mid + ")", "data-from": e.from, "data-to": e.to, "data-relation": e.relation }));
+  c.edges.forEach(function (e, i) {
+    var pts = L.edges[i];
+    if (!pts || pts.length < 2) return;
+    var p = edgePath(pts);
+    s.appendChild(svg("path", { "class": "edge", d: p.d, "marker-end": "url(#" + mid + ")", "data-from": e.from, "data-to": e.to, "data-relation": e.relation }));
     s.appendChild(svg("text", { "class": "rel", x: p.mx + 4, y: p.my - 2 }, e.relation));
   });
   c.nodes.forEach(function (n) {
