@@ -1,11 +1,16 @@
 #!/usr/bin/env node
 // Runs scenario modules on one target and reports case by case.
-//   node runner.mjs --target native|sim --module PATH [--module PATH...] [--export NAME]
-//                   [--fail-nth] [--filter REGEX] [--case-timeout SECONDS] [--json OUT]
+//   node runner.mjs --target native|sim|daemon --module PATH [--module PATH...] [--export NAME]
+//                   [--socket PATH] [--fail-nth] [--filter REGEX] [--defer REGEX WHY]
+//                   [--case-timeout SECONDS] [--json OUT]
 // A scenario module exports `scenarios`: [{ name, run(process) -> Outcome | void }] where Outcome is
 // { status: 'pass' } | { status: 'skip', reason } | { status: 'fail', message } (the shape of
 // @viommu/backend-mock and @viommu/native's smoke set). Each case gets a fresh process:
-// `openNativeProcess()` on the real kernel, `createSimHost().spawn()` on the simulator.
+// `openNativeProcess()` on the real kernel, `createSimHost().spawn()` on the simulator, and with
+// `--target daemon --socket PATH` one `connectDaemonProcess(PATH)` (a connection to a running
+// viommud, so one context in the daemon) per case, disconnected after it.
+// --defer records the matching cases as skipped ("deferred: WHY") without running them: the lane
+// uses it for the few cases too costly for a target under TCG (compare.mjs lists them as DEFER).
 // --export picks another export (e.g. failNthScenarios). --fail-nth passes each case a fault
 // injection control as run(process, control): /proc/thread-self/fail-nth on the real kernel (see
 // linuxFailNth below), the host's failNth switch on the simulator.
@@ -18,7 +23,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 function parseArgs(argv) {
-  const opts = { target: 'native', modules: [], exportName: 'scenarios', failNth: false, filter: undefined, caseTimeout: 300, json: undefined };
+  const opts = { target: 'native', modules: [], exportName: 'scenarios', socket: undefined, failNth: false, filter: undefined, defer: undefined, deferWhy: '', caseTimeout: 300, json: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = () => {
@@ -28,13 +33,19 @@ function parseArgs(argv) {
     if (a === '--target') opts.target = next();
     else if (a === '--module') opts.modules.push(next());
     else if (a === '--export') opts.exportName = next();
+    else if (a === '--socket') opts.socket = next();
     else if (a === '--fail-nth') opts.failNth = true;
     else if (a === '--filter') opts.filter = new RegExp(next());
+    else if (a === '--defer') {
+      opts.defer = new RegExp(next());
+      opts.deferWhy = next();
+    }
     else if (a === '--case-timeout') opts.caseTimeout = Number(next());
     else if (a === '--json') opts.json = next();
     else throw new Error(`unknown argument ${a}`);
   }
-  if (!['native', 'sim'].includes(opts.target)) throw new Error(`--target must be native or sim, not ${opts.target}`);
+  if (!['native', 'sim', 'daemon'].includes(opts.target)) throw new Error(`--target must be native, sim or daemon, not ${opts.target}`);
+  if (opts.target === 'daemon' && !opts.socket) throw new Error('--target daemon needs --socket PATH (a running viommud)');
   if (opts.modules.length === 0) opts.modules.push('packages/native/dist/smoke.js');
   return opts;
 }
@@ -59,10 +70,37 @@ function linuxFailNth(process) {
 }
 
 /**
- * A process factory for the target: spawn() -> { process, control }, where control is the
- * fault-injection switch for --fail-nth; dispose(process) after each case.
+ * Why the daemon target runs no fail_nth sweep. fail-nth counts down every failure point the task
+ * passes (slab and page allocations, user copies), and a sweep stays armed across the whole body of
+ * many syscalls. Through viommud the task is the daemon's main thread, which between two of the
+ * client's calls also receives and sends the frames (skb allocations, user copies on the socket):
+ * the countdown would land in the daemon's own transport (a reply lost, the session dropped) as
+ * often as in iommufd, and the sweep would not be the C test's sweep. Arming around one ioctl in
+ * the daemon (a protocol op) would not reproduce a countdown spanning open + several ioctls either.
  */
-async function targetOf(name, failNth) {
+const DAEMON_NO_FAIL_NTH =
+  'fail-nth through the daemon: this target does not offer a fault-injection control (the countdown is per task and would span the daemon\'s own socket I/O between calls)';
+
+/**
+ * A process factory for the target: spawn() -> { process, control } (possibly a promise), where
+ * control is the fault-injection switch for --fail-nth; dispose(process) after each case.
+ * `noFailNth` is the reason a target cannot inject (its cases then skip with it).
+ */
+async function targetOf(name, failNth, socket) {
+  if (name === 'daemon') {
+    const protocol = await import(pathToFileURL(resolve(repo, 'packages/protocol/dist/index.js')).href);
+    // One probe connection up front, so a daemon that is not there fails the run with the reason.
+    (await protocol.connectDaemonProcess(socket, { clientName: 'kernel-lane probe' })).disconnect();
+    return {
+      noFailNth: failNth ? DAEMON_NO_FAIL_NTH : undefined,
+      async spawn() {
+        // TCG is slow and a call may compare a 128 MiB mirrored buffer (ADR 0120): a generous wait.
+        const process = await protocol.connectDaemonProcess(socket, { clientName: 'kernel-lane', timeoutMs: 600_000 });
+        return { process, control: undefined };
+      },
+      dispose: (p) => p.disconnect(),
+    };
+  }
   if (name === 'native') {
     const native = await import(pathToFileURL(resolve(repo, 'packages/native/dist/index.js')).href);
     native.openNativeProcess(); // fails early, with the reason, if /dev/iommu cannot be used
@@ -124,7 +162,7 @@ async function runCase(scenario, process, control, timeoutS) {
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
-  const target = await targetOf(opts.target, opts.failNth);
+  const target = await targetOf(opts.target, opts.failNth, opts.socket);
   const results = [];
   const started = Date.now();
   let n = 0;
@@ -132,13 +170,18 @@ async function main() {
     const list = await loadScenarios(path, opts.exportName);
     for (const scenario of list) {
       if (opts.filter && !opts.filter.test(scenario.name)) continue;
-      const { process: proc, control } = target.spawn();
-      if (opts.failNth && !control) throw new Error(`--fail-nth: no fault-injection control on ${opts.target} for ${path}`);
-      const outcome = await runCase(scenario, proc, opts.failNth ? control : undefined, opts.caseTimeout);
-      try {
-        target.dispose(proc);
-      } catch (e) {
-        console.log(`# dispose after ${scenario.name}: ${describeError(e)}`);
+      let outcome;
+      if (opts.defer && opts.defer.test(scenario.name)) outcome = { status: 'skip', reason: `deferred: ${opts.deferWhy}`, deferred: true };
+      else if (target.noFailNth) outcome = { status: 'skip', reason: target.noFailNth };
+      else {
+        const { process: proc, control } = await target.spawn();
+        if (opts.failNth && !control) throw new Error(`--fail-nth: no fault-injection control on ${opts.target} for ${path}`);
+        outcome = await runCase(scenario, proc, opts.failNth ? control : undefined, opts.caseTimeout);
+        try {
+          target.dispose(proc);
+        } catch (e) {
+          console.log(`# dispose after ${scenario.name}: ${describeError(e)}`);
+        }
       }
       n += 1;
       results.push({ name: scenario.name, module: path, ...outcome });

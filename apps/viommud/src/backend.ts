@@ -2,7 +2,27 @@
 // connection (like one machine's /dev/iommu), each connection a separate simulated process;
 // `native` opens a NativeProcess on the real kernel per connection (through @viommu/native).
 import { AddressSpace, createSimHost, FRAME_SIZE, OBJ_NAMES, type SimHost, type SimProcess } from '@viommu/core';
-import type { Process } from '@viommu/uapi';
+import type { NativeProcess } from '@viommu/native';
+import {
+  IOMMU_FAULT_QUEUE_ALLOC,
+  IOMMU_IOAS_MAP_FILE,
+  IOMMU_TEST_CMD,
+  IOMMU_TEST_OP_CREATE_ACCESS,
+  IOMMU_TEST_OP_DMABUF_GET,
+  IOMMU_TEST_OP_DMABUF_REVOKE,
+  IOMMU_VEVENTQ_ALLOC,
+  POLLNVAL,
+  SystemError,
+  iommu_fault_alloc,
+  iommu_ioas_map_file,
+  iommu_test_cmd_create_access,
+  iommu_test_cmd_dmabuf_revoke,
+  iommu_veventq_alloc,
+  type IoctlArg,
+  type Process,
+  type UserMemory,
+} from '@viommu/uapi';
+
 
 export interface BackendProcess extends Process {
   memfdCreate?(name?: string): number;
@@ -59,17 +79,182 @@ export function simBackend(opts: { host?: SimHost; perClient?: boolean } = {}): 
   };
 }
 
+/**
+ * Paths a client may open through the native backend. The daemon usually runs as root, so an open
+ * of anything else (/etc/shadow, /proc/self/mem, another client's /proc/<pid>/fd) would hand the
+ * client the daemon's privileges; EACCES, as for a file the process may not open.
+ */
+const NATIVE_OPENABLE = /^\/dev\/(iommu|vfio\/.+)$/;
+
+/**
+ * One client's process on the real kernel (ADR 0052). All clients share the daemon's one fd table,
+ * so this keeps the set of fds the client opened or was given by the kernel and refuses every
+ * other number with the errno the kernel gives an fd that is not open (EBADF, POLLNVAL): a client
+ * cannot name another client's /dev/iommu, event queue or memfd, nor the daemon's own socket. fds
+ * the kernel returns inside ioctl structs (fault queue, vEVENTQ, selftest access and dma-buf) join
+ * the set and are closed at exit with the rest, so a disconnect drops every reference to the
+ * iommufd context and the kernel tears it down.
+ */
+export class NativeClientProcess implements BackendProcess {
+  readonly memory: UserMemory;
+  private readonly fds = new Set<number>();
+  /** The fds of /dev/iommu among them: one iommufd context each. */
+  private readonly contexts = new Set<number>();
+  private exited = false;
+
+  constructor(readonly native: NativeProcess) {
+    const mem = native.memory;
+    this.memory = {
+      alloc: (length) => mem.alloc(length),
+      // After exit every allocation is already unmapped (the session frees its own list again).
+      free: (addr) => {
+        if (!this.exited) mem.free(addr);
+      },
+    };
+  }
+
+  /** How many fds the client holds in the daemon (a gauge for tests and logs). */
+  get openFds(): number {
+    return this.fds.size;
+  }
+
+  /** iommufd contexts the client holds open. */
+  get contextCount(): number {
+    return this.contexts.size;
+  }
+
+  /** Whether `fd` is one of this client's (opened by it or handed to it by the kernel). */
+  owns(fd: number): boolean {
+    return this.fds.has(fd);
+  }
+
+  private mine(fd: number, syscall: string): void {
+    if (!this.fds.has(fd)) throw new SystemError('EBADF', syscall, `fd ${fd} is not open in this client`);
+  }
+
+  private adopt(fd: number): void {
+    if (fd < 0) return;
+    this.native.adopt(fd);
+    this.fds.add(fd);
+  }
+
+  open(path: string, flags?: number): number {
+    if (!NATIVE_OPENABLE.test(path) || path.split('/').includes('..')) throw new SystemError('EACCES', 'open', `${path} is not served by viommud`);
+    const fd = this.native.open(path, flags);
+    this.fds.add(fd);
+    if (path === '/dev/iommu') this.contexts.add(fd);
+    return fd;
+  }
+
+  close(fd: number): void {
+    this.mine(fd, 'close');
+    this.native.close(fd);
+    this.fds.delete(fd);
+    this.contexts.delete(fd);
+  }
+
+  ioctl(fd: number, request: number, arg: IoctlArg): number {
+    this.mine(fd, 'ioctl');
+    if (arg instanceof Uint8Array) this.checkFdFields(request, arg);
+    const ret = this.native.ioctl(fd, request, arg);
+    if (arg instanceof Uint8Array) this.adoptFdResults(request, arg, ret);
+    return ret;
+  }
+
+  /** fds the client passes inside a struct: its own only (the kernel's fget would fail with EBADF). */
+  private checkFdFields(request: number, arg: Uint8Array): void {
+    if (request === IOMMU_IOAS_MAP_FILE && arg.length >= iommu_ioas_map_file.size) {
+      this.mine(iommu_ioas_map_file.get(arg, 'fd') | 0, 'ioctl');
+    } else if (request === IOMMU_TEST_CMD && testOp(arg) === IOMMU_TEST_OP_DMABUF_REVOKE && arg.length >= 24) {
+      this.mine(iommu_test_cmd_dmabuf_revoke.get(arg, 'dmabuf_fd') | 0, 'ioctl');
+    }
+  }
+
+  /** fds the kernel created for the client in a successful ioctl. */
+  private adoptFdResults(request: number, arg: Uint8Array, ret: number): void {
+    if (request === IOMMU_FAULT_QUEUE_ALLOC && arg.length >= iommu_fault_alloc.size) {
+      this.adopt(iommu_fault_alloc.get(arg, 'out_fault_fd'));
+    } else if (request === IOMMU_VEVENTQ_ALLOC && arg.length >= iommu_veventq_alloc.size) {
+      this.adopt(iommu_veventq_alloc.get(arg, 'out_veventq_fd'));
+    } else if (request === IOMMU_TEST_CMD && arg.length >= 24) {
+      const op = testOp(arg);
+      if (op === IOMMU_TEST_OP_CREATE_ACCESS) this.adopt(iommu_test_cmd_create_access.get(arg, 'out_access_fd'));
+      else if (op === IOMMU_TEST_OP_DMABUF_GET) this.adopt(ret);
+    }
+  }
+
+  read(fd: number, buf: Uint8Array): number {
+    this.mine(fd, 'read');
+    return this.native.read(fd, buf);
+  }
+
+  write(fd: number, buf: Uint8Array): number {
+    this.mine(fd, 'write');
+    return this.native.write(fd, buf);
+  }
+
+  poll(fd: number, events: number, timeoutMs: number): Promise<number> {
+    // poll(2) reports an fd that is not open in revents, it does not fail.
+    if (!this.fds.has(fd)) return Promise.resolve(POLLNVAL);
+    return this.native.poll(fd, events, timeoutMs);
+  }
+
+  mmap(fd: number, length: number, offset: bigint): { addr: bigint; bytes: Uint8Array } {
+    this.mine(fd, 'mmap');
+    return this.native.mmap(fd, length, offset);
+  }
+
+  munmap(addr: bigint, length: number): void {
+    // NativeProcess takes only whole mappings it made for this client (EINVAL otherwise).
+    this.native.munmap(addr, length);
+  }
+
+  memfdCreate(name = 'memfd'): number {
+    const fd = this.native.memfdCreate(name);
+    this.fds.add(fd);
+    return fd;
+  }
+
+  ftruncate(fd: number, size: number): void {
+    this.mine(fd, 'ftruncate');
+    this.native.ftruncate(fd, size);
+  }
+
+  /** Process exit: every fd closed (the kernel then releases the context), every mapping gone. */
+  exit(): void {
+    if (this.exited) return;
+    this.exited = true;
+    this.fds.clear();
+    this.contexts.clear();
+    this.native.dispose();
+  }
+}
+
+function testOp(arg: Uint8Array): number {
+  return arg.length >= 8 ? new DataView(arg.buffer, arg.byteOffset, arg.byteLength).getUint32(4, true) : -1;
+}
+
 export async function nativeBackend(): Promise<Backend> {
   // Loaded only when asked for, so the daemon runs where the addon cannot be built.
   const native = await import('@viommu/native');
   native.loadAddon();
+  const live = new Set<NativeClientProcess>();
   return {
     name: 'native',
-    spawn: () => native.openNativeProcess() as unknown as BackendProcess,
-    exit: (p) => (p as unknown as { dispose(): void }).dispose(),
+    spawn() {
+      const p = new NativeClientProcess(native.openNativeProcess());
+      live.add(p);
+      return p;
+    },
+    exit(p) {
+      (p as NativeClientProcess).exit();
+      live.delete(p as NativeClientProcess);
+    },
+    // The kernel has no call that lists a context's objects; what it holds is not visible here.
     liveObjects: () => new Map(),
     leakCount: () => 0,
-    contextCount: () => 0,
+    // /dev/iommu fds the clients hold (a context outlives its fd while an event fd still holds it).
+    contextCount: () => [...live].reduce((n, p) => n + p.contextCount, 0),
   };
 }
 
