@@ -11,19 +11,21 @@
 // (COPY looks the destination up in between), unmap = iopt_unmap_iova, unmapAll = iopt_unmap_all
 // (the handler turns "nothing unmapped" into ENOENT for the ranged form).
 //
-// Areas are extents in an array sorted by IOVA (they never overlap), one object per mapping, never
-// per page. IOVAs are bigints (the space is the full 64 bits); page indexes and frames are numbers.
+// Areas are extents (never per page), rows of a struct-of-arrays store (area-store.ts, ADR 0191)
+// named by integer handles and kept sorted by IOVA (they never overlap). The API speaks bigint IOVAs
+// (the space is the full 64 bits); the store keeps them as numbers where exact.
 // The model is single-threaded, so the kernel's "area still being created" EBUSY cannot be seen
 // from outside; `preventAccess` is visible to accesses inside their unmap callback, as in the kernel.
 
 import { SystemError } from '@viommu/uapi';
 import type { AddressSpace } from '../host/address-space.js';
 import type { MemFile } from '../host/mem-file.js';
-import { FRAME_SIZE } from '../host/physical-memory.js';
+import { FRAME_SHIFT, FRAME_SIZE } from '../host/physical-memory.js';
 import { IOMMU_READ, IOMMU_WRITE, type PagingDomain } from '../driver/domain.js';
 import { accountModeFor, charge, uncharge } from './accounting.js';
 import type { DmaBuf } from './dmabuf.js';
-import { Pages } from './pages.js';
+import { AreaStore } from './area-store.js';
+import { KIND_FILE, KIND_USER, Pages } from './pages.js';
 import { lowestBit, roundupPowOfTwo, spans } from './spans.js';
 import {
   ACCESS_RW_WRITE,
@@ -47,110 +49,6 @@ const NONE: readonly never[] = Object.freeze([]);
 
 /** How often UNMAP asks accesses to let go of an area before giving up with EDEADLK. */
 const UNMAP_TRIES = 100;
-
-// Area.bits: prot in the low byte, then two flags, the sub-page offset (12 bits), HAS_ACCESS. One field
-// instead of four: areas can number millions.
-const PROT_MASK = 0xff;
-const FILLED = 1 << 8;
-const PREVENT_ACCESS = 1 << 9;
-const OFFSET_SHIFT = 10;
-const OFFSET_MASK = 0xfff;
-/** Above the offset: set while accessCounts has an entry for the area (most areas never see an access). */
-const HAS_ACCESS = 1 << 22;
-
-/** Access counts of the areas that have any, kept aside: two fields less per mapping (ADR 0190). */
-interface AccessCounts {
-  accesses: number;
-  locks: number;
-}
-const accessCounts = new WeakMap<Area, AccessCounts>();
-
-/** One mapping: IOVAs [iova, last] show bytes of `pages` from startByte(iova) on. */
-class Area implements IovaRange {
-  private bits: number;
-
-  constructor(
-    readonly iova: bigint,
-    readonly last: bigint,
-    readonly pages: Pages,
-    /** Bytes into page firstIndex where the area starts. */
-    pageOffset: number,
-    readonly firstIndex: number,
-    readonly lastIndex: number,
-    prot: number,
-  ) {
-    this.bits = (prot & PROT_MASK) | (pageOffset << OFFSET_SHIFT);
-  }
-
-  get prot(): number {
-    return this.bits & PROT_MASK;
-  }
-
-  /** Accesses that pinned pages through this area. */
-  get numAccesses(): number {
-    return this.bits & HAS_ACCESS ? accessCounts.get(this)!.accesses : 0;
-  }
-
-  /** Those of numAccesses that lock the area (HW queues). */
-  get numLocks(): number {
-    return this.bits & HAS_ACCESS ? accessCounts.get(this)!.locks : 0;
-  }
-
-  /** Counts one more (+1) or one less (-1) access; `internal` ones also lock. */
-  countAccess(delta: 1 | -1, internal: boolean): void {
-    let c = this.bits & HAS_ACCESS ? accessCounts.get(this)! : undefined;
-    if (!c) {
-      accessCounts.set(this, (c = { accesses: 0, locks: 0 }));
-      this.bits |= HAS_ACCESS;
-    }
-    c.accesses += delta;
-    if (internal) c.locks += delta;
-    if (c.accesses === 0 && c.locks === 0) {
-      accessCounts.delete(this);
-      this.bits &= ~HAS_ACCESS;
-    }
-  }
-
-  /** Bytes into page firstIndex where the area starts. */
-  get pageOffset(): number {
-    return (this.bits >>> OFFSET_SHIFT) & OFFSET_MASK;
-  }
-
-  /** Set while UNMAP waits for accesses to let go: new pins and rw fail with EINVAL. */
-  get preventAccess(): boolean {
-    return (this.bits & PREVENT_ACCESS) !== 0;
-  }
-
-  set preventAccess(v: boolean) {
-    this.bits = v ? this.bits | PREVENT_ACCESS : this.bits & ~PREVENT_ACCESS;
-  }
-
-  /** The area's index range is a pin user of its pages because domains are filled with it (storage_domain). */
-  get filled(): boolean {
-    return (this.bits & FILLED) !== 0;
-  }
-
-  set filled(v: boolean) {
-    this.bits = v ? this.bits | FILLED : this.bits & ~FILLED;
-  }
-
-  get start(): bigint {
-    return this.iova;
-  }
-
-  get length(): bigint {
-    return this.last - this.iova + 1n;
-  }
-
-  /** Byte position in the pages of `iova` (iopt_area_start_byte). */
-  startByte(iova: bigint): bigint {
-    return iova - this.iova + BigInt(this.pageOffset) + BigInt(this.firstIndex) * PAGE;
-  }
-
-  indexOf(iova: bigint): number {
-    return Number(this.startByte(iova) / PAGE);
-  }
-}
 
 /** One element of a pages list: `length` bytes of `pages` from byte `startByte`. */
 interface PagesPiece {
@@ -190,7 +88,8 @@ export class UnmapError extends SystemError {
 }
 
 export class IoPagetable {
-  private readonly areaList: Area[] = [];
+  /** The areas (rows, by handle) in IOVA order. */
+  private readonly rows = new AreaStore();
   // The lists below are replaced, never mutated (they change rarely), so a fresh IOAS shares one
   // empty array for all of them instead of allocating four (tables can hold 100 k IOASes, issue 3).
   private reserved: readonly Reserved[] = NONE;
@@ -223,9 +122,7 @@ export class IoPagetable {
    */
   mapUser(mm: AddressSpace, userVa: bigint, length: bigint, opts: MapSourceOptions): bigint {
     if (userVa + length > ULONG_MAX) throw err('EOVERFLOW', 'user_va + length overflows');
-    const startByte = userVa % PAGE;
-    const pages = this.newPages(startByte, length, opts, { kind: 'user', mm, base: userVa - startByte });
-    return this.mapPieces([{ pages, startByte, length }], length, opts, userVa);
+    return this.mapInline(KIND_USER, mm, userVa, length, opts);
   }
 
   /**
@@ -238,9 +135,7 @@ export class IoPagetable {
     if (length === 0n) throw err('EINVAL', 'length is 0');
     if (start + length - 1n > ULONG_MAX) throw err('EOVERFLOW', 'start + length overflows');
     if (!file) throw err('EBADF', 'fd is not open');
-    const startByte = start % PAGE;
-    const pages = this.newPages(startByte, length, opts, { kind: 'file', file, base: start - startByte });
-    return this.mapPieces([{ pages, startByte, length }], length, opts, start);
+    return this.mapInline(KIND_FILE, file, start, length, opts);
   }
 
   /**
@@ -254,7 +149,10 @@ export class IoPagetable {
     if (start + length - 1n > ULONG_MAX) throw err('EOVERFLOW', 'start + length overflows');
     if (BigInt(buf.size) <= start + length - 1n) throw err('EINVAL', 'range is past the end of the dma-buf');
     const startByte = start % PAGE;
-    const pages = this.newPages(startByte, length, { ...opts, rlimitMode: 0 }, { kind: 'dmabuf', buf, base: start - startByte });
+    checkMapLength(length);
+    const npages = Number((length + startByte + PAGE - 1n) / PAGE);
+    // Never charged to RLIMIT_MEMLOCK; the constructor attaches to the exporter (ENODEV if revoked).
+    const pages = new Pages({ kind: 'dmabuf', buf, base: start - startByte }, npages, (opts.prot & IOMMU_WRITE) !== 0, opts.owner, AccountMode.NONE);
     return this.mapPieces([{ pages, startByte, length }], length, opts, start);
   }
 
@@ -267,8 +165,9 @@ export class IoPagetable {
     const last = iova + length - 1n;
     if (last > ULONG_MAX) throw err('EOVERFLOW', 'iova + length overflows');
     const pieces: PagesPiece[] = [];
-    const done = this.forEachContig(iova, last, (area, cur, pieceLast) => {
-      pieces.push({ pages: area.pages, startByte: area.startByte(cur), length: pieceLast - cur + 1n });
+    const done = this.forEachContig(iova, last, (h, cur, pieceLast) => {
+      // Both IOASes will share these pages: the source rows hold them as an object from now on.
+      pieces.push({ pages: this.rows.share(h).pages, startByte: this.rows.startByte(h, cur), length: pieceLast - cur + 1n });
     });
     if (!done) throw err('ENOENT', 'source range is not fully mapped');
     return new PagesList(pieces, length);
@@ -323,8 +222,8 @@ export class IoPagetable {
    */
   cutIova(iovas: readonly bigint[]): void {
     for (const iova of iovas) {
-      const area = this.firstAreaIn(iova, iova);
-      if (area) this.splitArea(area, iova);
+      const pos = this.firstAreaIn(iova, iova);
+      if (pos >= 0) this.splitArea(pos, iova);
     }
   }
 
@@ -365,7 +264,7 @@ export class IoPagetable {
    * range intersects it. Used for device reserved regions (IOMMU_TEST_OP_ADD_RESERVED too).
    */
   reserve(start: bigint, last: bigint, owner: ReservedOwner): void {
-    if (this.firstAreaIn(start, last) || this.allowed.some((a) => overlaps(a, start, last))) {
+    if (this.firstAreaIn(start, last) >= 0 || this.allowed.some((a) => overlaps(a, start, last))) {
       throw err('EADDRINUSE', `[0x${start.toString(16)}, 0x${last.toString(16)}] is mapped or allowed`);
     }
     const r: Reserved = { start, last, owner };
@@ -403,7 +302,7 @@ export class IoPagetable {
       return;
     }
     if (this.disableLargePages) return;
-    if (this.domainList.length && this.areaList.length) throw err('EINVAL', 'domains already hold mappings');
+    if (this.domainList.length && this.rows.count) throw err('EINVAL', 'domains already hold mappings');
     this.disableLargePages = true;
     try {
       this.recalculateAlignment();
@@ -445,12 +344,11 @@ export class IoPagetable {
     if (!this.domainList.includes(domain)) return;
     this.domainList = without(this.domainList, domain);
     const lastOne = this.domainList.length === 0;
-    for (const area of this.areaList) {
-      if (!area.pages.revoked) domain.unmap(area.iova, area.length);
-      if (lastOne && area.filled) {
-        area.filled = false;
-        area.pages.removeUser(area.firstIndex, area.lastIndex);
-      }
+    const rows = this.rows;
+    for (let i = 0; i < rows.count; i++) {
+      const h = rows.at(i);
+      if (!rows.revoked(h)) domain.unmap(rows.iova(h), rows.length(h));
+      if (lastOne && rows.filled(h)) rows.unfill(h);
     }
     this.unreserve(domain);
     this.recalculateAlignment();
@@ -501,24 +399,28 @@ export class IoPagetable {
     if (length === 0n) throw err('EINVAL', 'length is 0');
     const last = iova + length - 1n;
     if (last > ULONG_MAX) throw err('EOVERFLOW', 'iova + length overflows');
+    const rows = this.rows;
     const frames: number[] = [];
-    const done: [Area, number, number][] = [];
+    const done: [number, number, number][] = [];
     try {
-      const covered = this.forEachContig(iova, last, (area, cur, pieceLast, isLastPiece) => {
-        if (area.preventAccess || !pieceAligned(area, cur, isLastPiece)) throw err('EINVAL', 'area is being unmapped or piece is not page aligned');
-        if (!protAllows(area, flags)) throw err('EPERM', 'area does not allow this access');
-        if (flags & ACCESS_RW_WRITE && !area.pages.writable) throw err('EPERM', 'pages are read-only');
-        if (area.pages.isDmabuf) throw err('EINVAL', 'dma-buf pages cannot be pinned by an access');
-        const first = area.indexOf(cur);
-        const lastIndex = area.indexOf(pieceLast);
-        area.pages.addAccess(first, lastIndex);
-        area.countAccess(1, access.internal);
-        done.push([area, first, lastIndex]);
-        for (let i = first; i <= lastIndex; i++) frames.push(area.pages.pinnedFrame(i)!);
+      const covered = this.forEachContig(iova, last, (h, cur, pieceLast, isLastPiece) => {
+        if (rows.preventAccess(h) || !this.pieceAligned(h, cur, isLastPiece)) throw err('EINVAL', 'area is being unmapped or piece is not page aligned');
+        if (!protAllows(rows.prot(h), flags)) throw err('EPERM', 'area does not allow this access');
+        if (flags & ACCESS_RW_WRITE && !rows.writable(h)) throw err('EPERM', 'pages are read-only');
+        if (rows.isDmabuf(h)) throw err('EINVAL', 'dma-buf pages cannot be pinned by an access');
+        const first = rows.indexOf(h, cur);
+        const lastIndex = rows.indexOf(h, pieceLast);
+        // Access pins are kept per exact range in the Pages object: the row holds its pages as one.
+        const sa = rows.share(h);
+        sa.pages.addAccess(first, lastIndex);
+        sa.accesses++;
+        if (access.internal) sa.locks++;
+        done.push([h, first, lastIndex]);
+        for (let i = first; i <= lastIndex; i++) frames.push(sa.pages.pinnedFrame(i)!);
       });
       if (!covered) throw err('ENOENT', 'range is not fully mapped');
     } catch (e) {
-      for (const [area, first, lastIndex] of done) this.removeAreaAccess(area, first, lastIndex, access.internal);
+      for (const [h, first, lastIndex] of done) this.removeAreaAccess(h, first, lastIndex, access.internal);
       throw e;
     }
     return frames;
@@ -528,8 +430,8 @@ export class IoPagetable {
   unpinPages(access: IoasAccess, iova: bigint, length: bigint): void {
     if (length === 0n) throw new Error('unpinPages: length 0');
     const last = iova + length - 1n;
-    const covered = this.forEachContig(iova, last, (area, cur, pieceLast) => {
-      this.removeAreaAccess(area, area.indexOf(cur), area.indexOf(pieceLast), access.internal);
+    const covered = this.forEachContig(iova, last, (h, cur, pieceLast) => {
+      this.removeAreaAccess(h, this.rows.indexOf(h, cur), this.rows.indexOf(h, pieceLast), access.internal);
     });
     if (!covered) throw new Error('unpinPages: range is not covered by areas');
   }
@@ -547,19 +449,22 @@ export class IoPagetable {
     if (last > ULONG_MAX) throw err('EOVERFLOW', 'iova + length overflows');
     const write = (flags & ACCESS_RW_WRITE) !== 0;
     let pos = 0;
-    const covered = this.forEachContig(iova, last, (area, cur, pieceLast) => {
-      if (area.preventAccess) throw err('EINVAL', 'area is being unmapped');
-      if (!protAllows(area, flags)) throw err('EPERM', 'area does not allow this access');
-      if (write && !area.pages.writable) throw err('EPERM', 'pages are read-only');
-      if (area.pages.isDmabuf) throw err('EINVAL', 'dma-buf pages cannot be read by the CPU');
-      let byte = Number(area.startByte(cur));
+    const rows = this.rows;
+    const covered = this.forEachContig(iova, last, (h, cur, pieceLast) => {
+      if (rows.preventAccess(h)) throw err('EINVAL', 'area is being unmapped');
+      if (!protAllows(rows.prot(h), flags)) throw err('EPERM', 'area does not allow this access');
+      if (write && !rows.writable(h)) throw err('EPERM', 'pages are read-only');
+      if (rows.isDmabuf(h)) throw err('EINVAL', 'dma-buf pages cannot be read by the CPU');
+      let byte = Number(rows.startByte(h, cur));
       let left = Number(pieceLast - cur) + 1;
-      const phys = area.pages.physical;
+      // CPU copies are rare: read them through the row's pages as an object.
+      const pages = rows.share(h).pages;
+      const phys = pages.physical;
       while (left > 0) {
         const index = Math.floor(byte / FRAME_SIZE);
         const off = byte % FRAME_SIZE;
         const n = Math.min(FRAME_SIZE - off, left);
-        const pa = area.pages.frameForRw(index, write) * FRAME_SIZE + off;
+        const pa = pages.frameForRw(index, write) * FRAME_SIZE + off;
         if (write) phys.write(pa, data.subarray(pos, pos + n));
         else phys.read(pa, data.subarray(pos, pos + n));
         pos += n;
@@ -576,7 +481,7 @@ export class IoPagetable {
   setDirtyTracking(domain: PagingDomain, enabled: boolean): void {
     const dirty = domain.dirty;
     if (!dirty) throw err('EOPNOTSUPP', 'domain has no dirty tracking');
-    if (enabled) for (const area of this.areaList) dirty.readAndClear(area.iova, area.length, false, () => {});
+    if (enabled) for (let i = 0; i < this.rows.count; i++) dirty.readAndClear(this.rows.iova(this.rows.at(i)), this.rows.length(this.rows.at(i)), false, () => {});
     dirty.setEnabled(enabled);
   }
 
@@ -604,7 +509,7 @@ export class IoPagetable {
     const dirty = domain.dirty;
     if (!dirty) throw err('EOPNOTSUPP', 'domain has no dirty tracking');
     if (length === 0n) return; // an empty bitmap: nothing to report
-    this.forEachContig(iova, last, (_area, cur, pieceLast) => dirty.readAndClear(cur, pieceLast - cur + 1n, noClear, mark));
+    this.forEachContig(iova, last, (_h, cur, pieceLast) => dirty.readAndClear(cur, pieceLast - cur + 1n, noClear, mark));
   }
 
   // --- accounting and lifetime ---------------------------------------------------------------
@@ -615,16 +520,24 @@ export class IoPagetable {
    * happen in a single-threaded model.)
    */
   static changeProcess(tables: readonly IoPagetable[], owner: PinOwner): void {
+    // What carries a charge: each shared Pages once (however many areas use it), each inline row.
     const all = new Set<Pages>();
+    const inline: [AreaStore, number][] = [];
     for (const t of tables) {
-      for (const area of t.areaList) {
-        if (!area.pages.isFile) throw err('EINVAL', 'an area is not mapped from a file');
-        all.add(area.pages);
+      const rows = t.rows;
+      for (let i = 0; i < rows.count; i++) {
+        const h = rows.at(i);
+        if (!rows.isFile(h)) throw err('EINVAL', 'an area is not mapped from a file');
+        const sa = rows.shared(h);
+        if (sa) all.add(sa.pages);
+        else inline.push([rows, h]);
       }
     }
-    const moving = [...all].filter((p) => needsChargeUpdate(p, owner));
+    const moving = new Set([...all].filter((p) => needsChargeUpdate(p.accountMode, p.owner, owner)));
+    const movingInline = new Set(inline.filter(([rows, h]) => needsChargeUpdate(rows.accountMode(h), rows.owner(h), owner)));
     const totals = [0, 0, 0];
     for (const p of moving) totals[p.accountMode]! += p.npinned;
+    for (const [rows, h] of movingInline) totals[rows.accountMode(h)]! += rows.npinnedInline(h);
     const charged: AccountMode[] = [];
     try {
       for (const mode of [AccountMode.NONE, AccountMode.USER, AccountMode.MM]) {
@@ -637,14 +550,25 @@ export class IoPagetable {
       throw e;
     }
     for (const p of all) {
-      if (moving.includes(p)) uncharge(p.owner, p.accountMode, p.npinned);
+      if (moving.has(p)) uncharge(p.owner, p.accountMode, p.npinned);
       p.changeOwner(owner);
+    }
+    for (const row of inline) {
+      const [rows, h] = row;
+      if (movingInline.has(row)) uncharge(rows.owner(h), rows.accountMode(h), rows.npinnedInline(h));
+      rows.changeOwnerInline(h, owner);
     }
   }
 
   /** Every area, ascending (for the invariant checker, tests and debugging). */
   areas(): AreaInfo[] {
-    return this.areaList.map((a) => ({ iova: a.iova, last: a.last, prot: a.prot, numAccesses: a.numAccesses, numLocks: a.numLocks }));
+    const rows = this.rows;
+    const out: AreaInfo[] = [];
+    for (let i = 0; i < rows.count; i++) {
+      const h = rows.at(i);
+      out.push({ iova: rows.iova(h), last: rows.last(h), prot: rows.prot(h), numAccesses: rows.numAccesses(h), numLocks: rows.numLocks(h) });
+    }
+    return out;
   }
 
   /**
@@ -657,21 +581,28 @@ export class IoPagetable {
       throw new Error(`io page table invariant: ${what}`);
     };
     const align = BigInt(this.iovaAlignment);
-    let prev: Area | undefined;
-    for (const a of this.areaList) {
-      if (a.last < a.iova) fail(`area 0x${a.iova.toString(16)} ends before it starts`);
-      if (prev && prev.last >= a.iova) fail(`areas 0x${prev.iova.toString(16)} and 0x${a.iova.toString(16)} overlap`);
-      if (a.iova % align || a.length % align || BigInt(a.pageOffset) % align) fail(`area 0x${a.iova.toString(16)} not aligned to ${align}`);
-      if (this.reserved.some((r) => overlaps(r, a.iova, a.last))) fail(`area 0x${a.iova.toString(16)} is reserved`);
-      if (a.filled !== this.domainList.length > 0) fail(`area 0x${a.iova.toString(16)} filled=${a.filled} with ${this.domainList.length} domains`);
-      if (a.numLocks > a.numAccesses) fail('more locks than accesses');
-      prev = a;
+    const rows = this.rows;
+    let prevLast = -1n;
+    for (let i = 0; i < rows.count; i++) {
+      const h = rows.at(i);
+      const iova = rows.iova(h);
+      const last = rows.last(h);
+      const at = `area 0x${iova.toString(16)}`;
+      if (last < iova) fail(`${at} ends before it starts`);
+      if (prevLast >= iova) fail(`${at} overlaps the one before`);
+      if (iova % align || rows.length(h) % align || BigInt(rows.pageOffset(h)) % align) fail(`${at} not aligned to ${align}`);
+      if (this.reserved.some((r) => overlaps(r, iova, last))) fail(`${at} is reserved`);
+      if (rows.filled(h) !== this.domainList.length > 0) fail(`${at} filled=${rows.filled(h)} with ${this.domainList.length} domains`);
+      if (rows.numLocks(h) > rows.numAccesses(h)) fail('more locks than accesses');
+      if (rows.lastIndex(h) !== rows.indexOf(h, last)) fail(`${at}: last index ${rows.lastIndex(h)}, its last byte is in page ${rows.indexOf(h, last)}`);
+      prevLast = last;
     }
     for (const r of this.reserved) if (this.allowed.some((x) => overlaps(x, r.start, r.last))) fail('a reserved range is allowed');
-    for (const a of this.areaList) {
-      if (!a.filled || a.pages.revoked) continue;
-      for (let i = a.firstIndex; i <= a.lastIndex; i++) if (a.pages.pinnedFrame(i) === undefined) fail(`page ${i} of a filled area is not pinned`);
-      for (const d of this.domainList) this.checkDomainArea(d, a, fail);
+    for (let i = 0; i < rows.count; i++) {
+      const h = rows.at(i);
+      if (!rows.filled(h) || rows.revoked(h)) continue;
+      for (let x = rows.firstIndex(h), end = rows.lastIndex(h); x <= end; x++) if (rows.pinnedFrame(h, x) === undefined) fail(`page ${x} of a filled area is not pinned`);
+      for (const d of this.domainList) this.checkDomainArea(d, h, fail);
     }
   }
 
@@ -679,57 +610,80 @@ export class IoPagetable {
   destroy(): void {
     for (const d of [...this.domainList]) this.detachDomain(d);
     this.unmapAll();
+    this.rows.clear();
     this.reserved = NONE;
     this.allowed = NONE;
   }
 
   // --- internals -----------------------------------------------------------------------------
 
-  private newPages(startByte: bigint, length: bigint, opts: MapSourceOptions, source: Pages['source']): Pages {
-    if (length > MAX_LENGTH || length === 0n) throw err('EINVAL', 'bad length');
-    const npages = Number((length + startByte + PAGE - 1n) / PAGE);
-    // A dma-buf is never charged to RLIMIT_MEMLOCK.
-    const mode = source.kind === 'dmabuf' ? AccountMode.NONE : accountModeFor(opts.owner, opts.rlimitMode);
-    return new Pages(source, npages, (opts.prot & IOMMU_WRITE) !== 0, opts.owner, mode);
-  }
-
-  /** iopt_map_pages: places the areas (iopt_alloc_area_pages), then fills the domains, all or nothing. */
-  private mapPieces(pieces: readonly PagesPiece[], length: bigint, opts: MapOptions, hintAddr: bigint): bigint {
-    const align = BigInt(this.iovaAlignment);
-    if (length % align !== 0n || length === 0n) throw err('EINVAL', `length not aligned to ${align}`);
-    let iova: bigint;
-    if (opts.iova === undefined) {
-      iova = this.allocIova(hintAddr, length);
-    } else {
-      iova = opts.iova;
-      this.checkIova(iova, length);
-    }
-    // Build every area before inserting any (the kernel inserts, then removes them on failure).
-    const areas: Area[] = [];
-    let at = iova;
-    for (const p of pieces) {
-      if (opts.prot & IOMMU_WRITE && !p.pages.writable) throw err('EPERM', 'pages were mapped read-only');
-      const pageOffset = Number(p.startByte % PAGE);
-      if (BigInt(pageOffset) % align !== 0n) throw err('EINVAL', 'sub-page offset not aligned');
-      const last = at + p.length - 1n;
-      if (last > ULONG_MAX) throw err('EOVERFLOW', 'iova + length overflows');
-      const firstIndex = Number(p.startByte / PAGE);
-      const lastIndex = Number((p.startByte + p.length - 1n) / PAGE);
-      areas.push(new Area(at, last, p.pages, pageOffset, firstIndex, lastIndex, opts.prot));
-      at += p.length;
-    }
-    const filled: Area[] = [];
+  /**
+   * MAP and MAP_FILE (iopt_alloc_user_pages / iopt_alloc_file_pages, then iopt_map_pages): one
+   * area whose pages stay inline in its row, `start` being the user VA or file offset.
+   */
+  private mapInline(kind: number, backing: AddressSpace | MemFile, start: bigint, length: bigint, opts: MapSourceOptions): bigint {
+    checkMapLength(length);
+    const startByte = start % PAGE;
+    const iova = this.placeArea(length, opts, start);
+    const pageOffset = Number(startByte);
+    if (pageOffset % this.iovaAlignment !== 0) throw err('EINVAL', 'sub-page offset not aligned');
+    const last = iova + length - 1n;
+    if (last > ULONG_MAX) throw err('EOVERFLOW', 'iova + length overflows');
+    const mode = accountModeFor(opts.owner, opts.rlimitMode);
+    const basePage = Number((start - startByte) >> BigInt(FRAME_SHIFT));
+    const h = this.rows.addInline(iova, last, opts.prot, pageOffset, kind, backing, basePage, (opts.prot & IOMMU_WRITE) !== 0, opts.owner, mode);
     try {
-      for (const a of areas) {
-        this.fillArea(a);
-        filled.push(a);
-      }
+      this.fillArea(h);
     } catch (e) {
-      for (const a of filled) this.unfillArea(a);
+      this.rows.free(h);
       throw e;
     }
-    for (const a of areas) this.insertArea(a);
+    this.insertArea(h);
     return iova;
+  }
+
+  /** iopt_map_pages over shared pages (COPY, dma-buf): places the areas, then fills the domains, all or nothing. */
+  private mapPieces(pieces: readonly PagesPiece[], length: bigint, opts: MapOptions, hintAddr: bigint): bigint {
+    const iova = this.placeArea(length, opts, hintAddr);
+    // Build every area before inserting any (the kernel inserts, then removes them on failure).
+    const rows = this.rows;
+    const built: number[] = [];
+    let at = iova;
+    try {
+      for (const p of pieces) {
+        if (opts.prot & IOMMU_WRITE && !p.pages.writable) throw err('EPERM', 'pages were mapped read-only');
+        const pageOffset = Number(p.startByte % PAGE);
+        if (pageOffset % this.iovaAlignment !== 0) throw err('EINVAL', 'sub-page offset not aligned');
+        const last = at + p.length - 1n;
+        if (last > ULONG_MAX) throw err('EOVERFLOW', 'iova + length overflows');
+        const firstIndex = Number(p.startByte / PAGE);
+        const lastIndex = Number((p.startByte + p.length - 1n) / PAGE);
+        built.push(rows.addShared(at, last, opts.prot, pageOffset, p.pages, firstIndex, lastIndex));
+        at += p.length;
+      }
+    } catch (e) {
+      for (const h of built) rows.free(h);
+      throw e;
+    }
+    let filled = 0;
+    try {
+      for (; filled < built.length; filled++) this.fillArea(built[filled]!);
+    } catch (e) {
+      for (let i = 0; i < filled; i++) this.unfillArea(built[i]!);
+      for (const h of built) rows.free(h);
+      throw e;
+    }
+    for (const h of built) this.insertArea(h);
+    return iova;
+  }
+
+  /** The IOVA for a new mapping of `length` bytes: fixed (checked) or allocated near `hintAddr`. */
+  private placeArea(length: bigint, opts: MapOptions, hintAddr: bigint): bigint {
+    const align = BigInt(this.iovaAlignment);
+    if (length % align !== 0n || length === 0n) throw err('EINVAL', `length not aligned to ${align}`);
+    if (opts.iova === undefined) return this.allocIova(hintAddr, length);
+    this.checkIova(opts.iova, length);
+    return opts.iova;
   }
 
   /** iopt_alloc_iova (spec §5.5.1). */
@@ -755,13 +709,13 @@ export class IoPagetable {
 
   /**
    * Walks the holes of [first, last] not covered by a reserved range or an area, ascending (the
-   * kernel's double span), and returns the first IOVA that fits. Allocates nothing.
+   * kernel's double span), and returns the first IOVA that fits.
    */
   private firstFitInWindow(first: bigint, last: bigint, length: bigint, align: bigint, pageOffset: bigint): bigint | undefined {
     const resv = this.reserved;
-    const areas = this.areaList;
+    const rows = this.rows;
     let ri = 0;
-    let ai = this.lowerBound(first);
+    let ai = rows.lowerBound(first);
     let cur = first;
     for (;;) {
       // Move cur past every range covering it (reserved ranges may overlap each other).
@@ -773,17 +727,18 @@ export class IoPagetable {
           cur = resv[ri]!.last + 1n;
           moved = true;
         }
-        for (; ai < areas.length && areas[ai]!.iova <= cur; ai++) {
-          if (areas[ai]!.last < cur) continue;
-          if (areas[ai]!.last >= last) return undefined;
-          cur = areas[ai]!.last + 1n;
+        for (; ai < rows.count && rows.iova(rows.at(ai)) <= cur; ai++) {
+          const areaLast = rows.last(rows.at(ai));
+          if (areaLast < cur) continue;
+          if (areaLast >= last) return undefined;
+          cur = areaLast + 1n;
           moved = true;
         }
       }
       // The hole runs to the next range's start, or to the end of the window.
       let holeLast = last;
       if (ri < resv.length && resv[ri]!.start - 1n < holeLast) holeLast = resv[ri]!.start - 1n;
-      if (ai < areas.length && areas[ai]!.iova - 1n < holeLast) holeLast = areas[ai]!.iova - 1n;
+      if (ai < rows.count && rows.iova(rows.at(ai)) - 1n < holeLast) holeLast = rows.iova(rows.at(ai)) - 1n;
       const a = fitIn(cur, holeLast, length, align, pageOffset);
       if (a !== undefined) return a;
       if (holeLast >= last) return undefined;
@@ -797,66 +752,56 @@ export class IoPagetable {
     const last = iova + length - 1n;
     if (last > ULONG_MAX) throw err('EOVERFLOW', 'iova + length overflows');
     if (this.reserved.some((r) => overlaps(r, iova, last))) throw err('EINVAL', 'iova range is reserved');
-    if (this.firstAreaIn(iova, last)) throw err('EEXIST', 'iova range is already mapped');
+    if (this.firstAreaIn(iova, last) >= 0) throw err('EEXIST', 'iova range is already mapped');
   }
 
   /** Pins an area's pages and maps it into every domain (iopt_area_fill_domains); nothing on failure. */
-  private fillArea(area: Area): void {
+  private fillArea(h: number): void {
     if (!this.domainList.length) return;
-    area.pages.addUser(area.firstIndex, area.lastIndex);
-    area.filled = true;
+    const rows = this.rows;
+    rows.fill(h);
     const mapped: PagingDomain[] = [];
     try {
       for (const d of this.domainList) {
-        this.mapAreaInto(d, area);
+        this.mapAreaInto(d, h);
         mapped.push(d);
       }
     } catch (e) {
-      for (const d of mapped) d.unmap(area.iova, area.length);
-      area.filled = false;
-      area.pages.removeUser(area.firstIndex, area.lastIndex);
+      for (const d of mapped) d.unmap(rows.iova(h), rows.length(h));
+      rows.unfill(h);
       throw e;
     }
   }
 
   /** Undoes fillArea. */
-  private unfillArea(area: Area): void {
+  private unfillArea(h: number): void {
+    const rows = this.rows;
     // A revoked dma-buf was already unmapped from every domain.
-    if (!area.pages.revoked) for (const d of this.domainList) d.unmap(area.iova, area.length);
-    if (area.filled) {
-      area.filled = false;
-      area.pages.removeUser(area.firstIndex, area.lastIndex);
-    }
+    if (!rows.revoked(h)) for (const d of this.domainList) d.unmap(rows.iova(h), rows.length(h));
+    if (rows.filled(h)) rows.unfill(h);
   }
 
   /** iopt_fill_domain: maps every area into a new domain (pinning them if it is the first); nothing on failure. */
   private fillDomain(domain: PagingDomain): void {
     const first = this.domainList.length === 0;
-    const done: Area[] = [];
+    const rows = this.rows;
+    let done = 0;
     try {
-      for (const area of this.areaList) {
-        if (first) {
-          area.pages.addUser(area.firstIndex, area.lastIndex);
-          area.filled = true;
-        }
+      for (; done < rows.count; done++) {
+        const h = rows.at(done);
+        if (first) rows.fill(h);
         try {
-          this.mapAreaInto(domain, area);
+          this.mapAreaInto(domain, h);
         } catch (e) {
-          if (first) {
-            area.filled = false;
-            area.pages.removeUser(area.firstIndex, area.lastIndex);
-          }
+          if (first) rows.unfill(h);
           throw e;
         }
-        done.push(area);
       }
     } catch (e) {
-      for (const area of done) {
-        domain.unmap(area.iova, area.length);
-        if (first) {
-          area.filled = false;
-          area.pages.removeUser(area.firstIndex, area.lastIndex);
-        }
+      for (let i = 0; i < done; i++) {
+        const h = rows.at(i);
+        domain.unmap(rows.iova(h), rows.length(h));
+        if (first) rows.unfill(h);
       }
       throw e;
     }
@@ -866,10 +811,13 @@ export class IoPagetable {
    * Maps an area's pinned frames into `domain`, one call per physically contiguous chunk (or per
    * page with huge pages disabled, as batch_iommu_map_small does). Unmaps what it mapped on failure.
    */
-  private mapAreaInto(domain: PagingDomain, area: Area): void {
-    const pages = area.pages;
-    const areaFirstByte = area.startByte(area.iova);
-    const areaLastByte = areaFirstByte + area.length - 1n;
+  private mapAreaInto(domain: PagingDomain, h: number): void {
+    const rows = this.rows;
+    const areaIova = rows.iova(h);
+    const areaLength = rows.length(h);
+    const prot = rows.prot(h);
+    const areaFirstByte = rows.startByte(h, areaIova);
+    const areaLastByte = areaFirstByte + areaLength - 1n;
     let chunkIova = -1n;
     let chunkPa = 0n;
     let chunkLen = 0n;
@@ -882,23 +830,20 @@ export class IoPagetable {
         let left = chunkLen;
         while (left > 0n) {
           const n = min(left, PAGE - (pa % PAGE));
-          domain.map(iova, pa, n, area.prot);
+          domain.map(iova, pa, n, prot);
           iova += n;
           pa += n;
           left -= n;
         }
-      } else domain.map(chunkIova, chunkPa, chunkLen, area.prot);
+      } else domain.map(chunkIova, chunkPa, chunkLen, prot);
       chunkLen = 0n;
     };
     try {
-      const count = pages.segmentCount();
-      for (let i = pages.segmentIndexFor(area.firstIndex); i < count; i++) {
-        const segStart = pages.segmentStart(i);
-        if (segStart > area.lastIndex) break;
+      rows.forEachPinnedRun(h, (segStart, segLast, segFrame) => {
         const firstByte = max(BigInt(segStart) * PAGE, areaFirstByte);
-        const lastByte = min(BigInt(pages.segmentLast(i) + 1) * PAGE - 1n, areaLastByte);
-        const iova = area.iova + (firstByte - areaFirstByte);
-        const pa = BigInt(pages.segmentFrame(i)) * PAGE + (firstByte - BigInt(segStart) * PAGE);
+        const lastByte = min(BigInt(segLast + 1) * PAGE - 1n, areaLastByte);
+        const iova = areaIova + (firstByte - areaFirstByte);
+        const pa = BigInt(segFrame) * PAGE + (firstByte - BigInt(segStart) * PAGE);
         const len = lastByte - firstByte + 1n;
         if (chunkLen && chunkIova + chunkLen === iova && chunkPa + chunkLen === pa) chunkLen += len;
         else {
@@ -907,20 +852,23 @@ export class IoPagetable {
           chunkPa = pa;
           chunkLen = len;
         }
-      }
+      });
       flush();
     } catch (e) {
-      domain.unmap(area.iova, area.length);
+      domain.unmap(areaIova, areaLength);
       throw e;
     }
   }
 
-  private checkDomainArea(domain: PagingDomain, area: Area, fail: (what: string) => never): void {
+  private checkDomainArea(domain: PagingDomain, h: number, fail: (what: string) => never): void {
+    const rows = this.rows;
+    const length = rows.length(h);
+    const areaLast = rows.last(h);
     // Check the first and last byte of every page-sized step; bounded so huge areas stay cheap.
-    const step = area.length > 4096n * PAGE ? area.length / 4096n : BigInt(this.iovaAlignment < FRAME_SIZE ? this.iovaAlignment : FRAME_SIZE);
-    for (let iova = area.iova; iova <= area.last; iova += step) {
-      const byte = area.startByte(iova);
-      const frame = area.pages.pinnedFrame(Number(byte / PAGE));
+    const step = length > 4096n * PAGE ? length / 4096n : BigInt(this.iovaAlignment < FRAME_SIZE ? this.iovaAlignment : FRAME_SIZE);
+    for (let iova = rows.iova(h); iova <= areaLast; iova += step) {
+      const byte = rows.startByte(h, iova);
+      const frame = rows.pinnedFrame(h, Number(byte / PAGE));
       const want = BigInt(frame ?? 0) * PAGE + (byte % PAGE);
       const got = domain.iovaToPhys(iova);
       if (got !== want) fail(`domain maps 0x${iova.toString(16)} to ${got === undefined ? 'nothing' : `0x${got.toString(16)}`}, want 0x${want.toString(16)}`);
@@ -928,98 +876,122 @@ export class IoPagetable {
   }
 
   /**
-   * iopt_unmap_iova_range. Areas removed in a row leave the sorted list in one splice, so
-   * unmapping everything is linear.
+   * iopt_unmap_iova_range. Areas removed in a row leave the order in one move, so unmapping
+   * everything is linear.
    */
   private unmapRange(first: bigint, last: bigint): bigint {
+    const rows = this.rows;
     let start = first;
     let unmapped = 0n;
     let tries = 0;
     for (;;) {
-      const list = this.areaList;
-      const runStart = this.lowerBound(start);
+      const runStart = rows.lowerBound(start);
       let i = runStart;
       let failure: UnmapError | undefined;
-      let busy: Area | undefined;
+      let busy = -1;
       let done = false;
       for (;;) {
-        const area = list[i];
-        if (!area || area.iova > last) {
+        if (i >= rows.count) {
           done = true;
           break;
         }
-        if (area.numLocks) {
+        const h = rows.at(i);
+        const iova = rows.iova(h);
+        if (iova > last) {
+          done = true;
+          break;
+        }
+        if (rows.numLocks(h)) {
           failure = new UnmapError('EBUSY', 0n, 'area is locked by a HW queue');
           break;
         }
-        if (area.iova < start || area.last > last) {
+        const areaLast = rows.last(h);
+        if (iova < start || areaLast > last) {
           failure = new UnmapError('ENOENT', 0n, 'area extends outside the range');
           break;
         }
-        if (area.iova !== start) tries = 0;
-        if (area.numAccesses) {
-          busy = area;
+        if (iova !== start) tries = 0;
+        if (rows.numAccesses(h)) {
+          busy = h;
           break;
         }
-        this.unfillArea(area);
-        area.pages.untrackArea(area);
-        unmapped += area.length;
+        this.unfillArea(h);
+        rows.untrack(h);
+        unmapped += areaLast - iova + 1n;
         i++;
-        if (area.last >= last) {
+        if (areaLast >= last) {
           done = true;
           break;
         }
-        start = area.last + 1n;
+        start = areaLast + 1n;
       }
-      if (i > runStart) list.splice(runStart, i - runStart);
+      if (i > runStart) rows.removeAt(runStart, i - runStart);
       if (failure) throw new UnmapError(failure.code as 'EBUSY' | 'ENOENT', unmapped, failure.detail ?? '');
-      if (done || !busy) return unmapped;
+      if (done || busy < 0) return unmapped;
       // Ask every (non-internal) access to let go of the area, then look again.
-      start = busy.iova;
-      busy.preventAccess = true;
-      for (const acc of [...this.accessList]) if (!acc.internal) acc.unmap?.(busy.iova, busy.length);
+      const busyIova = rows.iova(busy);
+      const busyLength = rows.length(busy);
+      start = busyIova;
+      rows.setPreventAccess(busy, true);
+      for (const acc of this.accessList) if (!acc.internal) acc.unmap?.(busyIova, busyLength);
       if (++tries > UNMAP_TRIES) throw new UnmapError('EDEADLK', unmapped, 'an access does not release its pages');
     }
   }
 
-  private removeAreaAccess(area: Area, first: number, lastIndex: number, internal: boolean): void {
-    area.pages.removeAccess(first, lastIndex);
-    area.countAccess(-1, internal);
+  private removeAreaAccess(h: number, first: number, lastIndex: number, internal: boolean): void {
+    // Only shared rows have accesses (pinPages shares the row first).
+    const sa = this.rows.shared(h)!;
+    sa.pages.removeAccess(first, lastIndex);
+    sa.accesses--;
+    if (internal) sa.locks--;
   }
 
   /** iopt_area_split: `iova` becomes the last byte of the left half. */
-  private splitArea(area: Area, iova: bigint): void {
-    if (iova === area.iova || iova === area.last) return;
-    if (area.preventAccess) throw err('EBUSY', 'area is being unmapped');
+  private splitArea(pos: number, iova: bigint): void {
+    const rows = this.rows;
+    const h = rows.at(pos);
+    const areaIova = rows.iova(h);
+    const areaLast = rows.last(h);
+    if (iova === areaIova || iova === areaLast) return;
+    if (rows.preventAccess(h)) throw err('EBUSY', 'area is being unmapped');
     // Domains track dma-buf areas whole, for revocation.
-    if (area.pages.isDmabuf) throw err('EOPNOTSUPP', 'a dma-buf area cannot be split');
+    if (rows.isDmabuf(h)) throw err('EOPNOTSUPP', 'a dma-buf area cannot be split');
     const align = BigInt(this.iovaAlignment);
     const rightStart = iova + 1n;
-    if (rightStart % align !== 0n || area.startByte(rightStart) % align !== 0n) throw err('EINVAL', 'cut not aligned');
-    if (area.numAccesses) throw err('EINVAL', 'an access pinned the area');
-    if (area.filled && !this.disableLargePages) throw err('EINVAL', 'domains may hold the area in large pages');
-    const leftByte = area.startByte(area.iova);
-    const rightByte = area.startByte(rightStart);
-    const left = new Area(area.iova, iova, area.pages, Number(leftByte % PAGE), area.firstIndex, Number(area.startByte(iova) / PAGE), area.prot);
-    const right = new Area(rightStart, area.last, area.pages, Number(rightByte % PAGE), Number(rightByte / PAGE), area.lastIndex, area.prot);
-    if (area.filled) {
+    if (rightStart % align !== 0n || rows.startByte(h, rightStart) % align !== 0n) throw err('EINVAL', 'cut not aligned');
+    if (rows.numAccesses(h)) throw err('EINVAL', 'an access pinned the area');
+    const filled = rows.filled(h);
+    if (filled && !this.disableLargePages) throw err('EINVAL', 'domains may hold the area in large pages');
+    // The halves share the pages: the row holds them as an object first.
+    const whole = rows.share(h);
+    const prot = rows.prot(h);
+    const leftByte = rows.startByte(h, areaIova);
+    const rightByte = rows.startByte(h, rightStart);
+    const leftLastIndex = Number(rows.startByte(h, iova) / PAGE);
+    const rightFirstIndex = Number(rightByte / PAGE);
+    const left = rows.addShared(areaIova, iova, prot, Number(leftByte % PAGE), whole.pages, whole.firstIndex, leftLastIndex);
+    const right = rows.addShared(rightStart, areaLast, prot, Number(rightByte % PAGE), whole.pages, rightFirstIndex, whole.lastIndex);
+    if (filled) {
       // The halves take over the pin users of the whole (nothing new is pinned); domains keep their mappings.
-      area.pages.addUser(left.firstIndex, left.lastIndex);
-      area.pages.addUser(right.firstIndex, right.lastIndex);
-      area.pages.removeUser(area.firstIndex, area.lastIndex);
-      left.filled = right.filled = true;
+      whole.pages.addUser(whole.firstIndex, leftLastIndex);
+      whole.pages.addUser(rightFirstIndex, whole.lastIndex);
+      whole.pages.removeUser(whole.firstIndex, whole.lastIndex);
+      rows.setFilled(left, true);
+      rows.setFilled(right, true);
     }
-    this.areaList.splice(this.lowerBound(area.iova), 1, left, right);
-    area.pages.trackArea(left);
-    area.pages.trackArea(right);
-    area.pages.untrackArea(area);
+    rows.track(left);
+    rows.track(right);
+    rows.untrack(h);
+    rows.replaceAt(pos, left, right);
   }
 
   /** iopt_check_iova_alignment: every area conforms to a larger alignment, else EADDRINUSE. */
   private checkAlignment(newAlignment: number): void {
     const mask = BigInt(newAlignment) - 1n;
-    for (const a of this.areaList) {
-      if (a.iova & mask || a.length & mask || BigInt(a.pageOffset) & mask) throw err('EADDRINUSE', `an area is not aligned to ${newAlignment}`);
+    const rows = this.rows;
+    for (let i = 0; i < rows.count; i++) {
+      const h = rows.at(i);
+      if (rows.iova(h) & mask || rows.length(h) & mask || BigInt(rows.pageOffset(h)) & mask) throw err('EADDRINUSE', `an area is not aligned to ${newAlignment}`);
     }
   }
 
@@ -1032,35 +1004,21 @@ export class IoPagetable {
     this.iovaAlignment = next;
   }
 
-  /** Index of the first area whose last >= iova. */
-  private lowerBound(iova: bigint): number {
-    const list = this.areaList;
-    let lo = 0;
-    let hi = list.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (list[mid]!.last < iova) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
+  /** Position (in IOVA order) of the lowest area intersecting [first, last], or -1. */
+  private firstAreaIn(first: bigint, last: bigint): number {
+    const pos = this.rows.lowerBound(first);
+    return pos < this.rows.count && this.rows.iova(this.rows.at(pos)) <= last ? pos : -1;
   }
 
-  /** The lowest area intersecting [first, last]. */
-  private firstAreaIn(first: bigint, last: bigint): Area | undefined {
-    const a = this.areaList[this.lowerBound(first)];
-    return a && a.iova <= last ? a : undefined;
-  }
-
-  private insertArea(area: Area): void {
+  private insertArea(h: number): void {
+    const rows = this.rows;
     // Only a dma-buf needs a way to take the area out of the domains (on revocation).
-    if (area.pages.isDmabuf) {
-      area.pages.trackArea(area, () => {
-        if (area.filled) for (const d of this.domainList) d.unmap(area.iova, area.length);
+    if (rows.isDmabuf(h)) {
+      rows.track(h, () => {
+        if (rows.filled(h)) for (const d of this.domainList) d.unmap(rows.iova(h), rows.length(h));
       });
-    } else area.pages.trackArea(area);
-    const i = this.lowerBound(area.iova);
-    if (i === this.areaList.length) this.areaList.push(area);
-    else this.areaList.splice(i, 0, area);
+    } else rows.track(h);
+    rows.insertAt(rows.lowerBound(rows.iova(h)), h);
   }
 
   /**
@@ -1068,19 +1026,28 @@ export class IoPagetable {
    * (iopt_for_each_contig_area); `fn` gets each area with the piece of it inside the range.
    * Returns whether the walk reached `last` (iopt_area_contig_done).
    */
-  private forEachContig(first: bigint, last: bigint, fn: (area: Area, cur: bigint, pieceLast: bigint, isLastPiece: boolean) => void): boolean {
-    let i = this.lowerBound(first);
+  private forEachContig(first: bigint, last: bigint, fn: (h: number, cur: bigint, pieceLast: bigint, isLastPiece: boolean) => void): boolean {
+    const rows = this.rows;
+    let i = rows.lowerBound(first);
     let cur = first;
     for (;;) {
-      const area = this.areaList[i];
-      if (!area || area.iova > cur) return false;
-      const isLast = last <= area.last;
-      fn(area, cur, isLast ? last : area.last, isLast);
+      if (i >= rows.count) return false;
+      const h = rows.at(i);
+      if (rows.iova(h) > cur) return false;
+      const areaLast = rows.last(h);
+      const isLast = last <= areaLast;
+      fn(h, cur, isLast ? last : areaLast, isLast);
       if (isLast) return true;
-      cur = area.last + 1n;
-      // fn may have changed the list (an access callback); find the next area afresh.
-      i = this.lowerBound(cur);
+      cur = areaLast + 1n;
+      // fn may have changed the areas (an access callback); find the next one afresh.
+      i = rows.lowerBound(cur);
     }
+  }
+
+  /** iopt_area_contig_is_aligned: each piece starts on a page, and ends on one unless it ends the range. */
+  private pieceAligned(h: number, cur: bigint, isLastPiece: boolean): boolean {
+    if (this.rows.startByte(h, cur) % PAGE !== 0n) return false;
+    return isLastPiece || this.rows.startByte(h, this.rows.last(h)) % PAGE === PAGE - 1n;
   }
 }
 
@@ -1101,25 +1068,25 @@ function fitIn(start: bigint, last: bigint, length: bigint, align: bigint, pageO
   return aligned;
 }
 
-/** iopt_area_contig_is_aligned: each piece starts on a page, and ends on one unless it ends the range. */
-function pieceAligned(area: Area, cur: bigint, isLastPiece: boolean): boolean {
-  if (area.startByte(cur) % PAGE !== 0n) return false;
-  return isLastPiece || area.startByte(area.last) % PAGE === PAGE - 1n;
+function protAllows(prot: number, flags: number): boolean {
+  return (prot & (flags & ACCESS_RW_WRITE ? IOMMU_WRITE : IOMMU_READ)) !== 0;
 }
 
-function protAllows(area: Area, flags: number): boolean {
-  return (area.prot & (flags & ACCESS_RW_WRITE ? IOMMU_WRITE : IOMMU_READ)) !== 0;
-}
-
-function needsChargeUpdate(p: Pages, owner: PinOwner): boolean {
-  switch (p.accountMode) {
+/** CHANGE_PROCESS must move the charge of pages charged in `mode` to `was` when the new owner is `owner`. */
+function needsChargeUpdate(mode: AccountMode, was: PinOwner, owner: PinOwner): boolean {
+  switch (mode) {
     case AccountMode.NONE:
       return false;
     case AccountMode.MM:
-      return p.owner.mm !== owner.mm;
+      return was.mm !== owner.mm;
     case AccountMode.USER:
-      return p.owner.user !== owner.user || p.owner.mm !== owner.mm;
+      return was.user !== owner.user || was.mm !== owner.mm;
   }
+}
+
+/** iopt_alloc_pages' length check: EINVAL for 0 or more than SIZE_MAX - PAGE_SIZE. */
+function checkMapLength(length: bigint): void {
+  if (length > MAX_LENGTH || length === 0n) throw err('EINVAL', 'bad length');
 }
 
 function overlaps(r: IovaRange, first: bigint, last: bigint): boolean {

@@ -64,9 +64,9 @@ const accessRanges = new WeakMap<Pages, AccessRange[]>();
 // Pages.bits: the source kind in the low two bits, then writable, then the account mode. Kind,
 // backing and base page are kept as fields rather than a source object: one object less per mapping
 // (mappings can number millions, ADR 0190).
-const KIND_USER = 0;
-const KIND_FILE = 1;
-const KIND_DMABUF = 2;
+export const KIND_USER = 0;
+export const KIND_FILE = 1;
+export const KIND_DMABUF = 2;
 const KIND_MASK = 3;
 const WRITABLE = 1 << 2;
 const MODE_SHIFT = 3;
@@ -106,6 +106,16 @@ export class Pages {
       const frame = source.buf.iommufdMap() + this.basePage;
       this.setSegments([0, npages - 1, frame, 1]);
     }
+  }
+
+  /**
+   * Takes over the state of pages that lived inline in an area row (area-store.ts) until something
+   * needed them as an object: that one area (it already holds the memfd reference), and when
+   * `frame` is given, indexes [0, lastIndex] pinned from `frame` on with that area as their user.
+   */
+  adoptInline(frame: number | undefined, lastIndex: number): void {
+    this.areaCount = 1;
+    if (frame !== undefined) this.setSegments([0, lastIndex, frame, 1]);
   }
 
   /** Where the pages come from (built on demand: only COPY's IOVA hint and tests ask). */
@@ -373,26 +383,41 @@ export class Pages {
    * pin_user_pages / memfd_pin_folios find. Throws as they fail.
    */
   private resolve(index: number, max: number, write = this.writable): { frame: number; count: number } {
-    const kind = this.bits & KIND_MASK;
-    if (kind === KIND_USER) {
-      const mm = this.backing as AddressSpace;
-      const va = (this.basePage + index) * FRAME_SIZE;
-      const m = Number.isSafeInteger(va) && !goneMms.has(mm) ? mm.find(va) : undefined;
-      if (!m || (write && !m.writable)) {
-        throw new SystemError('EFAULT', 'ioctl', `cannot pin user page at 0x${((BigInt(this.basePage) + BigInt(index)) << BigInt(FRAME_SHIFT)).toString(16)}`);
-      }
-      const frame = m.run.firstFrame + Math.floor((m.runOffset + va - m.addr) / FRAME_SIZE);
-      const count = Math.min(max, Math.ceil((m.addr + m.length - va) / FRAME_SIZE));
-      return { frame, count };
-    }
-    if (kind === KIND_DMABUF) throw new SystemError('EINVAL', 'ioctl', 'dma-buf pages are not read by the CPU');
-    const file = this.backing as MemFile;
-    const page = this.basePage + index;
-    const frame = file.isShmem && Number.isSafeInteger(page) ? file.frameOf(page) : undefined;
-    if (frame === undefined) throw new SystemError('EINVAL', 'ioctl', `cannot pin page ${page} of ${file.name}`);
-    return { frame, count: Math.min(max, file.contiguousFrom(page)) };
+    return resolveFrames(this.bits & KIND_MASK, this.backing, this.basePage, index, max, write);
   }
+}
 
+/**
+ * What pin_user_pages / memfd_pin_folios find for index `index` of a source (kind, backing, page
+ * of index 0): the frame, and how many of the next `max` indexes follow it contiguously. Throws
+ * as they fail: EFAULT (user memory gone, read-only for a write, or its process exited), EINVAL
+ * (not shmem, past the file's end, a dma-buf). Shared by Pages and the area store's inline pages.
+ */
+export function resolveFrames(
+  kind: number,
+  backing: AddressSpace | MemFile | DmaBuf,
+  basePage: number,
+  index: number,
+  max: number,
+  write: boolean,
+): { frame: number; count: number } {
+  if (kind === KIND_USER) {
+    const mm = backing as AddressSpace;
+    const va = (basePage + index) * FRAME_SIZE;
+    const m = Number.isSafeInteger(va) && !goneMms.has(mm) ? mm.find(va) : undefined;
+    if (!m || (write && !m.writable)) {
+      throw new SystemError('EFAULT', 'ioctl', `cannot pin user page at 0x${((BigInt(basePage) + BigInt(index)) << BigInt(FRAME_SHIFT)).toString(16)}`);
+    }
+    const frame = m.run.firstFrame + Math.floor((m.runOffset + va - m.addr) / FRAME_SIZE);
+    const count = Math.min(max, Math.ceil((m.addr + m.length - va) / FRAME_SIZE));
+    return { frame, count };
+  }
+  if (kind === KIND_DMABUF) throw new SystemError('EINVAL', 'ioctl', 'dma-buf pages are not read by the CPU');
+  const file = backing as MemFile;
+  const page = basePage + index;
+  const frame = file.isShmem && Number.isSafeInteger(page) ? file.frameOf(page) : undefined;
+  if (frame === undefined) throw new SystemError('EINVAL', 'ioctl', `cannot pin page ${page} of ${file.name}`);
+  return { frame, count: Math.min(max, file.contiguousFrom(page)) };
 }
 
 /** Index of the first segment of flat `s` whose last >= index. */
