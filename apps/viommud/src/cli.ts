@@ -4,7 +4,7 @@ import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { nativeBackend, simBackend, type Backend } from './backend.js';
-import { createDaemon } from './server.js';
+import { createDaemon, loadFdBridge } from './server.js';
 import { startInspectServer, type InspectServer } from './inspect/http.js';
 import { Inspector } from './inspect/snapshot.js';
 import { instrumentBackend } from './inspect/stats.js';
@@ -23,6 +23,7 @@ async function main(): Promise<void> {
       'stall-ms': { type: 'string', default: '10000' },
       'max-frame': { type: 'string' },
       'sim-host-per-client': { type: 'boolean', default: false },
+      'no-fd-passing': { type: 'boolean', default: false },
     },
   });
   const logger = pino({ name: 'viommud', level: values['log-level'] });
@@ -43,7 +44,8 @@ async function main(): Promise<void> {
     stallMs: Number(values['stall-ms']),
     ...(values['max-frame'] ? { maxFrame: Number(values['max-frame']) } : {}),
   };
-  const daemon = createDaemon({ backend, logger, peerCred, limits, ...(fd !== undefined ? { fd } : { socketPath: values.socket! }) });
+  const fdBridge = values['no-fd-passing'] ? undefined : await loadFdBridge();
+  const daemon = createDaemon({ backend, logger, peerCred, limits, fdBridge, ...(fd !== undefined ? { fd } : { socketPath: values.socket! }) });
   await daemon.listen();
   let http: ReturnType<typeof createServer> | undefined;
   if (values['metrics-port']) {

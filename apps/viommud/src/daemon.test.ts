@@ -140,7 +140,8 @@ describe.each([
       continue;
     }
     it(s.name, async () => {
-      const p = await connectDaemonProcess(target().socketPath);
+      // A generous per-call timeout: a busy machine must not fail a scenario (ADR 0121's 30 s default).
+      const p = await connectDaemonProcess(target().socketPath, { timeoutMs: 3_600_000 });
       try {
         const outcome = await s.run(p);
         const reason = contractSkips.get(s.name) ?? (kernelSkips.has(s.name) ? 'kernel skip' : undefined);

@@ -1,13 +1,15 @@
 // The daemon: a Unix-socket server (its own socket at 0600, or one systemd passed in), one Session
 // per connection, metrics and graceful shutdown.
-import { chmodSync, existsSync, lstatSync, unlinkSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdtempSync, rmSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { createServer, type Server, type Socket } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { Gauge } from 'prom-client';
-import { DEFAULT_MAX_FRAME } from '@viommu/protocol';
+import { DEFAULT_MAX_FRAME, FdInbox, type FdBridge } from '@viommu/protocol';
 import type { Backend } from './backend.js';
 import { DaemonMetrics } from './metrics.js';
-import { Session, type PeerCredentials, type SessionLimits } from './session.js';
+import { Session, type FdPassing, type PeerCredentials, type SessionLimits } from './session.js';
 
 export interface DaemonOptions {
   readonly backend: Backend;
@@ -18,6 +20,19 @@ export interface DaemonOptions {
   readonly limits?: Partial<SessionLimits>;
   /** Reads SO_PEERCRED of a connected socket fd; undefined when the native bridge is not loaded. */
   readonly peerCred?: (fd: number) => PeerCredentials | undefined;
+  /** @viommu/native's addon: offer fd passing (feature SCM_RIGHTS, ADR 0129); without it, memory is mirrored. */
+  readonly fdBridge?: FdBridge;
+}
+
+/** @viommu/native's addon as the fd bridge, or undefined (with the reason) when it does not load. */
+export async function loadFdBridge(onError?: (message: string) => void): Promise<FdBridge | undefined> {
+  try {
+    const native = await import('@viommu/native');
+    return native.loadAddon();
+  } catch (e) {
+    onError?.((e as Error).message);
+    return undefined;
+  }
 }
 
 export interface Daemon {
@@ -63,6 +78,9 @@ export function createDaemon(opts: DaemonOptions): Daemon {
   const streamed = sumOver((s) => s.eventsSent);
   const streamedGauge: Gauge = new Gauge({ name: 'viommud_events_streamed', help: 'EVENT records queued to the connected clients so far', registers: [metrics.registry], collect: () => streamedGauge.set(streamed()) });
 
+  let fdPassing: FdPassing | undefined;
+  let fdDir: string | undefined;
+
   function accept(socket: Socket): void {
     const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
     let peer: PeerCredentials | undefined;
@@ -73,10 +91,20 @@ export function createDaemon(opts: DaemonOptions): Daemon {
     }
     let session: Session;
     try {
-      session = new Session(nextSession++, socket, opts.backend, logger, metrics, limits, peer, (s) => {
-        sessions.delete(s);
-        metrics.clients.set(sessions.size);
-      });
+      session = new Session(
+        nextSession++,
+        socket,
+        opts.backend,
+        logger,
+        metrics,
+        limits,
+        peer,
+        (s) => {
+          sessions.delete(s);
+          metrics.clients.set(sessions.size);
+        },
+        fdPassing,
+      );
     } catch (e) {
       logger.error({ err: (e as Error).message }, 'could not start a session');
       socket.destroy();
@@ -93,6 +121,13 @@ export function createDaemon(opts: DaemonOptions): Daemon {
     logger,
     backend: opts.backend,
     listen() {
+      if (opts.fdBridge) {
+        // The fd channel's socket lives in a private directory next to ours (or in the temp dir
+        // under socket activation); clients learn its path in HELLO.
+        fdDir = mkdtempSync(join(opts.socketPath ? dirname(opts.socketPath) : tmpdir(), '.viommud-fds-'));
+        fdPassing = { inbox: new FdInbox(opts.fdBridge, fdDir), bridge: opts.fdBridge };
+        logger.info({ fdSocket: fdPassing.inbox.path }, 'fd passing (SCM_RIGHTS) offered');
+      }
       server = createServer({ allowHalfOpen: false }, accept);
       server.on('error', (e) => logger.error({ err: e.message }, 'server error'));
       return new Promise((resolve, reject) => {
@@ -125,6 +160,8 @@ export function createDaemon(opts: DaemonOptions): Daemon {
       while (sessions.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
       for (const s of [...sessions]) s.end();
       await closed;
+      fdPassing?.inbox.close();
+      if (fdDir) rmSync(fdDir, { recursive: true, force: true });
       logger.info('stopped');
     },
   };

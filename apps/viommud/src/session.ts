@@ -12,17 +12,23 @@ import {
   finishFrame,
   frameWriter,
   HELLO_MAGIC,
+  LocalMirror,
+  MAP_SHARED,
+  mappableSize,
   MirrorSet,
   OP,
   OP_NAMES,
   PROTOCOL_MAJOR,
   PROTOCOL_MINOR,
+  PROT_RW,
   ProtocolError,
   Reader,
+  type FdBridge,
+  type FdInbox,
   type Frame,
   type Writer,
 } from '@viommu/protocol';
-import { ERRNO, ioctlByRequest, POLLIN, type IoctlArg } from '@viommu/uapi';
+import { ERRNO, ioctlByRequest, POLLIN, SystemError, type IoctlArg } from '@viommu/uapi';
 import { allocUserMemory, type Backend, type BackendProcess } from './backend.js';
 import type { DaemonMetrics } from './metrics.js';
 
@@ -43,6 +49,13 @@ export interface PeerCredentials {
 
 const FEATURES = FEATURE.MIRRORED_MEMORY | FEATURE.EVENT_STREAM | FEATURE.MEMFD;
 const MEM_FEATURE_OPS = new Set<number>([OP.MEMFD_CREATE, OP.FTRUNCATE]);
+const FD_OPS = new Set<number>([OP.FD_IMPORT, OP.MEM_SHARED]);
+
+/** The daemon's end of fd passing (feature SCM_RIGHTS), when @viommu/native loaded. */
+export interface FdPassing {
+  readonly inbox: FdInbox;
+  readonly bridge: FdBridge;
+}
 
 class Failure extends Error {
   constructor(
@@ -89,6 +102,15 @@ export class Session {
   private lastFlush = Date.now();
   private lostOfEndedStreams = 0;
   private readonly reply: Writer = frameWriter(4096);
+  /** Granted in HELLO when both ends can pass fds. */
+  private scmRights = false;
+  /** Memory shared with the client kept in step with the simulator's copy (sim backend). */
+  private readonly local = new LocalMirror();
+  private nextLocalKey = 1;
+  /** Our mappings of client memfds, by the key they have in `local` (or by address, native). */
+  private readonly outer = new Map<number, bigint>();
+  /** MEM_SHARED regions: address in the session's process → key of their mapping. */
+  private readonly sharedAt = new Map<number, number>();
 
   constructor(
     readonly id: number,
@@ -99,6 +121,7 @@ export class Session {
     private readonly limits: SessionLimits,
     readonly peer: PeerCredentials | undefined,
     private readonly onClose: (s: Session) => void,
+    private readonly fdPassing?: FdPassing,
   ) {
     this.reader = new FrameReader(limits.maxFrame);
     this.process = backend.spawn();
@@ -236,11 +259,12 @@ export class Session {
   private hello(f: Frame): void {
     const r = new Reader(f.payload);
     let major: number;
+    let wanted: number;
     try {
       if (r.u32() !== HELLO_MAGIC) throw new ProtocolError('bad magic');
       major = r.u32();
       r.u32();
-      r.u32();
+      wanted = r.u32();
       this.clientName = r.string().slice(0, 128);
     } catch (e) {
       return this.protocolError('bad-hello', (e as Error).message, f.id);
@@ -249,10 +273,13 @@ export class Session {
       return this.protocolError('version', `protocol major ${major} is not supported (this daemon speaks ${PROTOCOL_MAJOR})`, f.id);
     }
     this.greeted = true;
+    // SCM_RIGHTS only when asked for: a 1.0 client gets exactly the 1.0 reply.
+    this.scmRights = this.fdPassing !== undefined && (wanted & FEATURE.SCM_RIGHTS) !== 0;
     const w = frameWriter(64);
-    w.u32(HELLO_MAGIC).u32(PROTOCOL_MAJOR).u32(PROTOCOL_MINOR).u32(FEATURES).u32(this.id).string(this.backend.name);
+    w.u32(HELLO_MAGIC).u32(PROTOCOL_MAJOR).u32(PROTOCOL_MINOR).u32(FEATURES | (this.scmRights ? FEATURE.SCM_RIGHTS : 0)).u32(this.id).string(this.backend.name);
+    if (this.scmRights) w.string(this.fdPassing!.inbox.path).bytes(this.fdPassing!.inbox.register(this.id));
     this.send(finishFrame(w, f.id, OP.HELLO, FLAG.REPLY));
-    this.log.info({ session: this.id, client: this.clientName, peer: this.peer }, 'client greeted');
+    this.log.info({ session: this.id, client: this.clientName, peer: this.peer, scmRights: this.scmRights }, 'client greeted');
   }
 
   private errorReply(f: Frame, errno: number, detail: string): Uint8Array {
@@ -285,6 +312,8 @@ export class Session {
     let detail = '';
     const t0 = ioctlName ? process.hrtime.bigint() : 0n;
     try {
+      // Shared memory the client wrote goes into the simulator's copy before the call runs.
+      if (this.local.size) this.local.pull();
       ({ ret, out } = run());
     } catch (e) {
       errno = errnoOfError(e);
@@ -297,6 +326,7 @@ export class Session {
       this.metrics.ioctls.inc({ ioctl: ioctlName, errno: errno ? errnoName(errno) : '0' });
     }
     this.metrics.syscalls.inc({ op: opName, errno: errno ? errnoName(errno) : '0' });
+    if (this.local.size) this.local.push();
     const w = this.reply.reset(16);
     w.f64(ret).bytes(out ?? EMPTY).string(detail);
     this.mirror.writeChanges(w);
@@ -307,6 +337,7 @@ export class Session {
   private parse(op: number, r: Reader): { run: () => { ret: number; out?: Uint8Array }; ioctlName?: string } {
     const p = this.process;
     if (MEM_FEATURE_OPS.has(op) && (!p.memfdCreate || !p.ftruncate)) throw new Failure(ERRNO.ENOSYS, 'memfd is not offered by this backend');
+    if (FD_OPS.has(op) && !this.scmRights) throw new Failure(ERRNO.EOPNOTSUPP, 'fd passing (SCM_RIGHTS) was not negotiated');
     switch (op) {
       case OP.OPEN: {
         const flags = r.u32();
@@ -392,7 +423,23 @@ export class Session {
       }
       case OP.MEM_FREE: {
         const addr = r.u64();
-        return { run: () => (p.memory.free(addr), this.forget(Number(addr)), { ret: 0 }) };
+        return { run: () => (this.freeMemory(addr), this.forget(Number(addr)), { ret: 0 }) };
+      }
+      case OP.FD_IMPORT: {
+        const tag = r.u32();
+        return { run: () => ({ ret: this.importFd(tag) }) };
+      }
+      case OP.MEM_SHARED: {
+        const tag = r.u32();
+        const length = r.f64();
+        return {
+          run: () => {
+            const addr = this.sharedMemory(tag, length);
+            const len = new Uint8Array(4);
+            new DataView(len.buffer).setUint32(0, length, true);
+            return { ret: addr, out: len };
+          },
+        };
       }
       case OP.MEMFD_CREATE: {
         const name = r.string();
@@ -422,6 +469,81 @@ export class Session {
       default:
         throw new Failure(ERRNO.ENOSYS, `opcode ${op} is not a synchronous call`);
     }
+  }
+
+  /** The fd the client passed with `tag`, now ours; EBADF when none came. */
+  private takeFd(tag: number): number {
+    const fd = this.fdPassing!.inbox.take(this.id, tag);
+    if (fd === undefined) throw new SystemError('EBADF', 'recvmsg', `no fd was passed with tag ${tag}`);
+    return fd;
+  }
+
+  /** Maps `length` bytes (default: all) of a passed memfd, which must be sealed against shrinking so our accesses cannot fault. */
+  private mapOuter(fd: number, length?: number): { addr: bigint; bytes: Uint8Array } {
+    const size = mappableSize(this.fdPassing!.bridge, fd);
+    length ??= size;
+    if (length <= 0 || length > size) throw new SystemError('EINVAL', 'mmap', `the memfd holds ${size} bytes, ${length} asked for`);
+    const m = this.fdPassing!.bridge.mmap(fd, length, 0n, PROT_RW, MAP_SHARED);
+    if (typeof m === 'number') throw new SystemError('ENOMEM', 'mmap', `errno ${-m}`);
+    return { addr: m[0], bytes: new Uint8Array(m[1]) };
+  }
+
+  /**
+   * FD_IMPORT: the passed fd as an fd of the session's process. The real kernel takes it as is; the
+   * simulator gets a memfd of its own kept in step with the client's (LocalMirror).
+   */
+  private importFd(tag: number): number {
+    const fd = this.takeFd(tag);
+    const p = this.process as BackendProcess & { adopt?(fd: number): number };
+    if (this.backend.name === 'native' && p.adopt) return p.adopt(fd);
+    try {
+      const outer = this.mapOuter(fd);
+      const size = outer.bytes.length;
+      const simFd = p.memfdCreate!('scm-rights');
+      p.ftruncate!(simFd, size);
+      const inner = p.mmap(simFd, size, 0n);
+      const key = this.nextLocalKey++;
+      this.local.add(key, outer.bytes, inner.bytes);
+      this.outer.set(key, outer.addr);
+      return simFd;
+    } finally {
+      this.fdPassing!.bridge.close(fd);
+    }
+  }
+
+  /** MEM_SHARED: user memory backed by the client's memfd (the simulator: its own memory kept in step). */
+  private sharedMemory(tag: number, length: number): number {
+    const fd = this.takeFd(tag);
+    try {
+      const outer = this.mapOuter(fd, length);
+      const key = this.nextLocalKey++;
+      this.outer.set(key, outer.addr);
+      // The real kernel pins our mapping itself: the same pages as the client's.
+      const addr = this.backend.name === 'native' ? Number(outer.addr) : this.simShared(key, outer.bytes, length);
+      this.sharedAt.set(addr, key);
+      return addr;
+    } finally {
+      this.fdPassing!.bridge.close(fd);
+    }
+  }
+
+  private simShared(key: number, outer: Uint8Array, length: number): number {
+    const m = allocUserMemory(this.process, length);
+    const addr = Number(m.addr);
+    this.anon.add(addr);
+    this.local.add(key, outer, m.bytes);
+    return addr;
+  }
+
+  private freeMemory(addr: bigint): void {
+    const key = this.sharedAt.get(Number(addr));
+    // Native shared memory is only our mapping of the memfd; everything else is the process's.
+    if (key === undefined || this.backend.name !== 'native') this.process.memory.free(addr);
+    if (key === undefined) return;
+    this.sharedAt.delete(Number(addr));
+    this.local.delete(key);
+    this.fdPassing!.bridge.munmap(this.outer.get(key)!, -1);
+    this.outer.delete(key);
   }
 
   private forget(addr: number): void {
@@ -541,6 +663,11 @@ export class Session {
       this.log.error({ session: this.id, err: (e as Error).message }, 'teardown failed');
     }
     this.anon.clear();
+    if (this.fdPassing) {
+      this.fdPassing.inbox.unregister(this.id);
+      for (const addr of this.outer.values()) this.fdPassing.bridge.munmap(addr, -1);
+    }
+    this.outer.clear();
     this.log.info({ session: this.id, reason, ioctls: this.ioctlCount, objectsTornDown: objects }, 'client gone, context torn down');
     this.onClose(this);
   }

@@ -25,6 +25,10 @@ export interface NativeAddon {
   eventfd(initval: number, flags: number): number;
   memfdCreate(name: string, flags: number): number;
   ftruncate(fd: number, length: number | bigint): number;
+  /** fcntl with an integer argument (F_ADD_SEALS, F_GET_SEALS, ...); the result or -errno. */
+  fcntl(fd: number, cmd: number, arg?: number): number;
+  /** [st_mode, st_size] of an open fd, or -errno. */
+  fstat(fd: number): [number, number] | number;
   mmap(fd: number, length: number, offset: bigint, prot: number, flags: number): [bigint, ArrayBuffer] | number;
   /** Anonymous read-write memory followed by `guard` bytes of PROT_NONE (page multiples). */
   allocGuarded(length: number, guard: number): [bigint, ArrayBuffer] | number;
@@ -65,7 +69,7 @@ export function addonPath(): string {
 }
 
 /** Bumped with every change of the addon's exports (src/addon/addon.cc sets the same number). */
-const ADDON_ABI = 3;
+const ADDON_ABI = 4;
 
 let loaded: NativeAddon | undefined;
 

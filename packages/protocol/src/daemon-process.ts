@@ -4,6 +4,7 @@ import type { IoctlArg, Process, UserMemory } from '@viommu/uapi';
 import { SystemError } from '@viommu/uapi';
 import { Reader, Writer } from './buffer.js';
 import { toSystemError } from './errno.js';
+import { FdSender, sealedMemfd, type FdBridge } from './fd-channel.js';
 import { finishFrame } from './frames.js';
 import { MirrorSet } from './mirror.js';
 import { SyncChannel } from './sync-channel.js';
@@ -14,6 +15,16 @@ export interface ConnectOptions {
   readonly timeoutMs?: number;
   /** Sent in HELLO and logged by the daemon. */
   readonly clientName?: string;
+  /**
+   * @viommu/native's addon (`loadAddon()`), to pass fds as SCM_RIGHTS (feature SCM_RIGHTS, ADR 0129)
+   * when the daemon offers it too. Without it, or with an older daemon, everything is mirrored.
+   */
+  readonly fdBridge?: FdBridge;
+  /**
+   * With SCM_RIGHTS: `memory.alloc` of at least this many bytes is a memfd shared with the daemon
+   * instead of a mirrored copy (no per-call page transfer). Default: never (false).
+   */
+  readonly sharedMemoryMin?: number | false;
 }
 
 export interface SessionInfo {
@@ -49,10 +60,16 @@ export class DaemonProcess implements Process {
   private readonly asyncWaiters = new Map<number, (frame: Uint8Array) => void>();
   private readonly subscriptions = new Map<number, (e: StreamedEvent) => void>();
   private channel!: SyncChannel;
+  private bridge: FdBridge | undefined;
+  private fds: FdSender | undefined;
+  private sharedMin = Infinity;
+  /** Shared regions by address: our own mapping of the memfd, unmapped at free or disconnect. */
+  private readonly shared = new Map<number, { local: bigint; length: number }>();
 
   private constructor() {
     this.memory = {
       alloc: (length) => {
+        if (this.fds && length >= this.sharedMin) return this.allocShared(length);
         const { ret, out } = this.sync(OP.MEM_ALLOC, 'mmap', (w) => w.f64(length));
         const size = out.length === 4 ? new DataView(out.buffer, out.byteOffset).getUint32(0, true) : Math.ceil(length / PAGE) * PAGE;
         const bytes = new Uint8Array(size);
@@ -62,6 +79,7 @@ export class DaemonProcess implements Process {
       free: (addr) => {
         this.sync(OP.MEM_FREE, 'munmap', (w) => w.u64(addr));
         this.mirror.delete(Number(addr));
+        this.unmapShared(Number(addr));
       },
     };
   }
@@ -74,6 +92,8 @@ export class DaemonProcess implements Process {
       opts.timeoutMs ?? 30_000,
     );
     p.channel.unrefAll();
+    p.bridge = opts.fdBridge;
+    if (typeof opts.sharedMemoryMin === 'number') p.sharedMin = opts.sharedMemoryMin;
     p.hello(opts.clientName ?? 'viommu-client');
     return p;
   }
@@ -81,7 +101,8 @@ export class DaemonProcess implements Process {
   private hello(name: string): void {
     const id = this.nextId++;
     const w = this.w.reset(HEADER_SIZE);
-    w.u32(HELLO_MAGIC).u32(PROTOCOL_MAJOR).u32(PROTOCOL_MINOR).u32(FEATURE.MIRRORED_MEMORY | FEATURE.EVENT_STREAM | FEATURE.MEMFD).string(name);
+    const wanted = FEATURE.MIRRORED_MEMORY | FEATURE.EVENT_STREAM | FEATURE.MEMFD | (this.bridge ? FEATURE.SCM_RIGHTS : 0);
+    w.u32(HELLO_MAGIC).u32(PROTOCOL_MAJOR).u32(PROTOCOL_MINOR).u32(wanted).string(name);
     const reply = this.channel.call(finishFrame(w, id, OP.HELLO, 0), id, 'connect');
     const h = readHeader(reply);
     const r = new Reader(reply.subarray(HEADER_SIZE));
@@ -96,6 +117,55 @@ export class DaemonProcess implements Process {
     const sessionId = r.u32();
     const backend = r.string();
     this.session = { sessionId, backend, features, major, minor };
+    // 1.1: with SCM_RIGHTS granted, the fd channel's path and this session's token follow.
+    if (this.bridge && features & FEATURE.SCM_RIGHTS) {
+      const path = r.string();
+      const token = r.bytes();
+      this.fds = FdSender.connect(this.bridge, path, sessionId, token);
+    }
+  }
+
+  /** Whether fds can be passed to the daemon (both ends have @viommu/native). */
+  get canPassFds(): boolean {
+    return this.fds !== undefined;
+  }
+
+  /**
+   * Passes an fd of this process (a memfd for IOMMU_IOAS_MAP_FILE) to the daemon as SCM_RIGHTS and
+   * returns the fd number it has in the session's process, for ioctl structs. The memfd must be
+   * sealed against shrinking (`sealedMemfd` makes one). EOPNOTSUPP without the SCM_RIGHTS feature.
+   */
+  passFd(fd: number): number {
+    if (!this.fds) throw new SystemError('EOPNOTSUPP', 'sendmsg', 'fd passing needs @viommu/native on both ends (feature SCM_RIGHTS)');
+    const tag = this.fds.send(fd);
+    return this.sync(OP.FD_IMPORT, 'sendmsg', (w) => w.u32(tag)).ret;
+  }
+
+  /** memory.alloc through a sealed memfd mapped on both sides: the bytes are shared, not mirrored. */
+  private allocShared(length: number): { addr: bigint; bytes: Uint8Array } {
+    const bridge = this.bridge!;
+    const size = Math.ceil(length / PAGE) * PAGE;
+    const m = sealedMemfd(bridge, 'viommu-shared', size);
+    let ret: number;
+    try {
+      const tag = this.fds!.send(m.fd);
+      ret = this.sync(OP.MEM_SHARED, 'mmap', (w) => w.u32(tag).f64(size)).ret;
+    } catch (e) {
+      bridge.munmap(m.addr, -1);
+      throw e;
+    } finally {
+      // The mappings on both sides keep the memory; the fd itself is no longer needed here.
+      bridge.close(m.fd);
+    }
+    this.shared.set(ret, { local: m.addr, length: size });
+    return { addr: BigInt(ret), bytes: m.bytes };
+  }
+
+  private unmapShared(addr: number): void {
+    const s = this.shared.get(addr);
+    if (!s) return;
+    this.shared.delete(addr);
+    this.bridge!.munmap(s.local, -1);
   }
 
   /** One synchronous request: body, then our memory changes; the reply's changes are applied. */
@@ -241,6 +311,9 @@ export class DaemonProcess implements Process {
   /** Ends the session: the daemon tears down every object this connection held. */
   disconnect(): void {
     this.channel.close();
+    this.fds?.close();
+    this.fds = undefined;
+    for (const addr of [...this.shared.keys()]) this.unmapShared(addr);
   }
 
   get connected(): boolean {

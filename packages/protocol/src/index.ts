@@ -2,6 +2,7 @@
 export * from './buffer.js';
 export * from './daemon-process.js';
 export * from './errno.js';
+export * from './fd-channel.js';
 export * from './frames.js';
 export * from './mirror.js';
 export * from './wire.js';

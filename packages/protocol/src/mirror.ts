@@ -98,3 +98,67 @@ export class MirrorSet {
     throw new ProtocolError(`memory sync outside every mirrored region: 0x${addr.toString(16)}+${length}`);
   }
 }
+
+interface Pair {
+  /** The memory the client shares with us (our mapping of its memfd). */
+  readonly outer: Buffer;
+  /** The backend's copy (simulated user memory or a simulated memfd's pages). */
+  readonly inner: Buffer;
+  /** What both last agreed on. */
+  readonly shadow: Buffer;
+}
+
+/**
+ * Shared memory over a backend that cannot use the shared pages directly (the simulator keeps its
+ * own physical memory): the daemon keeps the two in step at the same points as MirrorSet, locally.
+ * Before a call, pages the client wrote go in; after it, pages the call wrote go out. No bytes
+ * cross the socket.
+ */
+export class LocalMirror {
+  private readonly pairs = new Map<number, Pair>();
+
+  /** `outer` and `inner` start equal: `inner` is loaded from `outer` here. */
+  add(key: number, outer: Uint8Array, inner: Uint8Array): void {
+    const n = Math.min(outer.length, inner.length);
+    inner.set(outer.subarray(0, n));
+    const view = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, n);
+    this.pairs.set(key, { outer: view(outer), inner: view(inner), shadow: Buffer.from(outer.subarray(0, n)) });
+  }
+
+  delete(key: number): boolean {
+    return this.pairs.delete(key);
+  }
+
+  get size(): number {
+    return this.pairs.size;
+  }
+
+  /** Client → backend: pages of `outer` that changed since the last exchange. */
+  pull(): number {
+    let pages = 0;
+    for (const p of this.pairs.values()) pages += copyChanged(p.outer, p.shadow, p.inner);
+    return pages;
+  }
+
+  /** Backend → client: pages of `inner` the call changed. */
+  push(): number {
+    let pages = 0;
+    for (const p of this.pairs.values()) pages += copyChanged(p.inner, p.shadow, p.outer);
+    return pages;
+  }
+}
+
+/** Copies each page of `from` that differs from `shadow` into `shadow` and `to`. */
+function copyChanged(from: Buffer, shadow: Buffer, to: Buffer): number {
+  const n = from.length;
+  if (from.compare(shadow) === 0) return 0;
+  let pages = 0;
+  for (let off = 0; off < n; off += PAGE) {
+    const end = Math.min(off + PAGE, n);
+    if (from.compare(shadow, off, end, off, end) === 0) continue;
+    from.copy(shadow, off, off, end);
+    from.copy(to, off, off, end);
+    pages++;
+  }
+  return pages;
+}

@@ -3,7 +3,7 @@
 
 /** Protocol major version: a daemon refuses a client whose major differs. */
 export const PROTOCOL_MAJOR = 1;
-export const PROTOCOL_MINOR = 0;
+export const PROTOCOL_MINOR = 1;
 /** "VIOM" little-endian: the first word of HELLO, so a stray client is told apart at once. */
 export const HELLO_MAGIC = 0x4d4f4956;
 
@@ -31,6 +31,10 @@ export const OP = {
   EVENT: 16,
   /** Daemon to client: the frame it could not accept, then it disconnects. */
   PROTOCOL_ERROR: 17,
+  /** 1.1, SCM_RIGHTS: an fd the client passed on the fd channel becomes an fd of the session's process. */
+  FD_IMPORT: 18,
+  /** 1.1, SCM_RIGHTS: user memory backed by a memfd the client passed (shared, not mirrored). */
+  MEM_SHARED: 19,
 } as const;
 export type Opcode = (typeof OP)[keyof typeof OP];
 
@@ -53,7 +57,7 @@ export const FEATURE = {
   EVENT_STREAM: 2,
   /** memfd_create / ftruncate (IOMMU_IOAS_MAP_FILE on the daemon's side). */
   MEMFD: 4,
-  /** File descriptors passed as SCM_RIGHTS (needs @viommu/native on both ends; not in this version). */
+  /** File descriptors passed as SCM_RIGHTS on a side channel (1.1; @viommu/native on both ends). */
   SCM_RIGHTS: 8,
 } as const;
 

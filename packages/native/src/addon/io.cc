@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <string>
@@ -171,6 +172,26 @@ static Napi::Value Ftruncate(const Napi::CallbackInfo& info) {
   return Result(env, ftruncate(info[0].As<Napi::Number>().Int32Value(), static_cast<off_t>(length)));
 }
 
+// fcntl(fd, cmd, arg) -> the result or -errno (integer commands only: F_GET_SEALS, F_ADD_SEALS, ...).
+static Napi::Value Fcntl(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber() || !info[1].IsNumber()) return Errno(env, EINVAL);
+  int arg = info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : 0;
+  return Result(env, fcntl(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(), arg));
+}
+
+// fstat(fd) -> [st_mode, st_size] or -errno: what a received descriptor is and how big.
+static Napi::Value Fstat(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) return Errno(env, EBADF);
+  struct stat st;
+  if (fstat(info[0].As<Napi::Number>().Int32Value(), &st) < 0) return Errno(env, errno);
+  Napi::Array out = Napi::Array::New(env, 2);
+  out.Set(0u, Napi::Number::New(env, st.st_mode));
+  out.Set(1u, Napi::Number::New(env, static_cast<double>(st.st_size)));
+  return out;
+}
+
 void InitIo(Napi::Env env, Napi::Object exports) {
   exports.Set("open", Napi::Function::New(env, Open, "open"));
   exports.Set("close", Napi::Function::New(env, Close, "close"));
@@ -184,6 +205,8 @@ void InitIo(Napi::Env env, Napi::Object exports) {
   exports.Set("eventfd", Napi::Function::New(env, EventFd, "eventfd"));
   exports.Set("memfdCreate", Napi::Function::New(env, MemfdCreate, "memfdCreate"));
   exports.Set("ftruncate", Napi::Function::New(env, Ftruncate, "ftruncate"));
+  exports.Set("fcntl", Napi::Function::New(env, Fcntl, "fcntl"));
+  exports.Set("fstat", Napi::Function::New(env, Fstat, "fstat"));
 }
 
 }  // namespace viommu
