@@ -7,7 +7,7 @@ import * as U from '@viommu/uapi';
 import { DTE_FLAG_GV, DTE_FLAG_V, encodeDteQwords } from './formats/dte.js';
 import { EVENT_IO_PAGE_FAULT, decodeEvent } from './formats/logs.js';
 import { PERM_R, PERM_W } from './pgtable/table.js';
-import { DEV_ID, RAM_GPA, call, createRig, errno } from './testing/rig.js';
+import { DEV_ID, RAM_GPA, call, createRig, errno, type RigOptions } from './testing/rig.js';
 
 const text = (b: Uint8Array): string => new TextDecoder().decode(b);
 const IOVA = 0x1000_0000;
@@ -18,6 +18,12 @@ function guest(r: ReturnType<typeof createRig>, gpa: number, perm = PERM_R | PER
   table.map(IOVA, gpa, 4096, perm);
   const gcr3 = r.gcr3([[0, table.root]]);
   return { table, gcr3, gdte: { v: true, gv: true, giov: true, glx: 0, gcr3, domainId: 5 } };
+}
+
+/** A rig with the nested allocator and a vIOMMU on a nest parent of its IOAS. */
+function nestedViommu(o: RigOptions = {}) {
+  const r = createRig({ nested: true, ...o });
+  return { r, v: r.viommu(r.nestParent()) };
 }
 
 describe('GET_HW_INFO (upstream, CONFIG_AMD_IOMMU_IOMMUFD=y)', () => {
@@ -138,9 +144,7 @@ describe('vIOMMU and IOMMU_HWPT_DATA_AMD_GUEST as upstream 7.2.13 (default)', ()
 
 describe('nested: true (the dormant nested.c allocator installed on the vIOMMU)', () => {
   it('end-to-end DMA: guest v2 table and GCR3 in guest RAM, every GPA through the host v1 stage-2', async () => {
-    const r = createRig({ nested: true });
-    const s2 = r.nestParent();
-    const v = r.viommu(s2);
+    const { r, v } = nestedViommu();
     const g = guest(r, RAM_GPA + 0x10000);
     r.write(RAM_GPA + 0x10000, 'guest data');
     const hwpt = r.nested(v, g.gdte);
@@ -162,9 +166,7 @@ describe('nested: true (the dormant nested.c allocator installed on the vIOMMU)'
   });
 
   it('guest write to a read-only guest page faults; host read-only stage-2 also limits the guest', async () => {
-    const r = createRig({ nested: true });
-    const s2 = r.nestParent();
-    const v = r.viommu(s2);
+    const { r, v } = nestedViommu();
     const g = guest(r, RAM_GPA + 0x10000, PERM_R);
     r.attach(r.nested(v, g.gdte));
     const nic = r.host.device('nic0');
@@ -176,16 +178,13 @@ describe('nested: true (the dormant nested.c allocator installed on the vIOMMU)'
   });
 
   it('a guest GCR3 or table pointer outside guest RAM (not in the stage-2) faults cleanly', async () => {
-    const r = createRig({ nested: true });
-    const s2 = r.nestParent();
-    const v = r.viommu(s2);
+    const { r, v } = nestedViommu();
     r.attach(r.nested(v, { v: true, gv: true, giov: true, gcr3: 0x7_0000_0000, domainId: 1 }));
     await expect(r.host.device('nic0').dma.read(BigInt(IOVA), 4)).rejects.toMatchObject({ code: 'EFAULT', message: expect.stringContaining('IO_PAGE_FAULT') });
   });
 
   it('guest DTE checks in the kernel order, with their errnos', () => {
-    const r = createRig({ nested: true });
-    const v = r.viommu(r.nestParent());
+    const { r, v } = nestedViommu();
     const ok = { v: true, gv: true, giov: true, gcr3: RAM_GPA, domainId: 1 };
     expect(errno(() => r.nested(v, { ...ok, mode: 4 }))).toBe('EINVAL');
     expect(errno(() => r.nested(v, { ...ok, hostRoot: 0x1000 }))).toBe('EINVAL');
@@ -227,9 +226,7 @@ describe('nested: true (the dormant nested.c allocator installed on the vIOMMU)'
   });
 
   it('stage-2 unmap is flushed for every hDomID of every vIOMMU on the parent', async () => {
-    const r = createRig({ nested: true });
-    const s2 = r.nestParent();
-    const v = r.viommu(s2);
+    const { r, v } = nestedViommu();
     const g = guest(r, RAM_GPA + 0x10000);
     r.write(RAM_GPA + 0x10000, 'before');
     r.attach(r.nested(v, g.gdte));
@@ -241,9 +238,7 @@ describe('nested: true (the dormant nested.c allocator installed on the vIOMMU)'
   });
 
   it('a guest remap stays stale (upstream has no guest invalidation path) through DTE rewrites, until a nested HWPT with a new gDomID', async () => {
-    const r = createRig({ nested: true });
-    const s2 = r.nestParent();
-    const v = r.viommu(s2);
+    const { r, v } = nestedViommu();
     const g = guest(r, RAM_GPA + 0x10000);
     r.write(RAM_GPA + 0x10000, 'old');
     r.write(RAM_GPA + 0x11000, 'new');
@@ -267,9 +262,7 @@ describe('nested: true (the dormant nested.c allocator installed on the vIOMMU)'
   });
 
   it('a second guest device cannot reach the first one\'s pages through its own vIOMMU domain', async () => {
-    const r = createRig({ nested: true, second: true });
-    const s2 = r.nestParent();
-    const v = r.viommu(s2);
+    const { r, v } = nestedViommu({ second: true });
     const g = guest(r, RAM_GPA + 0x10000);
     r.write(RAM_GPA + 0x10000, 'secret');
     r.attach(r.nested(v, g.gdte));
@@ -297,9 +290,7 @@ describe('event log entries for faults', () => {
 
 describe('page requests (nested: true, fault-capable nested HWPT)', () => {
   function setupIopf() {
-    const r = createRig({ nested: true, pri: true });
-    const s2 = r.nestParent();
-    const v = r.viommu(s2);
+    const { r, v } = nestedViommu({ pri: true });
     const table = r.guestTable();
     const gcr3 = r.gcr3([[0, table.root], [3, table.root]]);
     const fault = call(r.proc, r.fd, U.IOMMU_FAULT_QUEUE_ALLOC, U.iommu_fault_alloc);

@@ -19,11 +19,11 @@ function tablesIn(guest: GuestMemory): TableMemory {
   return { readU32: (ipa) => guest.readU32(ipa), writeU32: (ipa, v) => guest.writeU32(ipa, v), allocTable: (bytes) => guest.alloc(bytes, Math.max(bytes, 64)) };
 }
 
-export const smmuv3Kit: ComplianceKit = {
-  name: 'ARM SMMUv3',
-  createHost: () => ({
+/** Two SMMUs (`opts` for both), nic0 behind smmu0 and nic1 behind smmu1 as the foreign device. */
+function twoSmmus(opts: { cmdqv?: false }) {
+  return {
     host: createSimHost({
-      iommus: [smmuv3Cmdqv({ name: 'smmu0', cmdqv: false }), smmuv3Cmdqv({ name: 'smmu1', cmdqv: false })],
+      iommus: [smmuv3Cmdqv({ name: 'smmu0', ...opts }), smmuv3Cmdqv({ name: 'smmu1', ...opts })],
       devices: [
         { name: 'nic0', iommu: 'smmu0', rid: 0x100, pasidBits: 8 },
         { name: 'nic1', iommu: 'smmu1', rid: 0x200 },
@@ -32,7 +32,12 @@ export const smmuv3Kit: ComplianceKit = {
     iommu: 'smmu0',
     device: 'nic0',
     foreignDevice: 'nic1',
-  }),
+  };
+}
+
+export const smmuv3Kit: ComplianceKit = {
+  name: 'ARM SMMUv3',
+  createHost: () => twoSmmus({ cmdqv: false }),
   // Clear of the software MSI window at 0x800_0000.
   guestRam: { ipa: 0x4000_0000, bytes: 2 << 20 },
   hwInfoType: U.IOMMU_HW_INFO_TYPE_ARM_SMMUV3,
@@ -81,18 +86,7 @@ runComplianceSuite(smmuv3Kit);
 export const tegra241Kit: ComplianceKit = {
   ...smmuv3Kit,
   name: 'ARM SMMUv3 + Tegra241 CMDQV',
-  createHost: () => ({
-    host: createSimHost({
-      iommus: [smmuv3Cmdqv({ name: 'smmu0' }), smmuv3Cmdqv({ name: 'smmu1' })],
-      devices: [
-        { name: 'nic0', iommu: 'smmu0', rid: 0x100, pasidBits: 8 },
-        { name: 'nic1', iommu: 'smmu1', rid: 0x200 },
-      ],
-    }),
-    iommu: 'smmu0',
-    device: 'nic0',
-    foreignDevice: 'nic1',
-  }),
+  createHost: () => twoSmmus({}),
   viommu: { type: U.IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV, data: () => new Uint8Array(U.iommu_viommu_tegra241_cmdqv.size) },
   hwQueue: { type: U.IOMMU_HW_QUEUE_TYPE_TEGRA241_CMDQV, length: 4096, count: 2 },
 };

@@ -112,6 +112,20 @@ describe('nested DMA', () => {
     return { ...r, s2, gt, page, nest: nested };
   }
 
+  /**
+   * Attaches the nested HWPT and reads the guest page once (caching its translation), then points
+   * the guest's mapping at a new page holding 'moved data' without invalidating; returns the device.
+   */
+  async function attachThenRemap(r: ReturnType<typeof nestedRig>) {
+    r.attach(r.nest);
+    const nic = r.host.device('nic0');
+    expect(text(await nic.dma.read(0x1234_5000n, 10))).toBe('guest data');
+    const moved = r.galloc(4096);
+    r.write(moved, 'moved data');
+    r.gt.setLeaf(0x1234_5000, moved, GUEST_RW);
+    return nic;
+  }
+
   it('translates through the guest first stage and the host second stage to the right bytes', async () => {
     const r = nestedRig();
     r.attach(r.nest);
@@ -145,12 +159,7 @@ describe('nested DMA', () => {
 
   it('keeps a stale translation until HWPT_INVALIDATE, per page and with the "all" encoding', async () => {
     const r = nestedRig();
-    r.attach(r.nest);
-    const nic = r.host.device('nic0');
-    expect(text(await nic.dma.read(0x1234_5000n, 10))).toBe('guest data');
-    const moved = r.galloc(4096);
-    r.write(moved, 'moved data');
-    r.gt.setLeaf(0x1234_5000, moved, GUEST_RW);
+    const nic = await attachThenRemap(r);
     expect(text(await nic.dma.read(0x1234_5000n, 10))).toBe('guest data'); // IOTLB hit: stale
     // An invalidation of another page leaves it.
     expect(r.invalidate(r.nest, [{ addr: 0x5555_0000n, npages: 1n }])).toEqual({ entryNum: 1, error: undefined });
@@ -308,12 +317,7 @@ describe('nested DMA', () => {
 
   it('with ATS, the device-TLB is flushed by the user invalidation too', async () => {
     const r = nestedRig({ ats: true });
-    r.attach(r.nest);
-    const nic = r.host.device('nic0');
-    expect(text(await nic.dma.read(0x1234_5000n, 10))).toBe('guest data');
-    const moved = r.galloc(4096);
-    r.write(moved, 'moved data');
-    r.gt.setLeaf(0x1234_5000, moved, GUEST_RW);
+    const nic = await attachThenRemap(r);
     const hits = r.drv.hw.stats.devTlbHits;
     expect(text(await nic.dma.read(0x1234_5000n, 10))).toBe('guest data');
     expect(r.drv.hw.stats.devTlbHits).toBe(hits + 1);

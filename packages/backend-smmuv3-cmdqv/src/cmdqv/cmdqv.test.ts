@@ -125,13 +125,19 @@ describe('HW_QUEUE_ALLOC (LVCMDQ) checks', () => {
 });
 
 describe('guest-driven VCMDQ', () => {
-  it('consumes TLBIs from guest memory without a syscall per command, tagged with the VINTF VMID', () => {
-    const { drv, a } = setup();
+  /** VCMDQ 0 allocated and enabled, after the guest remapped its page (the old translation still cached). */
+  function enabledQueueOverStaleMapping(a: ReturnType<typeof setup>['a']) {
     const q = a.allocQueue(0);
     expect(a.read()).toBe('OLD!');
     a.remap();
     expect(a.read()).toBe('OLD!');
     a.writeReg(0, VCMDQ_CONFIG, 1);
+    return q;
+  }
+
+  it('consumes TLBIs from guest memory without a syscall per command, tagged with the VINTF VMID', () => {
+    const { drv, a } = setup();
+    const q = enabledQueueOverStaleMapping(a);
     // The guest names VMID 0x77: hardware uses the VINTF's VMID instead.
     a.produce(q, { opcode: CMDQ_OP_TLBI_NH_VA, vmid: 0x77, asid: 0x42, addr: 0x1234_5000, leaf: true }, { opcode: CMDQ_OP_CMD_SYNC });
     expect(a.read()).toBe('OLD!'); // not consumed until the hardware notices PROD
@@ -234,11 +240,7 @@ describe('guest-driven VCMDQ', () => {
 
   it('doorbell: a PROD store plus Atomics.notify is consumed with no call into the driver', async () => {
     const { drv, a } = setup();
-    const q = a.allocQueue(0);
-    expect(a.read()).toBe('OLD!');
-    a.remap();
-    expect(a.read()).toBe('OLD!');
-    a.writeReg(0, VCMDQ_CONFIG, 1);
+    const q = enabledQueueOverStaleMapping(a);
     drv.cmdqv!.startDoorbell();
     try {
       a.produce(q, { opcode: CMDQ_OP_TLBI_NH_ASID, asid: 0x42 });
