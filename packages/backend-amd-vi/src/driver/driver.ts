@@ -28,7 +28,6 @@ import {
   MMIO_EVT_HEAD_OFFSET, MMIO_EVT_TAIL_OFFSET, MMIO_PPR_HEAD_OFFSET, MMIO_PPR_LOG_OFFSET, MMIO_PPR_TAIL_OFFSET,
 } from '../hw/regs.js';
 import { AmdViHardware, NO_PASID as HW_NO_PASID } from '../hw/amd-vi.js';
-import { storeU32 } from '../pgtable/table.js';
 import { AmdViDevice } from './device.js';
 import { AmdViommu } from './viommu.js';
 import { EXPERIMENTAL_IOMMU_VIOMMU_TYPE_AMD, HwViommu } from './hw-viommu.js';
@@ -391,7 +390,7 @@ export class AmdViDriver implements DriverV1 {
   private push(c: Command): void {
     const w = commandWords(c, this.words);
     const at = this.cmdBase + this.cmdTail;
-    for (let i = 0; i < 4; i++) storeU32(this.host.physical, at + i * 4, w[i]!);
+    for (let i = 0; i < 4; i++) this.host.physical.writeU32(at + i * 4, w[i]!);
     this.cmdTail = (this.cmdTail + CMD_SIZE) % (CMD_ENTRIES * CMD_SIZE);
     if (this.cmdTail === Number(this.hw.readReg64(MMIO_CMD_HEAD_OFFSET))) throw new SystemError('EIO', 'ioctl', 'command buffer full');
   }

@@ -142,21 +142,6 @@ export function indexAt(addr: number, level: number): number {
   return Math.floor(addr / 2 ** (12 + 9 * level)) % 512;
 }
 
-/** Allocation-free 32-bit store (core's writeU32 builds a buffer per call). */
-export function storeU32(mem: PhysicalMemory, pa: number, value: number): void {
-  const run = mem.runAt(pa);
-  const off = run ? pa - run.firstFrame * FRAME_SIZE : 0;
-  if (!run || off + 4 > run.bytes.length) {
-    mem.writeU32(pa, value);
-    return;
-  }
-  const b = run.bytes;
-  b[off] = value & 0xff;
-  b[off + 1] = (value >>> 8) & 0xff;
-  b[off + 2] = (value >>> 16) & 0xff;
-  b[off + 3] = (value >>> 24) & 0xff;
-}
-
 /** Table memory over the host's PhysicalMemory, freed with its domain. */
 export class PhysicalTableMemory implements TableMemory {
   private readonly frames: number[] = [];
@@ -168,7 +153,7 @@ export class PhysicalTableMemory implements TableMemory {
   }
 
   writeU32(addr: number, value: number): void {
-    storeU32(this.mem, addr, value);
+    this.mem.writeU32(addr, value); // allocation-free in core: straight into the run's bytes
   }
 
   allocTable(): number {
