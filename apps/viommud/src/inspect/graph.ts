@@ -63,7 +63,8 @@ interface FdTable {
 
 /** True when `p` is a simulated process whose objects can be read. */
 export function hasObjectTable(p: unknown): p is FdTable {
-  return typeof (p as Partial<FdTable>)?.fileOf === 'function' && typeof (p as Partial<FdTable>).openFdCount === 'number';
+  // `in`, not a read: openFdCount is a getter that counts.
+  return typeof (p as Partial<FdTable>)?.fileOf === 'function' && 'openFdCount' in (p as object);
 }
 
 /** The live contexts a process reaches through its fds, in order of first fd. */

@@ -102,6 +102,9 @@ interface ClientState {
   lastLost: number;
   /** Records in the model's queues at the last look. */
   depth: number;
+  /** The last layout, and the nodes and edges it was computed for (recomputed only when they change). */
+  layoutOf: string;
+  layout: Layout | undefined;
 }
 
 const ZERO_STATS = { total: 0, errors: 0, invalidations: 0, invalidationEntries: 0, byName: () => ({}) };
@@ -143,7 +146,7 @@ export class Inspector {
 
   private stateOf(s: InspectableSession): ClientState {
     let st = this.state.get(s.id);
-    if (!st) this.state.set(s.id, (st = { meter: new RateMeter(), events: 0, lastProduced: 0, lost: 0, lastLost: 0, depth: 0 }));
+    if (!st) this.state.set(s.id, (st = { meter: new RateMeter(), events: 0, lastProduced: 0, lost: 0, lastLost: 0, depth: 0, layoutOf: '', layout: undefined }));
     if (hasObjectTable(s.process)) {
       // A destroyed queue takes its totals with it: count only growth.
       const q = queueTotals(s.process);
@@ -194,6 +197,11 @@ export class Inspector {
     };
     const nodes = g?.nodes ?? [];
     const edges = g?.edges ?? [];
+    const shape = `${nodes.map((n) => `${n.key}/${n.type}`).join(',')}|${edges.map((e) => `${e.from}>${e.to}`).join(',')}`;
+    if (!st.layout || st.layoutOf !== shape) {
+      st.layout = layeredLayout({ nodes, edges });
+      st.layoutOf = shape;
+    }
     return {
       ...summary,
       graphAvailable: g !== undefined,
@@ -202,7 +210,7 @@ export class Inspector {
       contexts: g?.contexts ?? [],
       nodes,
       edges,
-      layout: layeredLayout({ nodes, edges }),
+      layout: st.layout,
     };
   }
 }

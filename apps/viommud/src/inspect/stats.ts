@@ -5,9 +5,15 @@
 import { IOMMU_HWPT_INVALIDATE, iommu_hwpt_invalidate, ioctlByRequest, type IoctlArg } from '@viommu/uapi';
 import type { Backend, BackendProcess } from '../backend.js';
 
+/** _IOC_TYPE of every iommufd, VFIO and selftest ioctl (';'): those are counted by number in an array. */
+const IOMMUFD_TYPE = 0x3b;
+
 export class IoctlStats {
-  /** request number → calls (successful or not). */
-  readonly byRequest = new Map<number, number>();
+  /** Calls by _IOC_NR for requests of type ';' (iommufd, VFIO); the request number of each, for naming. */
+  private readonly byNr = new Float64Array(256);
+  private readonly requestOfNr = new Float64Array(256);
+  /** Calls of any other request (none from a well-behaved VMM), by request number. */
+  private readonly others = new Map<number, number>();
   total = 0;
   errors = 0;
   /** Successful IOMMU_HWPT_INVALIDATE calls (on a nested HWPT or a vIOMMU). */
@@ -17,8 +23,14 @@ export class IoctlStats {
 
   record(request: number, arg: IoctlArg, ok: boolean): void {
     this.total++;
-    this.byRequest.set(request, (this.byRequest.get(request) ?? 0) + 1);
     if (!ok) this.errors++;
+    if (((request >>> 8) & 0xff) === IOMMUFD_TYPE) {
+      const nr = request & 0xff;
+      this.byNr[nr]!++;
+      this.requestOfNr[nr] = request;
+    } else {
+      this.others.set(request, (this.others.get(request) ?? 0) + 1);
+    }
     if (request === IOMMU_HWPT_INVALIDATE && arg instanceof Uint8Array && arg.length >= iommu_hwpt_invalidate.size) {
       if (ok) this.invalidations++;
       this.invalidationEntries += iommu_hwpt_invalidate.get(arg, 'entry_num') as number;
@@ -27,7 +39,10 @@ export class IoctlStats {
 
   /** Calls by ioctl name (unknown requests by number), most frequent first. */
   byName(): Record<string, number> {
-    const rows = [...this.byRequest].map(([req, n]) => [ioctlByRequest(req)?.name ?? `0x${(req >>> 0).toString(16)}`, n] as const);
+    const rows: [string, number][] = [];
+    const name = (req: number) => ioctlByRequest(req)?.name ?? `0x${(req >>> 0).toString(16)}`;
+    for (let nr = 0; nr < 256; nr++) if (this.byNr[nr]) rows.push([name(this.requestOfNr[nr]!), this.byNr[nr]!]);
+    for (const [req, n] of this.others) rows.push([name(req), n]);
     rows.sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
     return Object.fromEntries(rows);
   }
