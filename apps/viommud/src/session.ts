@@ -107,7 +107,7 @@ export class Session {
   /** Memory shared with the client kept in step with the simulator's copy (sim backend). */
   private readonly local = new LocalMirror();
   private nextLocalKey = 1;
-  /** Our mappings of client memfds, by the key they have in `local` (or by address, native). */
+  /** Our mappings of client memfds, by key (the same key in `local` for the simulator). */
   private readonly outer = new Map<number, bigint>();
   /** MEM_SHARED regions: address in the session's process → key of their mapping. */
   private readonly sharedAt = new Map<number, number>();

@@ -87,7 +87,7 @@ describeNotify('sd_notify', () => {
     expect(p.open('/dev/iommu')).toBe(3);
     p.disconnect();
     const ready = listener.messages.find((m) => m.includes('READY=1'))!;
-    // systemd-notify names the daemon as the main pid, so NotifyAccess=main would accept it too.
+    // systemd-notify names the daemon as the main pid (the datagram itself is the helper's: NotifyAccess=all).
     expect(ready).toContain(`MAINPID=${d.child.pid}`);
     expect(listener.messages.some((m) => m.includes('STOPPING=1'))).toBe(false);
     expect(await d.stop('SIGTERM')).toBe(0);
