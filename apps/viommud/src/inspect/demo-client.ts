@@ -2,9 +2,10 @@
 // A client to watch on the inspection page: connects to a viommud socket, builds the nested flow
 // (nested-flow.ts) and then, every --every ms, issues an invalidation of --entries requests and
 // raises a vEVENT, reading the vEVENTQ back down to --keep queued records. Prints one JSON line
-// with the object ids once the flow is built; stops on SIGTERM/SIGINT or when stdin closes.
+// with the object ids once the flow is built; stops on SIGTERM/SIGINT, or when stdin (a pipe) closes.
 //
 //   node dist/inspect/demo-client.js --socket /run/viommud.sock [--name demo] [--every 250] [--entries 4] [--keep 4]
+import { fstatSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { connectDaemonProcess } from '@viommu/protocol';
 import { iommu_viommu_event_selftest, iommufd_vevent_header } from '@viommu/uapi';
@@ -53,8 +54,12 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
-  process.stdin.on('end', stop);
-  process.stdin.resume();
+  // A parent that holds our stdin as a pipe (the tests) stops us by closing it; a terminal or
+  // /dev/null is left alone.
+  if (fstatSync(0).isFIFO()) {
+    process.stdin.on('end', stop);
+    process.stdin.resume();
+  }
 }
 
 main().catch((e: unknown) => {
