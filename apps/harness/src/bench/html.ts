@@ -53,12 +53,18 @@ function fmt(n: number): string {
 }
 
 export function renderHtml(r: BenchReport): string {
-  const base = r.workload.filter((w) => w.devices === r.baseDevices);
-  const vendors = [...new Set(r.workload.map((w) => w.title))];
+  const scaling = r.workload.filter((w) => w.series === 'scaling');
+  const base = scaling.filter((w) => w.devices === r.baseDevices);
+  const vendors = [...new Set(scaling.map((w) => w.title))];
   const curve = (pick: (w: BenchReport['workload'][number]) => number) =>
-    vendors.map((v) => ({ name: v, points: r.workload.filter((w) => w.title === v).map((w) => [w.devices, pick(w)] as [number, number]) }));
+    vendors.map((v) => ({ name: v, points: scaling.filter((w) => w.title === v).map((w) => [w.devices, pick(w)] as [number, number]) }));
+  const d = r.demo;
+  const ratio = (x: number | null) => (x === null ? '-' : x.toFixed(2));
+  const demoRows = d.vendors
+    .map((v) => `<tr><td>${esc(v.title)}</td><td>${v.bench.translations}</td><td>${v.bench.invalidationsIoctl}+${v.bench.invalidationsHwQueue}</td><td>${v.bench.faults}</td><td>${v.bench.events}</td><td>${v.countsEqual ? 'equal' : '<b class="bad">differ</b>'}</td><td>${fmt(v.demo.dmaMiBps)}</td><td>${fmt(v.bench.dmaMiBps)}</td><td>${ratio(v.ratio.dmaMiBps)}</td><td>${ratio(v.ratio.translationsPerSec)}</td><td>${ratio(v.ratio.invalidationsPerSec)}</td></tr>`)
+    .join('');
   const rows = r.workload
-    .map((w) => `<tr><td>${esc(w.title)}</td><td>${w.devices}</td><td>${w.viommus}</td><td>${w.pagesPerDevice}</td><td>${w.ok ? 'ok' : '<b class="bad">FAIL</b>'}</td><td>${fmt(w.dmaMiBps)}</td><td>${fmt(w.translationsPerSec)}</td><td>${fmt(w.invalidationsPerSec)}</td><td>${fmt(w.setupMs)}</td><td>${fmt(w.hostPhysicalBytes / 2 ** 20)}</td><td>${fmt(w.rssBytes / 2 ** 20)}</td></tr>`)
+    .map((w) => `<tr><td>${esc(w.title)}${w.series === 'demo' ? ' (demo point)' : ''}</td><td>${w.devices}</td><td>${w.viommus}</td><td>${w.pagesPerDevice}</td><td>${w.ok ? 'ok' : '<b class="bad">FAIL</b>'}</td><td>${fmt(w.dmaMiBps)}</td><td>${fmt(w.translationsPerSec)}</td><td>${fmt(w.invalidationsPerSec)}</td><td>${fmt(w.setupMs)}</td><td>${fmt(w.hostPhysicalBytes / 2 ** 20)}</td><td>${fmt(w.rssBytes / 2 ** 20)}</td></tr>`)
     .join('');
   const pkgs = r.packages.length
     ? `<h2>Package benchmarks</h2><table><tr><th>package</th><th>status</th><th>result files</th></tr>${r.packages.map((p) => `<tr><td>${esc(p.name)}</td><td>${p.ok ? 'ok' : '<b class="bad">failed</b>'} (${fmt(p.ms / 1000)} s)</td><td>${p.results.map((f) => esc(f.file)).join('<br>')}</td></tr>`).join('')}</table>`
@@ -89,6 +95,9 @@ ${lineChart('Setup time (bind → nested attach)', 'ms', 'devices', curve((w) =>
 ${lineChart('Simulated physical memory', 'MiB', 'devices', curve((w) => w.hostPhysicalBytes / 2 ** 20))}
 ${lineChart('Translations', 'per second', 'devices', curve((w) => w.translationsPerSec))}
 </div>
+<h2>The demo summary vs the bench</h2>
+<p class="note">The demo configuration (${d.shape.devices} devices, ${d.shape.viommus} vIOMMUs, ${d.shape.pagesPerDevice} pages per device, ${d.rounds} rounds) measured by the bench through the function <code>viommu demo</code> calls; demo figures: ${esc(d.source)}. Counts must be equal; rate ratios (bench / demo) are run-to-run noise.</p>
+<table><tr><th>vendor</th><th>translations</th><th>inval (ioctl+hwq)</th><th>faults</th><th>events</th><th>counts</th><th>demo MiB/s</th><th>bench MiB/s</th><th>ratio</th><th>xlat/s ratio</th><th>inval/s ratio</th></tr>${demoRows}</table>
 <h2>All runs</h2>
 <table><tr><th>vendor</th><th>devices</th><th>vIOMMUs</th><th>pages/dev</th><th>checks</th><th>DMA MiB/s</th><th>xlat/s</th><th>inval/s</th><th>setup ms</th><th>phys MiB</th><th>RSS MiB</th></tr>${rows}</table>
 ${pkgs}

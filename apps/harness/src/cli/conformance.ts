@@ -3,7 +3,7 @@
 
 import { writeFileSync } from 'node:fs';
 import { compare, toJunit, toTap, type TargetRun } from '../conformance/formats.js';
-import { TARGETS, TargetUnavailable, runTarget, type TargetName } from '../conformance/targets.js';
+import { CASE_SETS, TARGETS, TargetUnavailable, complianceUnavailableOn, pendingOn, runTarget, type CaseSet, type RunOptions, type TargetName } from '../conformance/targets.js';
 import { UsageError, optionHelp, parseArgs, type OptionSpec } from './args.js';
 import { EXIT_CHECK_FAILED, EXIT_OK, EXIT_UNAVAILABLE, type Io } from './io.js';
 import { table, type Term } from './term.js';
@@ -15,7 +15,10 @@ const options: Record<string, OptionSpec> = {
   compare: { type: 'string', help: 'two targets, e.g. sim,native: run both and compare case by case' },
   format: { type: 'string', help: `${FORMATS.join(' | ')} (default text)` },
   output: { type: 'string', help: 'write the formatted result to this file instead of stdout' },
-  filter: { type: 'string', help: 'only cases whose name contains this' },
+  filter: { type: 'string', help: 'only cases whose name contains this (compliance cases: <vendor>/<test>)' },
+  cases: { type: 'string', help: `${CASE_SETS.join(' | ')}: the selftest port, the compliance flows, or both (default all)` },
+  socket: { type: 'string', help: 'daemon target: the socket of a running viommud (default: start one on a temp socket)' },
+  'shared-host': { type: 'boolean', help: 'daemon target: start viommud with one simulated host for all connections (default: one per connection, as in-process)' },
   json: { type: 'boolean', help: 'same as --format json' },
   help: { type: 'boolean', help: 'show this help' },
 };
@@ -23,7 +26,10 @@ const options: Record<string, OptionSpec> = {
 export const conformanceHelp = `viommu conformance — run the conformance scenarios against a target
 
 The scenario set is the port of the kernel's iommufd selftest (tools/testing/selftests/iommu/
-iommufd.c, Linux 7.2.13) from @viommu/backend-mock, one fresh process per case.
+iommufd.c, Linux 7.2.13) from @viommu/backend-mock, one fresh process per case (on the daemon: one
+connection per case), and the compliance flows of every vendor backend (@viommu/backend-compliance
+with each backend's kit, through jest), named <vendor>/<test>; those run on the simulator only and
+are listed as skipped elsewhere. With --compare, a case either target cannot run is skipped on both.
 
 Usage: viommu conformance [--target sim|native|daemon] [--compare A,B] [--format text|json|junit|tap]
 
@@ -37,6 +43,14 @@ function targetName(s: string): TargetName {
   return s as TargetName;
 }
 
+/** What `other` cannot run and `self` can: skipped on `self` too when the two are compared. */
+function skipsOf(other: TargetName, self: TargetName): NonNullable<RunOptions['alsoSkip']> {
+  const mine = pendingOn(self);
+  const selftest = new Map([...pendingOn(other)].filter(([n]) => !mine.has(n)).map(([n, why]) => [n, `not run on ${other}: ${why}`] as const));
+  const c = complianceUnavailableOn(other);
+  return { selftest, ...(c !== undefined ? { compliance: `not run on ${other}: ${c}` } : {}) };
+}
+
 export async function conformance(argv: readonly string[], io: Io, term: Term): Promise<number> {
   const { values, positionals } = parseArgs(argv, options);
   if (values.help) {
@@ -46,22 +60,30 @@ export async function conformance(argv: readonly string[], io: Io, term: Term): 
   if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
   const format = values.json ? 'json' : ((values.format as string | undefined) ?? 'text');
   if (!(FORMATS as readonly string[]).includes(format)) throw new UsageError(`unknown format '${format}' (one of ${FORMATS.join(', ')})`);
+  const cases = (values.cases as string | undefined) ?? 'all';
+  if (!(CASE_SETS as readonly string[]).includes(cases)) throw new UsageError(`unknown case set '${cases}' (one of ${CASE_SETS.join(', ')})`);
   let names: TargetName[];
   if (typeof values.compare === 'string') {
     const parts = values.compare.split(',');
     if (parts.length !== 2) throw new UsageError('--compare takes two targets, e.g. sim,native');
     names = parts.map(targetName);
+    if (names[0] === names[1]) throw new UsageError('--compare takes two different targets');
   } else {
     names = [targetName((values.target as string | undefined) ?? 'sim')];
   }
 
   const runs: TargetRun[] = [];
   for (const name of names) {
+    const other = names.find((n) => n !== name);
     let lastShown = 0;
     try {
       runs.push(
         await runTarget(name, {
           ...(typeof values.filter === 'string' ? { filter: values.filter } : {}),
+          ...(typeof values.socket === 'string' ? { socket: values.socket } : {}),
+          ...(values['shared-host'] ? { sharedHost: true } : {}),
+          ...(other ? { alsoSkip: skipsOf(other, name) } : {}),
+          cases: cases as CaseSet,
           onCase: (c, i, total) => {
             if (term.live) {
               if (i === total || Date.now() - lastShown > 80) {

@@ -3,7 +3,7 @@
 
 import { vendorKits } from '../workload/kits/index.js';
 import type { VendorKit, WorkloadShape } from '../workload/kit.js';
-import { DEFAULT_SHAPE, runVendor, type ProgressEvent, type VendorResult } from '../workload/run.js';
+import { DEFAULT_ROUNDS, DEFAULT_SHAPE, runConfiguration, type ProgressEvent, type VendorResult, type WorkloadConfig } from '../workload/run.js';
 import { UsageError, optionHelp, parseArgs, type OptionSpec } from './args.js';
 import { EXIT_CHECK_FAILED, EXIT_OK, type Io } from './io.js';
 import { table, type Term } from './term.js';
@@ -14,7 +14,7 @@ export const workloadOptions: Record<string, OptionSpec> = {
   viommus: { type: 'number', help: `vIOMMUs per vendor (default ${DEFAULT_SHAPE.viommus})` },
   pages: { type: 'number', help: `4 KiB pages each device's guest stage-1 maps (default ${DEFAULT_SHAPE.pagesPerDevice})` },
   memory: { type: 'number', help: 'guest RAM mapped in the IOAS, e.g. 512M, 4G (default: what the tables and data need)' },
-  rounds: { type: 'number', help: 'passes over every page in the timed throughput phase (default 2)' },
+  rounds: { type: 'number', help: `passes over every page in the timed throughput phase (default ${DEFAULT_ROUNDS})` },
 };
 
 const options: Record<string, OptionSpec> = {
@@ -37,13 +37,7 @@ ${optionHelp(options)}
 Exit codes: 0 every check passed, 1 a check failed, 2 usage error, 3 internal error.
 Environment: NO_COLOR disables colour; CI (or no TTY) prints plain progress lines.`;
 
-export interface WorkloadArgs {
-  readonly kits: VendorKit[];
-  readonly shape: WorkloadShape;
-  readonly rounds: number;
-}
-
-export function workloadArgs(values: Record<string, unknown>): WorkloadArgs {
+export function workloadArgs(values: Record<string, unknown>): WorkloadConfig & { readonly kits: VendorKit[] } {
   const ids = typeof values.vendor === 'string' ? values.vendor.split(',').map((s) => s.trim()).filter(Boolean) : vendorKits.map((k) => k.id);
   const kits = ids.map((id) => {
     const k = vendorKits.find((v) => v.id === id);
@@ -63,7 +57,7 @@ export function workloadArgs(values: Record<string, unknown>): WorkloadArgs {
     guestRamBytes: num('memory', 0, 0),
   };
   const viommus = Math.min(num('viommus', DEFAULT_SHAPE.viommus, 1), shape.devices);
-  return { kits, shape: { ...shape, viommus }, rounds: num('rounds', 2, 1) };
+  return { kits, shape: { ...shape, viommus }, rounds: num('rounds', DEFAULT_ROUNDS, 1) };
 }
 
 /** Progress: a live line on a TTY, otherwise one plain line per phase. */
@@ -113,12 +107,6 @@ export function summaryTable(results: readonly VendorResult[]): string {
   );
 }
 
-export async function runWorkloads(args: WorkloadArgs, onProgress?: (e: ProgressEvent) => void): Promise<VendorResult[]> {
-  const results: VendorResult[] = [];
-  for (const kit of args.kits) results.push(await runVendor(kit, { shape: args.shape, rounds: args.rounds, ...(onProgress ? { progress: onProgress } : {}) }));
-  return results;
-}
-
 export async function demo(argv: readonly string[], io: Io, term: Term): Promise<number> {
   const { values, positionals } = parseArgs(argv, options);
   if (values.help) {
@@ -129,7 +117,7 @@ export async function demo(argv: readonly string[], io: Io, term: Term): Promise
   const args = workloadArgs(values);
   const json = values.json === true;
   const p = progressPrinter(io, term);
-  const results = await runWorkloads(args, json ? undefined : p.onProgress);
+  const results = await runConfiguration(args, json ? undefined : p.onProgress);
   p.end();
   const ok = results.every((r) => r.ok);
   if (json) {

@@ -2,7 +2,11 @@ import { describe, expect, it } from '@jest/globals';
 import { main } from '../cli/main.js';
 import type { Io } from '../cli/io.js';
 import { detectTerm } from '../cli/term.js';
+import { COMPLIANCE_VENDORS, casesFromJest, plan } from './compliance.js';
 import { compare, tally, toJunit, toTap, xmlEscape, type CaseResult } from './formats.js';
+
+/** Cases run real processes (a daemon, jest, the workload): no time limit on them (the machine may be loaded). */
+const NO_LIMIT = 3_600_000;
 
 const cases: CaseResult[] = [
   { name: 'iommufd.simple_close', suite: 'iommufd', status: 'pass', ms: 1 },
@@ -58,7 +62,7 @@ describe('viommu conformance', () => {
     expect(doc.runs[0]!.cases.every((c) => c.name.includes('iommufd.'))).toBe(true);
     expect(doc.runs[0]!.passed).toBeGreaterThan(5);
     expect(r.code).toBe(doc.runs[0]!.failed === 0 ? 0 : 1);
-  });
+  }, NO_LIMIT);
 
   it('JUnit and TAP through the command; usage errors exit 2; an unavailable target exits 4', async () => {
     const j = await run(['conformance', '--filter', 'iommufd.simple_close', '--format', 'junit']);
@@ -68,8 +72,60 @@ describe('viommu conformance', () => {
     expect(t.out).toBe('TAP version 13\n1..1\nok 1 - sim: iommufd.simple_close\n');
     expect((await run(['conformance', '--format', 'xml'])).code).toBe(2);
     expect((await run(['conformance', '--compare', 'sim'])).code).toBe(2);
-    const d = await run(['conformance', '--target', 'daemon']);
+    const d = await run(['conformance', '--target', 'daemon', '--socket', '/nonexistent/viommud.sock']);
     expect(d.code).toBe(4);
-    expect(d.err).toContain('not available');
+    expect(d.err).toContain('target daemon is not available: daemon: no socket at /nonexistent/viommud.sock');
+    expect((await run(['conformance', '--cases', 'some'])).code).toBe(2);
+    expect((await run(['conformance', '--compare', 'sim,sim'])).code).toBe(2);
+  }, NO_LIMIT);
+});
+
+describe('the compliance flows as conformance cases', () => {
+  it('selects vendors and jest name patterns from a substring filter', () => {
+    const ids = (f?: string) => plan(f).map((p) => [p.vendor.id, p.namePattern]);
+    expect(ids()).toEqual(COMPLIANCE_VENDORS.map((v) => [v.id, undefined]));
+    // The vendor part of a filter with '/' is a suffix of the id; the rest starts the jest name.
+    expect(ids('smmuv3/ARM SMMUv3 compliance: the driver interface › is a')).toEqual([['smmuv3', '^ARM SMMUv3 compliance: the driver interface is a']]);
+    expect(ids('d/x')).toEqual([['vtd', '^x'], ['amd', '^x']]);
+    expect(ids('vtd')).toEqual([['mock', 'vtd'], ['smmuv3', 'vtd'], ['vtd', undefined], ['amd', 'vtd']]);
+    expect(ids('a (b)')[0]).toEqual(['mock', 'a \\(b\\)']);
   });
+
+  it("names cases <vendor>/<describe> › <test>, keeps only the suite's own tests, and maps jest statuses", () => {
+    const vendor = COMPLIANCE_VENDORS.find((v) => v.id === 'vtd')!;
+    const doc = {
+      testResults: [{
+        assertionResults: [
+          { ancestorTitles: ['Intel VT-d compliance: the nested flow (spec 9.4)'], title: 'tears down', status: 'passed' as const, duration: 7 },
+          { ancestorTitles: ['Intel VT-d compliance: fail_nth'], title: 'unwinds', status: 'failed' as const, duration: 3, failureMessages: ['\u001b[31mexpected EBUSY\u001b[39m'] },
+          { ancestorTitles: ['Intel VT-d compliance: errors and hostile input'], title: 'fuzz', status: 'pending' as const },
+          { ancestorTitles: ['the VT-d kit is a real check'], title: 'not part of the suite', status: 'passed' as const },
+        ],
+      }],
+    };
+    expect(casesFromJest(vendor, doc, undefined)).toEqual([
+      { name: 'vtd/Intel VT-d compliance: the nested flow (spec 9.4) › tears down', suite: 'compliance.vtd', status: 'pass', ms: 7 },
+      { name: 'vtd/Intel VT-d compliance: fail_nth › unwinds', suite: 'compliance.vtd', status: 'fail', message: 'expected EBUSY', ms: 3 },
+      { name: 'vtd/Intel VT-d compliance: errors and hostile input › fuzz', suite: 'compliance.vtd', status: 'skip', message: 'pending in the suite', ms: 0 },
+    ]);
+    expect(casesFromJest(vendor, doc, 'not here').map((c) => [c.status, c.message])).toEqual([['skip', 'not here'], ['skip', 'not here'], ['skip', 'not here']]);
+  });
+
+  it("runs a vendor's compliance suite on the simulator, one case per test, in every output format", async () => {
+    const r = await run(['conformance', '--cases', 'compliance', '--filter', 'mock/', '--json']);
+    const doc = JSON.parse(r.out) as { runs: { passed: number; failed: number; cases: { name: string; suite: string; status: string }[] }[] };
+    const cases = doc.runs[0]!.cases;
+    // The selftest mock kit: driver interface (3), nested flow, hostile input and fail_nth.
+    expect(cases.length).toBeGreaterThan(12);
+    expect(cases.every((c) => c.name.startsWith('mock/selftest mock compliance: ') && c.suite === 'compliance.mock')).toBe(true);
+    expect(cases.map((c) => c.name)).toContain('mock/selftest mock compliance: the driver interface › is a DriverV1 the core accepts');
+    expect(doc.runs[0]!.failed).toBe(0);
+    expect(doc.runs[0]!.passed).toBe(cases.length);
+    expect(r.code).toBe(0);
+    const one = 'mock/selftest mock compliance: the driver interface › is a DriverV1 the core accepts';
+    const tap = await run(['conformance', '--cases', 'compliance', '--filter', one, '--format', 'tap']);
+    expect(tap.out).toBe(`TAP version 13\n1..1\nok 1 - sim: ${one}\n`);
+    const junit = await run(['conformance', '--cases', 'compliance', '--filter', one, '--format', 'junit']);
+    expect(junit.out).toContain(`<testcase classname="sim.compliance.mock" name="${one}"`);
+  }, NO_LIMIT);
 });

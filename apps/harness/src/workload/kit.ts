@@ -4,7 +4,7 @@
 
 import type { DeliveredFaultGroup, Device, Hwpt, Iommufd, VendorData, Vdevice, Viommu } from '@viommu/client';
 import type { SimHost } from '@viommu/core';
-import type { GuestMemory } from './guest-memory.js';
+import type { GuestMemory } from '@viommu/backend-compliance/testing';
 
 /**
  * Every kit's host answers a page request nobody responds to with FAILURE after this long

@@ -7,7 +7,7 @@
 
 import { Iommufd, type Hwpt, type Viommu, type Veventq } from '@viommu/client';
 import * as U from '@viommu/uapi';
-import { GuestMemory } from './guest-memory.js';
+import { GuestMemory } from '@viommu/backend-compliance/testing';
 import { FAULT_RESPONSE_TIMEOUT_MS, type GuestDevice, type NestedGuestDevice, type SessionHooks, type VendorKit, type WorkloadContext, type WorkloadShape } from './kit.js';
 import { PAGE, fillPattern, firstMismatch, seedOf, whichPattern } from './verify.js';
 
@@ -71,6 +71,27 @@ export interface WorkloadOptions {
 }
 
 export const DEFAULT_SHAPE: WorkloadShape = { devices: 4, viommus: 2, pagesPerDevice: 16, guestRamBytes: 0 };
+/** Throughput passes of `viommu demo` unless --rounds says otherwise. */
+export const DEFAULT_ROUNDS = 2;
+
+/** One measured configuration: which vendors, what shape, how many throughput passes. */
+export interface WorkloadConfig {
+  readonly kits: readonly VendorKit[];
+  readonly shape: WorkloadShape;
+  readonly rounds: number;
+}
+
+/**
+ * The measurement `viommu demo` prints and `viommu bench` records as its demo point: the
+ * workload on each vendor in turn, one fresh host each. Both commands call this, so a demo summary
+ * and a bench figure of the same configuration are the same measurement (counts equal, rates
+ * within run-to-run noise).
+ */
+export async function runConfiguration(config: WorkloadConfig, progress?: (e: ProgressEvent) => void): Promise<VendorResult[]> {
+  const results: VendorResult[] = [];
+  for (const kit of config.kits) results.push(await runVendor(kit, { shape: config.shape, rounds: config.rounds, ...(progress ? { progress } : {}) }));
+  return results;
+}
 
 /** The first IOVA of each device's stage-1 mappings (clear of the IPA range and the unmapped probe). */
 const IOVA_BASE = 0x10_0000_0000;
@@ -88,6 +109,16 @@ async function within<T>(p: Promise<T>, ms: number, late: T): Promise<T> {
   }
 }
 
+/** The live bytes of guest RAM at `ipa` (a view: patterns are written and checked in place). */
+function liveBytes(guest: GuestMemory, ipa: number, length = PAGE): Uint8Array {
+  const off = ipa - guest.base;
+  if (off < 0 || off + length > guest.size) throw new RangeError(`IPA 0x${ipa.toString(16)} (+${length}) is outside guest RAM`);
+  return guest.bytes.subarray(off, off + length);
+}
+
+/** Where guest RAM's bump allocator stands: a zero-byte, byte-aligned allocation returns it without moving it. */
+const watermark = (guest: GuestMemory): number => guest.alloc(0, 1);
+
 /** Guest RAM a shape needs: data pages (+1 spare per device), tables, queues, slack; 2 MiB aligned. */
 export function guestRamFor(shape: WorkloadShape): number {
   const tablePages = 6 + Math.ceil(shape.pagesPerDevice / 512);
@@ -98,7 +129,7 @@ export function guestRamFor(shape: WorkloadShape): number {
 
 export async function runVendor(kit: VendorKit, opts: WorkloadOptions): Promise<VendorResult> {
   const shape = opts.shape;
-  const rounds = opts.rounds ?? 2;
+  const rounds = opts.rounds ?? DEFAULT_ROUNDS;
   const checks: Check[] = [];
   const counters = { translations: 0, dmaBytes: 0, invalidations: { ioctl: 0, hwQueue: 0 }, staleObserved: 0, faults: 0, events: 0 };
   const throughput = { dmaMiBps: 0, translationsPerSec: 0, invalidationsPerSec: 0, setupMs: 0, totalMs: 0 };
@@ -173,15 +204,15 @@ export async function runVendor(kit: VendorKit, opts: WorkloadOptions): Promise<
       const viommu = session.viommu === 'none' ? undefined : viommus[i % shape.viommus]!;
       const device = devices[i]!;
       const vdevice = viommu && session.viommu !== 'none' ? viommu.allocVdevice(device, session.virtId(i)) : undefined;
-      const before = guest.used;
+      const before = watermark(guest);
       const stage1 = session.buildStage1(guest, i);
       const ipas: number[] = [];
       for (let j = 0; j <= shape.pagesPerDevice; j++) {
         const ipa = guest.alloc(PAGE);
-        fillPattern(guest.view4k(ipa), seedOf(i, j, 0));
+        fillPattern(liveBytes(guest, ipa), seedOf(i, j, 0));
         ipas.push(ipa);
       }
-      tableBytes += guest.used - before - ipas.length * PAGE;
+      tableBytes += watermark(guest) - before - ipas.length * PAGE;
       const nestedOn = viommu ?? s2;
       const dev = { index: i, name: session.devices[i]!, device, viommu, vdevice, stage1, nested: undefined as unknown as Hwpt } as GuestDevice | NestedGuestDevice;
       for (let j = 0; j < shape.pagesPerDevice; j++) stage1.map?.(iovaOf(dev, j, ipas[j]!), ipas[j]!);
@@ -221,7 +252,7 @@ export async function runVendor(kit: VendorKit, opts: WorkloadOptions): Promise<
       await host.device(dev.name).dma.write(BigInt(iovaOf(dev, last, dataIpa[dev.index]![last]!)), buf);
       counters.translations++;
       counters.dmaBytes += PAGE;
-      if (firstMismatch(guest.view4k(dataIpa[dev.index]![last]!), seedOf(dev.index, last, 1)) >= 0) bad++;
+      if (firstMismatch(liveBytes(guest, dataIpa[dev.index]![last]!), seedOf(dev.index, last, 1)) >= 0) bad++;
     }
     check('DMA writes through nested translation land in guest RAM', bad === 0, bad ? `${bad} devices wrote elsewhere` : `${guestDevs.length} pages verified`);
 
@@ -411,7 +442,7 @@ export async function runVendor(kit: VendorKit, opts: WorkloadOptions): Promise<
             const got = await dma.read(list[j]!, PAGE);
             // A cheap spot check keeps this honest without timing the full comparison.
             const ipa = j === 0 && onSpare.has(guestDevs[i]!.index) ? dataIpa[i]![spare]! : dataIpa[i]![j]!;
-            if (got[0] === guest.bytes[guest.offsetOf(ipa)]) ok++;
+            if (got[0] === guest.bytes[ipa - guest.base]) ok++;
             n++;
           }
         }

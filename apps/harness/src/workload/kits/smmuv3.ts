@@ -11,7 +11,7 @@ import {
 import type { Viommu } from '@viommu/client';
 import { createSimHost } from '@viommu/core';
 import * as U from '@viommu/uapi';
-import type { GuestMemory } from '../guest-memory.js';
+import type { GuestMemory } from '@viommu/backend-compliance/testing';
 import { FAULT_RESPONSE_TIMEOUT_MS, type VendorKit, type WorkloadContext } from '../kit.js';
 
 /** An IOVA no device's stage-1 maps: a DMA there is a guest translation fault (F_TRANSLATION). */

@@ -9,7 +9,7 @@
 import { FS_A, FS_FORMAT, FS_P, FS_RW, FS_US, PageTable, vtd, type TableMemory } from '@viommu/backend-vtd';
 import { createSimHost } from '@viommu/core';
 import * as U from '@viommu/uapi';
-import type { GuestMemory } from '../guest-memory.js';
+import type { GuestMemory } from '@viommu/backend-compliance/testing';
 import { FAULT_RESPONSE_TIMEOUT_MS, type VendorKit } from '../kit.js';
 
 const U64_MAX = (1n << 64n) - 1n;
