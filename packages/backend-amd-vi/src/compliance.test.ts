@@ -9,7 +9,7 @@
 // device on a fault-capable nested HWPT goes through the PPR log to the FAULT queue.
 
 import { describe, expect, it } from '@jest/globals';
-import { GuestMemory, buildFlow, errnoOf, runComplianceSuite, type ComplianceKit } from '@viommu/backend-compliance';
+import { GuestMemory, buildFlow, errnoOf, remapGuestPage, runComplianceSuite, type ComplianceKit } from '@viommu/backend-compliance';
 import { Iommufd } from '@viommu/client';
 import { createSimHost } from '@viommu/core';
 import * as U from '@viommu/uapi';
@@ -95,11 +95,7 @@ runComplianceSuite(amdViKit);
 describe('the AMD-Vi kit is a real check', () => {
   it('re-attaching, or a nested HWPT from the same guest DTE (same gDomID, same hDomID), keeps the stale page; the kit\'s refresh drops it', async () => {
     const f = buildFlow(amdViKit);
-    f.guest.write(f.dataIpa, new TextEncoder().encode('old page'));
-    f.guest.write(f.dataIpa + 0x1000, new TextEncoder().encode('new page'));
-    const read = async () => new TextDecoder().decode(await f.host.device(f.deviceName).dma.read(BigInt(f.dataIova), 8));
-    expect(await read()).toBe('old page');
-    f.stage1.map!(f.dataIova, f.dataIpa + 0x1000);
+    const read = await remapGuestPage(f);
     f.device.attach(f.nested);
     expect(await read()).toBe('old page');
     f.device.attach(f.viommu.allocNested(f.device, f.stage1.data));

@@ -43,6 +43,22 @@ function expectReleased(host: SimHost & { contexts: ReadonlySet<unknown>; leaks:
 
 const dma = (f: AnyFlow) => f.host.device(f.deviceName).dma;
 
+/**
+ * The start of every stale-translation check: 'old page' at the flow's data page and 'new page' on
+ * the next guest page, a DMA read through the nested HWPT that sees the old one, then the guest's
+ * stage-1 remapped to the new page without telling the IOMMU. Returns the read (8 bytes as text),
+ * for the caller to check what does (or does not) make the new page visible.
+ */
+export async function remapGuestPage(f: AnyFlow): Promise<() => Promise<string>> {
+  if (!f.stage1.map) throw new Error('remapGuestPage: the kit\'s stage-1 has no map (no guest stage-1 walk)');
+  f.guest.write(f.dataIpa, new TextEncoder().encode('old page'));
+  f.guest.write(f.dataIpa + 0x1000, new TextEncoder().encode('new page'));
+  const read = async () => new TextDecoder().decode(await dma(f).read(BigInt(f.dataIova), 8));
+  expect(await read()).toBe('old page');
+  f.stage1.map(f.dataIova, f.dataIpa + 0x1000);
+  return read;
+}
+
 export function runComplianceSuite(kit: AnyComplianceKit, options: SuiteOptions = {}): void {
   const rounds = options.fuzzRounds ?? 64;
   const hooks = kitHooks(kit);
@@ -108,12 +124,7 @@ export function runComplianceSuite(kit: AnyComplianceKit, options: SuiteOptions 
           f.iommufd.teardown();
           return;
         }
-        const other = f.dataIpa + 0x1000;
-        f.guest.write(f.dataIpa, new TextEncoder().encode('old page'));
-        f.guest.write(other, new TextEncoder().encode('new page'));
-        const read = async () => new TextDecoder().decode(await dma(f).read(BigInt(f.dataIova), 8));
-        expect(await read()).toBe('old page');
-        f.stage1.map(f.dataIova, other);
+        const read = await remapGuestPage(f);
         expect(await read()).toBe('old page');
         expect(invalidate(f, inv, entries)).toEqual({ ok: true, handled: entries.length });
         expect(await read()).toBe('new page');
@@ -140,12 +151,7 @@ export function runComplianceSuite(kit: AnyComplianceKit, options: SuiteOptions 
       it(`has no guest invalidation: a remapped page stays stale through HWPT_INVALIDATE (EOPNOTSUPP) until ${what}`, async () => {
         const f = buildFlow(kit);
         if (!f.stage1.map) throw new Error(`kit ${kit.name}: a kit without invalidation must walk a guest stage-1 (GuestStage1.map)`);
-        const other = f.dataIpa + 0x1000;
-        f.guest.write(f.dataIpa, new TextEncoder().encode('old page'));
-        f.guest.write(other, new TextEncoder().encode('new page'));
-        const read = async () => new TextDecoder().decode(await dma(f).read(BigInt(f.dataIova), 8));
-        expect(await read()).toBe('old page');
-        f.stage1.map(f.dataIova, other);
+        const read = await remapGuestPage(f);
         expect(await read()).toBe('old page');
         // Whatever the guest tries through the uAPI, nothing is handled and nothing is dropped.
         for (const r of invalidateEverywhere(f, { type: 0, entryLen: 16, entries: [new Uint8Array(16)] })) expect(r).toEqual(REFUSED);

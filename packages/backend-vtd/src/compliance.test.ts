@@ -6,7 +6,7 @@
 // fault-capable nested HWPT reaches the FAULT queue, and the answer retries the DMA.
 
 import { describe, expect, it } from '@jest/globals';
-import { buildFlow, runComplianceSuite, type GuestMemory, type NoViommuKit } from '@viommu/backend-compliance';
+import { buildFlow, remapGuestPage, runComplianceSuite, type GuestMemory, type NoViommuKit } from '@viommu/backend-compliance';
 import { createSimHost } from '@viommu/core';
 import * as U from '@viommu/uapi';
 import { vtd } from './driver/driver.js';
@@ -95,11 +95,7 @@ describe('the VT-d kit is a real check', () => {
       },
     };
     const f = buildFlow(broken);
-    f.guest.write(f.dataIpa, new TextEncoder().encode('old page'));
-    f.guest.write(f.dataIpa + 0x1000, new TextEncoder().encode('new page'));
-    const read = async () => new TextDecoder().decode(await f.host.device(f.deviceName).dma.read(BigInt(f.dataIova), 8));
-    expect(await read()).toBe('old page');
-    f.stage1.map!(f.dataIova, f.dataIpa + 0x1000);
+    const read = await remapGuestPage(f);
     const entries = vtdKit.invalidation.flushAll(f);
     expect(f.nested.invalidate({ type: vtdKit.invalidation.type, entryLen: vtdKit.invalidation.entryLen, entries })).toEqual({ ok: true, handled: 1 });
     // What the suite's staleness test would catch: the new mapping never shows.
