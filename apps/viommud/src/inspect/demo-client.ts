@@ -54,12 +54,14 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
-  // A parent that holds our stdin as a pipe (the tests) stops us by closing it; a terminal or
-  // /dev/null is left alone.
-  if (fstatSync(0).isFIFO()) {
+  // A parent that holds our stdin as a pipe or socket (the tests) stops us by closing it; a
+  // terminal or /dev/null is left alone. Either way the client stays until told to stop.
+  const stdin = fstatSync(0);
+  if (stdin.isFIFO() || stdin.isSocket()) {
     process.stdin.on('end', stop);
     process.stdin.resume();
   }
+  setInterval(() => {}, 1 << 30);
 }
 
 main().catch((e: unknown) => {
