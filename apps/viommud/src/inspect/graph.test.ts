@@ -2,6 +2,7 @@
 // session runs): exact ids, types, attributes and edges, and how they follow the client's actions.
 import { describe, expect, it } from '@jest/globals';
 import { createSimHost, type SimProcess } from '@viommu/core';
+import { IOMMU_IOAS_ALLOC, iommu_ioas_alloc } from '@viommu/uapi';
 import { simBackend } from '../backend.js';
 import { processGraph, formatBytes, hasObjectTable } from './graph.js';
 import { layeredLayout, NODE_HEIGHT, NODE_WIDTH } from './layout.js';
@@ -85,6 +86,21 @@ describe('processGraph on the nested flow', () => {
     expect(g.nodes.map((n) => n.type)).not.toContain('ACCESS');
     p.exit();
     expect(processGraph(p)).toEqual({ contexts: [], nodes: [], edges: [], queues: { produced: 0, depth: 0, lost: 0 } });
+  });
+
+  it('keeps two contexts of one process apart, and says which fd each object is under', () => {
+    const p = createSimHost().spawn();
+    const alloc = (fd: number) => {
+      const arg = iommu_ioas_alloc.encode({ size: iommu_ioas_alloc.size, flags: 0, out_ioas_id: 0 });
+      p.ioctl(fd, IOMMU_IOAS_ALLOC, arg);
+      return iommu_ioas_alloc.get(arg, 'out_ioas_id') as number;
+    };
+    const [a, b] = [p.open('/dev/iommu'), p.open('/dev/iommu')];
+    expect([alloc(a), alloc(b)]).toEqual([1, 1]);
+    const g = processGraph(p);
+    expect(g.contexts.map((c) => c.fds)).toEqual([[a], [b]]);
+    expect(g.nodes.map((n) => n.label)).toEqual([`IOAS 1 · fd ${a}`, `IOAS 1 · fd ${b}`]);
+    expect(new Set(g.nodes.map((n) => n.key)).size).toBe(2);
   });
 
   it('only simulated processes have an object table', () => {

@@ -292,6 +292,11 @@ export function processGraph(p: FdTable): ObjectGraph {
       nodes.push({ key: key(o), context: ctx.id, id: o.id, type, label: `${LABELS[type] ?? type} ${o.id}`, detail, attrs });
     }
   }
+  // Two opens of /dev/iommu number their objects independently: say which context (by its first fd).
+  if (contexts.length > 1) {
+    const fdOf = new Map(contexts.map((c) => [c.id, c.fds[0]]));
+    for (let i = 0; i < nodes.length; i++) nodes[i] = { ...nodes[i]!, label: `${nodes[i]!.label} · fd ${fdOf.get(nodes[i]!.context)}` };
+  }
   // Edges to objects not live (being destroyed, or in another context) would dangle in a drawing.
   const live = new Set(nodes.map((n) => n.key));
   return { contexts, nodes, edges: edges.filter((e) => live.has(e.from) && live.has(e.to)), queues: queueTotals(p) };
