@@ -57,6 +57,10 @@ export async function startDaemon(opts: { perClientHost: boolean }): Promise<Dae
   createInterface({ input: child.stderr! }).on('line', keep);
   const lines = createInterface({ input: child.stdout! });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  // Should the harness exit without stopping it (an uncaught error, process.exit), the daemon goes too.
+  const orphanGuard = () => child.kill('SIGTERM');
+  process.once('exit', orphanGuard);
+  void exited.then(() => process.removeListener('exit', orphanGuard));
   const cleanup = () => rmSync(dir, { recursive: true, force: true });
   try {
     await new Promise<void>((ready, fail) => {

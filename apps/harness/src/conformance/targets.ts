@@ -59,8 +59,9 @@ export interface TargetOptions {
 
 async function openTarget(name: TargetName, o: TargetOptions): Promise<Target> {
   if (name === 'sim') {
-    const host = createSimHost();
-    return { spawn: () => host.spawn(), release: () => undefined, dispose: async () => undefined };
+    // A fresh host per case, as backend-mock's own tests give each scenario: on one shared host the
+    // physical layout earlier cases leave changes huge-page alignment (4 dirty-tracking cases fail).
+    return { spawn: () => createSimHost().spawn(), release: () => undefined, dispose: async () => undefined };
   }
   if (name === 'native') {
     // Loaded by path so the harness does not depend on the optional addon being built.
