@@ -7,7 +7,7 @@ import type { VendorSession } from './kit.js';
 import { vendorKits } from './kits/index.js';
 import { mockKit } from './kits/mock.js';
 import { smmuv3Kit } from './kits/smmuv3.js';
-import { guestRamFor, runVendor, type VendorResult } from './run.js';
+import { guestRamFor, median, runVendor, type VendorResult } from './run.js';
 
 const SMALL = { devices: 3, viommus: 2, pagesPerDevice: 4, guestRamBytes: 0 };
 
@@ -81,6 +81,12 @@ describe('the VM workload', () => {
       },
     });
     expect(failed(bad)).toContain('vEVENTs reach the guest with its own device IDs');
+  });
+
+  it('takes rates from the median round, so one stalled round does not move them', () => {
+    expect(median([])).toBe(0);
+    expect(median([5, 1, 400])).toBe(5);
+    expect(median([4, 1, 3, 900])).toBe(3.5);
   });
 
   it('sizes guest RAM for the tables and data, and honours a larger request', () => {
