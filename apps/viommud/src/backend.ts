@@ -132,10 +132,12 @@ export class NativeClientProcess implements BackendProcess {
     if (!this.fds.has(fd)) throw new SystemError('EBADF', syscall, `fd ${fd} is not open in this client`);
   }
 
-  private adopt(fd: number): void {
-    if (fd < 0) return;
+  /** Makes `fd` the client's (one the kernel returned, or one it passed over SCM_RIGHTS). */
+  adopt(fd: number): number {
+    if (fd < 0) return fd;
     this.native.adopt(fd);
     this.fds.add(fd);
+    return fd;
   }
 
   open(path: string, flags?: number): number {
@@ -155,18 +157,19 @@ export class NativeClientProcess implements BackendProcess {
 
   ioctl(fd: number, request: number, arg: IoctlArg): number {
     this.mine(fd, 'ioctl');
-    if (arg instanceof Uint8Array) this.checkFdFields(request, arg);
-    const ret = this.native.ioctl(fd, request, arg);
-    if (arg instanceof Uint8Array) this.adoptFdResults(request, arg, ret);
-    return ret;
-  }
-
-  /** fds the client passes inside a struct: its own only (the kernel's fget would fail with EBADF). */
-  private checkFdFields(request: number, arg: Uint8Array): void {
-    if (request === IOMMU_IOAS_MAP_FILE && arg.length >= iommu_ioas_map_file.size) {
-      this.mine(iommu_ioas_map_file.get(arg, 'fd') | 0, 'ioctl');
-    } else if (request === IOMMU_TEST_CMD && testOp(arg) === IOMMU_TEST_OP_DMABUF_REVOKE && arg.length >= 24) {
-      this.mine(iommu_test_cmd_dmabuf_revoke.get(arg, 'dmabuf_fd') | 0, 'ioctl');
+    if (!(arg instanceof Uint8Array)) return this.native.ioctl(fd, request, arg);
+    const field = fdFieldOf(request, arg);
+    const passed = field ? field.get(arg) : -1;
+    // Another client's fd inside the struct goes to the kernel as -1, an fd that is never open: the
+    // kernel then makes every check it makes before looking the fd up, in its own order (size,
+    // flags, object IDs...), and fails the lookup with its own errno (EBADF).
+    if (field && !this.fds.has(passed)) field.set(arg, -1);
+    try {
+      const ret = this.native.ioctl(fd, request, arg);
+      this.adoptFdResults(request, arg, ret);
+      return ret;
+    } finally {
+      if (field) field.set(arg, passed);
     }
   }
 
@@ -229,6 +232,21 @@ export class NativeClientProcess implements BackendProcess {
     this.native.dispose();
   }
 }
+
+/** The fd a client passes inside an ioctl struct, if the call has one and the struct reaches it. */
+function fdFieldOf(request: number, arg: Uint8Array): { get(a: Uint8Array): number; set(a: Uint8Array, fd: number): void } | undefined {
+  if (request === IOMMU_IOAS_MAP_FILE && arg.length >= 16) return MAP_FILE_FD;
+  if (request === IOMMU_TEST_CMD && arg.length >= 20 && testOp(arg) === IOMMU_TEST_OP_DMABUF_REVOKE) return DMABUF_REVOKE_FD;
+  return undefined;
+}
+
+const s32Field = (offset: number) => ({
+  get: (a: Uint8Array) => new DataView(a.buffer, a.byteOffset, a.byteLength).getInt32(offset, true),
+  set: (a: Uint8Array, fd: number) => new DataView(a.buffer, a.byteOffset, a.byteLength).setInt32(offset, fd, true),
+});
+/** iommu_ioas_map_file.fd and iommu_test_cmd.dmabuf_revoke.dmabuf_fd (both __s32). */
+const MAP_FILE_FD = s32Field(iommu_ioas_map_file.fields.fd.offset);
+const DMABUF_REVOKE_FD = s32Field(iommu_test_cmd_dmabuf_revoke.fields.dmabuf_fd.offset);
 
 function testOp(arg: Uint8Array): number {
   return arg.length >= 8 ? new DataView(arg.buffer, arg.byteOffset, arg.byteLength).getUint32(4, true) : -1;

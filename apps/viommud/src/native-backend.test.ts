@@ -20,6 +20,7 @@ import {
   iommu_test_cmd_dmabuf_get,
   iommu_test_cmd_dmabuf_revoke,
   iommu_veventq_alloc,
+  SystemError,
   type IoctlArg,
 } from '@viommu/uapi';
 import { NativeClientProcess } from './backend.js';
@@ -38,7 +39,22 @@ const describeNative = unavailable ? describe.skip : describe;
 /** The kernel's side of the fd-returning ioctls, played with eventfds; every other ioctl is real. */
 class FakeKernel extends NativeProcess {
   made: number[] = [];
+  /** The fd field IOAS_MAP_FILE / DMABUF_REVOKE carried when it reached the kernel. */
+  sawFd: number | undefined;
   override ioctl(fd: number, request: number, arg: IoctlArg): number {
+    if (arg instanceof Uint8Array && (request === IOMMU_IOAS_MAP_FILE || request === IOMMU_TEST_CMD)) {
+      const view = new DataView(arg.buffer, arg.byteOffset);
+      if (request === IOMMU_IOAS_MAP_FILE) {
+        if (view.getUint32(0, true) < iommu_ioas_map_file.minSize) throw new SystemError('EINVAL', 'ioctl');
+        this.sawFd = view.getInt32(12, true);
+        if (this.sawFd < 0) throw new SystemError('EBADF', 'ioctl');
+        return 0;
+      }
+      if (view.getUint32(4, true) === IOMMU_TEST_OP_DMABUF_REVOKE) {
+        this.sawFd = view.getInt32(16, true);
+        throw new SystemError(this.sawFd < 0 ? 'EBADF' : 'EINVAL', 'ioctl');
+      }
+    }
     const fresh = () => {
       const e = this.eventfd(0, 0);
       this.made.push(e);
@@ -103,20 +119,36 @@ describeNative('a native client process in the daemon', () => {
     b.exit();
   });
 
-  it('checks fds inside ioctl structs before the kernel sees them (IOAS_MAP_FILE, DMABUF_REVOKE)', () => {
+  it('passes another client\'s fd inside an ioctl struct to the kernel as -1, so the kernel fails it in its own order', () => {
+    const kernel = new FakeKernel(loadAddon());
     const a = client();
-    const b = client();
+    const b = new NativeClientProcess(kernel);
     const foreign = a.memfdCreate('a');
     const own = b.memfdCreate('b');
     const map = iommu_ioas_map_file.encode({ size: iommu_ioas_map_file.size, fd: foreign, length: 4096n });
+    // the kernel saw -1; the caller's struct is as it was
     expect(codeOf(() => b.ioctl(own, IOMMU_IOAS_MAP_FILE, map))).toBe('EBADF');
-    // With its own fd inside, the call reaches the kernel: a memfd has no such ioctl.
+    expect(kernel.sawFd).toBe(-1);
+    expect(iommu_ioas_map_file.get(map, 'fd')).toBe(foreign);
+    // a struct too short for the kernel still reaches it (its EINVAL comes before any fd lookup)
+    iommu_ioas_map_file.set(map, 'size', iommu_ioas_map_file.minSize - 1);
+    expect(codeOf(() => b.ioctl(own, IOMMU_IOAS_MAP_FILE, map))).toBe('EINVAL');
+    iommu_ioas_map_file.set(map, 'size', iommu_ioas_map_file.size);
+    // its own fd goes through unchanged
     iommu_ioas_map_file.set(map, 'fd', own);
-    expect(codeOf(() => b.ioctl(own, IOMMU_IOAS_MAP_FILE, map))).toBe('ENOTTY');
+    expect(b.ioctl(own, IOMMU_IOAS_MAP_FILE, map)).toBe(0);
+    expect(kernel.sawFd).toBe(own);
     const revoke = iommu_test_cmd_dmabuf_revoke.encode({ op: IOMMU_TEST_OP_DMABUF_REVOKE, dmabuf_fd: foreign });
     expect(codeOf(() => b.ioctl(own, IOMMU_TEST_CMD, revoke))).toBe('EBADF');
+    expect(kernel.sawFd).toBe(-1);
+    expect(iommu_test_cmd_dmabuf_revoke.get(revoke, 'dmabuf_fd')).toBe(foreign);
+    // on a real fd without such an ioctl the kernel's own errno comes back
+    const plain = client();
+    const m = plain.memfdCreate('plain');
+    expect(codeOf(() => plain.ioctl(m, IOMMU_IOAS_MAP_FILE, map))).toBe('ENOTTY');
     a.exit();
     b.exit();
+    plain.exit();
   });
 
   it('adopts the fds the kernel returns (fault queue, vEVENTQ, dma-buf) and closes them at exit', () => {
@@ -139,6 +171,17 @@ describeNative('a native client process in the daemon', () => {
     // exit closed them all (the kernel would now release the context they held)
     for (const fd of [ctl, ...fds]) expect(existsSync(`/proc/self/fd/${fd}`)).toBe(false);
     expect(a.openFds).toBe(0);
+  });
+
+  it('adopts an fd passed to the daemon (FD_IMPORT over SCM_RIGHTS) as the client\'s own', () => {
+    const daemonSide = new NativeProcess(loadAddon());
+    const passed = daemonSide.memfdCreate('passed', 0);
+    const a = client();
+    expect(a.owns(passed)).toBe(false);
+    expect(a.adopt(passed)).toBe(passed);
+    a.ftruncate(passed, 4096);
+    a.exit();
+    expect(existsSync(`/proc/self/fd/${passed}`)).toBe(false);
   });
 
   it('exit unmaps everything once; the session freeing its allocations afterwards is harmless', () => {
