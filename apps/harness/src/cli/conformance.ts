@@ -72,6 +72,8 @@ export async function conformance(argv: readonly string[], io: Io, term: Term): 
     names = [targetName((values.target as string | undefined) ?? 'sim')];
   }
 
+  if ((values.socket !== undefined || values['shared-host']) && !names.includes('daemon')) throw new UsageError('--socket and --shared-host are for the daemon target');
+  if (values.socket !== undefined && values['shared-host']) throw new UsageError('--shared-host starts a daemon; --socket uses a running one: give one of them');
   const runs: TargetRun[] = [];
   for (const name of names) {
     const other = names.find((n) => n !== name);

@@ -87,6 +87,7 @@ describe('viommu conformance', () => {
     expect(d.err).toContain('target daemon is not available: daemon: no socket at /nonexistent/viommud.sock');
     expect((await run(['conformance', '--cases', 'some'])).code).toBe(2);
     expect((await run(['conformance', '--compare', 'sim,sim'])).code).toBe(2);
+    expect((await run(['conformance', '--socket', '/tmp/x.sock'])).err).toContain('--socket and --shared-host are for the daemon target');
   }, NO_LIMIT);
 });
 
