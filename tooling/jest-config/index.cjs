@@ -23,6 +23,8 @@ module.exports = function viommuJestConfig(packageDir, overrides = {}) {
       '^(\\.{1,2}/.*)\\.js$': '$1',
       // Workspace packages resolve to their sources, so tests never wait on a build.
       '^@viommu/([a-z0-9-]+)$': path.join(repoRoot, 'packages', '$1', 'src', 'index.ts'),
+      // A subpath entry (`@viommu/backend-compliance/testing`) is `src/<entry>.ts` of its package.
+      '^@viommu/([a-z0-9-]+)/([a-z0-9-]+)$': path.join(repoRoot, 'packages', '$1', 'src', '$2.ts'),
     },
     // Silence per-test console noise; failures still print in full.
     verbose: false,
