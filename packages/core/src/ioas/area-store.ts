@@ -26,6 +26,8 @@ const PAGE = BigInt(FRAME_SIZE);
 const TWO53 = 2 ** 53;
 const TWO53N = 1n << 53n;
 const FIRST_CAPACITY = 16;
+/** Sources with no row left that a store keeps for reuse before it forgets them (see release). */
+const MAX_IDLE_SOURCES = 4;
 
 // Row bits: prot in the low byte, flags, the sub-page offset (12 bits), then for inline rows the
 // source's kind (2 bits), writable and account mode (2 bits).
@@ -86,6 +88,7 @@ export class AreaStore {
   private readonly bigs = new Map<number, { iova: bigint; last: bigint }>();
   private readonly sources: (Source | undefined)[] = [];
   private readonly sourceIds = new Map<object, number[]>();
+  private idleSources = 0;
 
   // --- order -----------------------------------------------------------------------------------
 
@@ -144,6 +147,7 @@ export class AreaStore {
     this.bigs.clear();
     this.sources.length = 0;
     this.sourceIds.clear();
+    this.idleSources = 0;
   }
 
   // --- rows ------------------------------------------------------------------------------------
@@ -469,7 +473,7 @@ export class AreaStore {
       const s = this.sources[id]!;
       const o = s.owner;
       if (o.mm === owner.mm && o.user === owner.user && o.memlockLimit === owner.memlockLimit && o.capIpcLock === owner.capIpcLock) {
-        s.rows++;
+        if (s.rows++ === 0) this.idleSources--;
         return id;
       }
     }
@@ -481,12 +485,22 @@ export class AreaStore {
     return id;
   }
 
+  /**
+   * Drops a row's use of source `id`. A source left with no row stays for reuse (mapping and
+   * unmapping one area over and over would otherwise make and drop it every time), until more than
+   * MAX_IDLE_SOURCES are idle: then every idle one goes, so a store holds no stale mm or file long.
+   */
   private release(id: number): void {
-    const s = this.sources[id]!;
-    if (--s.rows > 0) return;
-    this.sources[id] = undefined;
-    const ids = this.sourceIds.get(s.backing)!;
-    ids.splice(ids.indexOf(id), 1);
-    if (!ids.length) this.sourceIds.delete(s.backing);
+    if (--this.sources[id]!.rows > 0) return;
+    if (++this.idleSources <= MAX_IDLE_SOURCES) return;
+    for (let i = 0; i < this.sources.length; i++) {
+      const s = this.sources[i];
+      if (!s || s.rows > 0) continue;
+      this.sources[i] = undefined;
+      const ids = this.sourceIds.get(s.backing)!;
+      ids.splice(ids.indexOf(i), 1);
+      if (!ids.length) this.sourceIds.delete(s.backing);
+    }
+    this.idleSources = 0;
   }
 }

@@ -22,9 +22,13 @@ export function adjustPins(physical: PhysicalMemory, frame: number, n: number, d
       countsByRun.set(run, counts);
     }
     const stop = Math.min(end, run.firstFrame + run.frames);
-    for (let i = f - run.firstFrame, last = stop - run.firstFrame; i < last; i++) {
-      if (delta < 0 && counts[i] === 0) throw new Error(`pin count of frame ${run.firstFrame + i} would go negative`);
-      counts[i] = counts[i]! + delta;
+    const from = f - run.firstFrame;
+    const to = stop - run.firstFrame;
+    // Two plain loops rather than one testing delta per frame: this runs over every pinned page.
+    if (delta > 0) for (let i = from; i < to; i++) counts[i]!++;
+    else {
+      for (let i = from; i < to; i++) if (counts[i] === 0) throw new Error(`pin count of frame ${run.firstFrame + i} would go negative`);
+      for (let i = from; i < to; i++) counts[i]!--;
     }
     f = stop;
   }

@@ -4,13 +4,13 @@
 // are then measured in interleaved rounds (1k, 10k, 100k, 1k, ...) with a full GC before each
 // measurement, so that a loaded machine or another size's garbage skews no single size, and each
 // size's best round counts. The ratio is a size's best over the 1 k best: flat means near 1.
-// What the profile (node --cpu-prof on this build) shows growing with the table, random victims:
-// not the table's work, which is O(1) here (the freed ID is the one reused); (1) two dependent cache
-// misses per DESTROY (slots[id], then the object), so even a bare table with no allocation runs ~4x
-// slower at 100 k; (2) the generational GC: at 100 k each replacement object outlives the nursery,
-// so the scavenger copies and promotes it and mark-compact later reclaims it (at 1 k it dies young);
-// (3) through ioctl, the size of what an IOAS allocates (IoPagetable's arrays) and touches at destroy.
-// 'recent' victims stay flat.
+// What grows with the table for random victims (ADR 0192: --cpu-prof, --trace-gc-nvp): not the
+// table's work, which is O(1) here (the freed ID is the one reused), but the lifetime of the
+// replacement object. A random victim's replacement lives ~n pairs: at 1 k it dies in the nursery,
+// at 100 k the scavenger copies and promotes it (and mark-compact reclaims it later), and the
+// victim is a cache miss (slots[id], then the object). The bare table with a trivial object drops
+// more (~0.25 at 100 k) than the ioctl path. An IOAS is one ~80-byte object until its io page table
+// is first used (ADR 0192); 'recent' victims (short-lived replacements) stay flat at every size.
 // Run from packages/core: pnpm bench (or tsc --build && node dist/object/object-table.bench.js).
 // Results go to bench-results/object-table.json.
 
