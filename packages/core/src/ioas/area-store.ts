@@ -414,6 +414,47 @@ export class AreaStore {
     else if (((this.bits[h]! >>> KIND_SHIFT) & 3) === KIND_FILE) (this.sources[this.src[h]!]!.backing as MemFile).put();
   }
 
+  /**
+   * Throws an Error naming the first inconsistency of the store itself (for the io page table's
+   * invariant check): every live row in the order once, side maps matching the row bits, floats
+   * matching the exact IOVAs, source counts matching the inline rows that use them.
+   */
+  checkConsistency(): void {
+    const fail = (what: string): never => {
+      throw new Error(`area store: ${what}`);
+    };
+    const free = new Set<number>();
+    for (let h = this.freeRow; h >= 0; h = this.src[h]!) {
+      if (free.has(h) || h >= this.top) fail(`free list broken at row ${h}`);
+      free.add(h);
+    }
+    if (this.top - free.size !== this.used) fail(`${this.used} rows in order, ${this.top - free.size} live`);
+    const seen = new Set<number>();
+    const uses = new Map<number, number>();
+    for (let i = 0; i < this.used; i++) {
+      const h = this.order[i]!;
+      if (free.has(h) || seen.has(h) || h >= this.top) fail(`order position ${i} holds row ${h} twice or a free one`);
+      seen.add(h);
+      const b = this.bits[h]!;
+      if (((b & SHARED) !== 0) !== this.sharedRows.has(h)) fail(`row ${h}: shared bit and side map disagree`);
+      if (((b & BIG) !== 0) !== this.bigs.has(h)) fail(`row ${h}: BIG bit and side map disagree`);
+      const big = this.bigs.get(h);
+      if (big && (this.iovaF[h] !== Number(big.iova) || this.lastF[h] !== Number(big.last) || big.last < TWO53N)) fail(`row ${h}: exact IOVAs do not match`);
+      if (!big && this.lastF[h]! >= TWO53) fail(`row ${h}: not BIG at 2^53 or above`);
+      if (!(b & SHARED)) uses.set(this.src[h]!, (uses.get(this.src[h]!) ?? 0) + 1);
+    }
+    if (this.sharedRows.size + [...uses.values()].reduce((x, y) => x + y, 0) !== this.used) fail('rows neither shared nor inline');
+    let idle = 0;
+    this.sources.forEach((s, id) => {
+      if (!s) return;
+      if (s.rows !== (uses.get(id) ?? 0)) fail(`source ${id} counts ${s.rows} rows, ${uses.get(id) ?? 0} use it`);
+      if (s.rows === 0) idle++;
+      if (!this.sourceIds.get(s.backing)?.includes(id)) fail(`source ${id} is not found by its backing`);
+    });
+    for (const id of uses.keys()) if (!this.sources[id]) fail(`an inline row uses the missing source ${id}`);
+    if (idle !== this.idleSources) fail(`${idle} idle sources, counted ${this.idleSources}`);
+  }
+
   // --- internals -------------------------------------------------------------------------------
 
   /** Row `h`'s last < q, exactly: floats decide unless they tie at 2^53 or above. */

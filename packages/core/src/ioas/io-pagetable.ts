@@ -582,6 +582,7 @@ export class IoPagetable {
     };
     const align = BigInt(this.iovaAlignment);
     const rows = this.rows;
+    rows.checkConsistency();
     let prevLast = -1n;
     for (let i = 0; i < rows.count; i++) {
       const h = rows.at(i);
