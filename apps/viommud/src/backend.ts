@@ -100,9 +100,15 @@ export class NativeClientProcess implements BackendProcess {
   private readonly fds = new Set<number>();
   /** The fds of /dev/iommu among them: one iommufd context each. */
   private readonly contexts = new Set<number>();
+  /** The client's mappings of regular files (memfds): address -> what was mapped. */
+  private readonly fileMaps = new Map<bigint, { fd: number; length: number; offset: number }>();
+  /** Mappings withdrawn because the file shrank under them: address -> length. */
+  private readonly revoked = new Map<bigint, number>();
+  private readonly page: number;
   private exited = false;
 
   constructor(readonly native: NativeProcess) {
+    this.page = native.addon.pageSize();
     const mem = native.memory;
     this.memory = {
       alloc: (length) => mem.alloc(length),
@@ -204,12 +210,33 @@ export class NativeClientProcess implements BackendProcess {
 
   mmap(fd: number, length: number, offset: bigint): { addr: bigint; bytes: Uint8Array } {
     this.mine(fd, 'mmap');
-    return this.native.mmap(fd, length, offset);
+    const file = this.regularFileSize(fd);
+    // The session mirrors every byte of a mapping (ADR 0120): a page past the end of the file
+    // would raise SIGBUS in the daemon, not in the client. Refused here instead (ADR 0052).
+    if (file !== undefined && Number(offset) + length > roundUp(file, this.page)) {
+      throw new SystemError('EINVAL', 'mmap', `pages past the end of the file (${file} bytes) cannot be served through the daemon`);
+    }
+    const m = this.native.mmap(fd, length, offset);
+    if (file !== undefined) this.fileMaps.set(m.addr, { fd, length, offset: Number(offset) });
+    return m;
   }
 
   munmap(addr: bigint, length: number): void {
+    // A mapping the client cut short by truncating its file is already gone from the daemon.
+    if (this.revoked.get(addr) === length) {
+      this.revoked.delete(addr);
+      return;
+    }
     // NativeProcess takes only whole mappings it made for this client (EINVAL otherwise).
     this.native.munmap(addr, length);
+    this.fileMaps.delete(addr);
+  }
+
+  /** st_size of `fd` if it is a regular file (a memfd), else undefined (iommufd, vEVENTQ...). */
+  private regularFileSize(fd: number): number | undefined {
+    const st = this.native.addon.fstat(fd);
+    if (typeof st === 'number' || (st[0] & S_IFMT) !== S_IFREG) return undefined;
+    return st[1];
   }
 
   memfdCreate(name = 'memfd'): number {
@@ -221,6 +248,16 @@ export class NativeClientProcess implements BackendProcess {
   ftruncate(fd: number, size: number): void {
     this.mine(fd, 'ftruncate');
     this.native.ftruncate(fd, size);
+    // The client's mappings of the file that now reach past its end would SIGBUS the daemon when
+    // the session mirrors them: they go (the buffer detaches, the mirror then skips it). In a
+    // process of its own the client would get SIGBUS touching those pages; here it reads nothing.
+    const end = roundUp(size, this.page);
+    for (const [addr, m] of this.fileMaps) {
+      if (m.fd !== fd || m.offset + m.length <= end) continue;
+      this.native.munmap(addr, m.length);
+      this.fileMaps.delete(addr);
+      this.revoked.set(addr, m.length);
+    }
   }
 
   /** Process exit: every fd closed (the kernel then releases the context), every mapping gone. */
@@ -229,6 +266,8 @@ export class NativeClientProcess implements BackendProcess {
     this.exited = true;
     this.fds.clear();
     this.contexts.clear();
+    this.fileMaps.clear();
+    this.revoked.clear();
     this.native.dispose();
   }
 }
@@ -247,6 +286,10 @@ const s32Field = (offset: number) => ({
 /** iommu_ioas_map_file.fd and iommu_test_cmd.dmabuf_revoke.dmabuf_fd (both __s32). */
 const MAP_FILE_FD = s32Field(iommu_ioas_map_file.fields.fd.offset);
 const DMABUF_REVOKE_FD = s32Field(iommu_test_cmd_dmabuf_revoke.fields.dmabuf_fd.offset);
+
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+const roundUp = (n: number, page: number) => Math.ceil(n / page) * page;
 
 function testOp(arg: Uint8Array): number {
   return arg.length >= 8 ? new DataView(arg.buffer, arg.byteOffset, arg.byteLength).getUint32(4, true) : -1;

@@ -6,6 +6,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { existsSync } from 'node:fs';
 import { loadAddon, NativeProcess, NativeUnavailableError } from '@viommu/native';
+import { MirrorSet, Writer } from '@viommu/protocol';
 import {
   IOMMU_FAULT_QUEUE_ALLOC,
   IOMMU_IOAS_MAP_FILE,
@@ -182,6 +183,41 @@ describeNative('a native client process in the daemon', () => {
     a.ftruncate(passed, 4096);
     a.exit();
     expect(existsSync(`/proc/self/fd/${passed}`)).toBe(false);
+  });
+
+  it('never maps pages past the end of a memfd: refused at mmap, withdrawn when the file shrinks (no SIGBUS in the daemon)', () => {
+    const a = client();
+    const fd = a.memfdCreate('m');
+    a.ftruncate(fd, 4096);
+    expect(codeOf(() => a.mmap(fd, 8192, 0n))).toBe('EINVAL');
+    expect(codeOf(() => a.mmap(fd, 4096, 4096n))).toBe('EINVAL');
+    const m = a.mmap(fd, 4096, 0n);
+    m.bytes[0] = 9;
+    const keep = a.memfdCreate('k');
+    a.ftruncate(keep, 8192);
+    const k = a.mmap(keep, 8192, 0n);
+    // the session mirrors both (ADR 0120): it reads every page of them after every call
+    const mirror = new MirrorSet();
+    mirror.add(Number(m.addr), m.bytes);
+    mirror.add(Number(k.addr), k.bytes);
+    m.bytes[1] = 1;
+    k.bytes[8191] = 2;
+    expect(mirror.writeChanges(new Writer())).toBe(2);
+    a.ftruncate(fd, 0);
+    // the shrunk file's mapping is gone (its buffer detached, so nothing touches its pages); the
+    // other one is untouched and still mirrored
+    expect(m.bytes.length).toBe(0);
+    expect(k.bytes.length).toBe(8192);
+    k.bytes[0] = 3;
+    expect(mirror.writeChanges(new Writer())).toBe(1);
+    // growing a file leaves its mappings alone
+    a.ftruncate(keep, 16384);
+    expect(k.bytes.length).toBe(8192);
+    // the client's munmap of the withdrawn mapping succeeds once, like any munmap of its own
+    a.munmap(m.addr, 4096);
+    expect(codeOf(() => a.munmap(m.addr, 4096))).toBe('EINVAL');
+    a.munmap(k.addr, 8192);
+    a.exit();
   });
 
   it('exit unmaps everything once; the session freeing its allocations afterwards is harmless', () => {
