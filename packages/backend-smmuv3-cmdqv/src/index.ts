@@ -7,7 +7,8 @@ export * from './formats/event.js';
 export * from './formats/ste.js';
 export * from './pgtable/builder.js';
 export * from './pgtable/granule.js';
-export * from './pgtable/memory.js';
+// Host table memory is core's (shared with the other backends); re-exported under its old name here.
+export { PhysicalTableMemory } from '@viommu/core';
 export * from './pgtable/s2-domain.js';
 export * from './pgtable/walk.js';
 export * from './smmu/config.js';

@@ -1,9 +1,9 @@
 // @viommu/backend-vtd: the Intel VT-d (scalable mode) hardware model and its iommufd driver backend.
-export * from './formats/bits.js';
+// Shared with the other backends through core; re-exported under the names this package always had.
+export { addrOf, bit, bytesToQwords, field, num, put, putAddr, qwordsToBytes, PhysicalTableMemory } from '@viommu/core';
 export * from './formats/descriptors.js';
 export * from './formats/entries.js';
 export * from './formats/fault.js';
-export * from './pgtable/memory.js';
 export * from './pgtable/pte.js';
 export * from './pgtable/table.js';
 export * from './hw/regs.js';

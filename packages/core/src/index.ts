@@ -33,3 +33,7 @@ export {
   copyUserDataOut,
   userView,
 } from './viommu/user-data.js';
+// Hardware-model helpers shared by the vendor backends (ADR 0015).
+export * from './driver/bits.js';
+export * from './driver/map-range.js';
+export * from './driver/table-memory.js';

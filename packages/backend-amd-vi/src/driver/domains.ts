@@ -1,9 +1,11 @@
 // The driver's domains: v1 (host table: the kernel default, nest parents, dirty tracking), v2
 // (x86-64 table reached through a host-owned one-entry GCR3 table: IOMMU_HWPT_ALLOC_PASID), and the
 // nested domain built from a guest DTE (iommu_hwpt_amd_guest, only with `nested: true`).
-import { IOMMU_READ, IOMMU_WRITE, type DomainGeometry, type DriverNestedDomain, type DriverPagingDomain, type PhysicalMemory } from '@viommu/core';
+import {
+  IOMMU_READ, IOMMU_WRITE, PhysicalTableMemory, mapRange, type DomainGeometry, type DriverNestedDomain, type DriverPagingDomain, type PhysicalMemory,
+} from '@viommu/core';
 import { SystemError } from '@viommu/uapi';
-import { PERM_R, PERM_W, OverlapError, PageTable, PhysicalTableMemory } from '../pgtable/table.js';
+import { PERM_R, PERM_W, PageTable } from '../pgtable/table.js';
 import type { AmdViDevice } from './device.js';
 
 export interface DomainOwner {
@@ -37,16 +39,7 @@ export abstract class PagingDomainBase implements DriverPagingDomain {
   map(iova: bigint, pa: bigint, length: bigint, prot: number): void {
     if ((prot & (IOMMU_READ | IOMMU_WRITE)) === 0) throw new SystemError('EINVAL', 'ioctl', 'map without access');
     const perm = ((prot & IOMMU_READ) !== 0 ? PERM_R : 0) | ((prot & IOMMU_WRITE) !== 0 ? PERM_W : 0);
-    try {
-      this.table.map(Number(iova), Number(pa), Number(length), perm);
-    } catch (e) {
-      if (e instanceof OverlapError) {
-        const done = (e as OverlapError & { mapped: number }).mapped;
-        if (done > 0) this.table.unmap(Number(iova), done);
-        throw new SystemError('EEXIST', 'ioctl', e.message);
-      }
-      throw e;
-    }
+    mapRange(this.table, Number(iova), Number(pa), Number(length), perm);
   }
 
   unmap(iova: bigint, length: bigint): bigint {

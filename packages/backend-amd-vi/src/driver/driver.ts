@@ -6,7 +6,7 @@
 //   nested (default false): install the dormant nested.c allocator on the vIOMMU (ADR 0100), so
 //     IOMMU_HWPT_DATA_AMD_GUEST is accepted with exactly its checks. Upstream never installs it.
 import {
-  DMA_WRITE, NO_PASID, PAGE_RESP_INVALID, copyUserData, TRANSLATE_FAULT, TRANSLATE_OK, TRANSLATE_PAGE_REQUEST,
+  DMA_WRITE, NO_PASID, PAGE_RESP_INVALID, bytesToQwords, copyUserData, qwordsToBytes, TRANSLATE_FAULT, TRANSLATE_OK, TRANSLATE_PAGE_REQUEST,
   type DeviceInfo, type DriverDevice, type DriverDomain, type DriverHost, type DriverV1, type DriverViommu, type HwInfo, type PageRequest,
   type Translation, type UserData, type ViommuInitRequest,
 } from '@viommu/core';
@@ -20,7 +20,7 @@ import {
 } from '../formats/commands.js';
 import {
   DTE_FLAG_GIOV, DTE_FLAG_GV, DTE_FLAG_PPR, DTE_FLAG_V, DTE_GCR3_14_12, DTE_GCR3_30_15, DTE_GCR3_51_31, DTE_GLX, DTE_GPT_LEVEL_MASK,
-  DTE_HOST_TRP, DTE_MODE_MASK, DTE_SIZE, bytesToQwords, encodeDteQwords, qwordsToBytes,
+  DTE_HOST_TRP, DTE_MODE_MASK, DTE_SIZE, encodeDteQwords,
 } from '../formats/dte.js';
 import { LOG_ENTRY_SIZE, decodeEvent, decodePpr } from '../formats/logs.js';
 import {

@@ -1,5 +1,6 @@
 // Device Table Entry (256 bits = 4 little-endian u64, indexed by DeviceID; AMD IOMMU spec and
 // drivers/iommu/amd/amd_iommu_types.h). Pure encode/decode: tests compare golden bytes.
+import { bit, bytesToQwords, num, qwordsToBytes } from '@viommu/core';
 
 export const DTE_SIZE = 32;
 
@@ -37,10 +38,8 @@ export interface Dte {
   dw3: bigint;
 }
 
-const B = (v: boolean, bit: number): bigint => (v ? 1n << BigInt(bit) : 0n);
+const B = (v: boolean, n: number): bigint => (v ? 1n << BigInt(n) : 0n);
 const F = (v: number | bigint, shift: number, width: number): bigint => (BigInt(v) & ((1n << BigInt(width)) - 1n)) << BigInt(shift);
-const G = (q: bigint, shift: number, width: number): number => Number((q >> BigInt(shift)) & ((1n << BigInt(width)) - 1n));
-const T = (q: bigint, bit: number): boolean => ((q >> BigInt(bit)) & 1n) === 1n;
 
 export const DTE_ZERO: Readonly<Dte> = Object.freeze({
   v: false, tv: false, had: 0, mode: 0, hostRoot: 0, ppr: false, giov: false, gv: false, glx: 0, gcr3: 0, ir: false, iw: false,
@@ -59,26 +58,14 @@ export function encodeDteQwords(d: Partial<Dte>): [bigint, bigint, bigint, bigin
 
 export function decodeDteQwords(q: readonly bigint[]): Dte {
   const [q0 = 0n, q1 = 0n, q2 = 0n, q3 = 0n] = q;
-  const gcr3 = (G(q0, 58, 3) * 2 ** 12) + (G(q1, 16, 16) * 2 ** 15) + (G(q1, 43, 21) * 2 ** 31);
+  // Fields as [lo, hi] bit ranges of each qword (core's field helpers).
+  const gcr3 = (num(q0, 58, 60) * 2 ** 12) + (num(q1, 16, 31) * 2 ** 15) + (num(q1, 43, 63) * 2 ** 31);
   return {
-    v: T(q0, 0), tv: T(q0, 1), had: G(q0, 7, 2), mode: G(q0, 9, 3), hostRoot: G(q0, 12, 40) * 4096, ppr: T(q0, 52), giov: T(q0, 54),
-    gv: T(q0, 55), glx: G(q0, 56, 2), gcr3, ir: T(q0, 61), iw: T(q0, 62), domainId: G(q1, 0, 16), i: T(q1, 32), sa: T(q1, 34),
-    iv: T(q2, 0), intTabLen: G(q2, 1, 4), intTableRoot: G(q2, 6, 46) * 64, gpm: G(q2, 54, 2), intCtl: G(q2, 60, 2), dw3: q3,
+    v: bit(q0, 0), tv: bit(q0, 1), had: num(q0, 7, 8), mode: num(q0, 9, 11), hostRoot: num(q0, 12, 51) * 4096, ppr: bit(q0, 52),
+    giov: bit(q0, 54), gv: bit(q0, 55), glx: num(q0, 56, 57), gcr3, ir: bit(q0, 61), iw: bit(q0, 62), domainId: num(q1, 0, 15),
+    i: bit(q1, 32), sa: bit(q1, 34), iv: bit(q2, 0), intTabLen: num(q2, 1, 4), intTableRoot: num(q2, 6, 51) * 64, gpm: num(q2, 54, 55),
+    intCtl: num(q2, 60, 61), dw3: q3,
   };
-}
-
-export function qwordsToBytes(q: readonly bigint[]): Uint8Array {
-  const out = new Uint8Array(q.length * 8);
-  const v = new DataView(out.buffer);
-  q.forEach((x, i) => v.setBigUint64(i * 8, BigInt.asUintN(64, x), true));
-  return out;
-}
-
-export function bytesToQwords(b: Uint8Array): bigint[] {
-  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  const out: bigint[] = [];
-  for (let i = 0; i + 8 <= b.length; i += 8) out.push(v.getBigUint64(i, true));
-  return out;
 }
 
 export const encodeDte = (d: Partial<Dte>): Uint8Array => qwordsToBytes(encodeDteQwords(d));

@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
+import { bytesToQwords } from '@viommu/core';
 import * as U from '@viommu/uapi';
-import { bytesToQwords, decodeDteQwords, decodeGcr3Entry } from '../formats/dte.js';
+import { decodeDteQwords, decodeGcr3Entry } from '../formats/dte.js';
 import { AmdGuestStage1, type GuestRam } from './guest-stage1.js';
 
 function ram(base: number, bytes: number): GuestRam & { view: DataView } {

@@ -1,8 +1,9 @@
 // What a guest kernel builds for one device behind an AMD-Vi vIOMMU, in its own RAM: an x86-64 (v2)
 // page table, a one-level GCR3 table pointing at it for the PASIDs it uses, and the guest DTE a VMM
 // hands to HWPT_ALLOC as IOMMU_HWPT_DATA_AMD_GUEST. Shared by the compliance kit and the demo kit.
+import { qwordsToBytes } from '@viommu/core';
 import * as U from '@viommu/uapi';
-import { encodeDteQwords, encodeGcr3Entry, qwordsToBytes } from '../formats/dte.js';
+import { encodeDteQwords, encodeGcr3Entry } from '../formats/dte.js';
 import { PERM_R, PERM_W, PageTable } from '../pgtable/table.js';
 
 /** Guest RAM addressed by guest physical address (the harness's and the suite's GuestMemory fit). */

@@ -2,14 +2,14 @@
 // built with PageTable, commands written as bytes. Every invalidation kind is shown to be needed:
 // the cached translation stays stale until exactly that command runs.
 import { describe, expect, it } from '@jest/globals';
-import { PhysicalMemory } from '@viommu/core';
+import { PhysicalMemory, PhysicalTableMemory, qwordsToBytes } from '@viommu/core';
 import {
   CMD_COMPL_WAIT, CMD_COMPLETE_PPR, CMD_INV_ALL, CMD_INV_DEV_ENTRY, CMD_INV_IOMMU_PAGES, CMD_INV_IOTLB_PAGES, CMD_INV_IRT, type Command,
   buildInvAddress, encodeCommand,
 } from '../formats/commands.js';
-import { encodeDte, encodeGcr3Entry, qwordsToBytes, type Dte } from '../formats/dte.js';
+import { encodeDte, encodeGcr3Entry, type Dte } from '../formats/dte.js';
 import { EVENT_ILLEGAL_COMMAND_ERROR, EVENT_INVALID_DEVICE_REQUEST, EVENT_IO_PAGE_FAULT, decodeEvent, decodePpr } from '../formats/logs.js';
-import { PERM_R, PERM_W, PageTable, PhysicalTableMemory } from '../pgtable/table.js';
+import { PERM_R, PERM_W, PageTable } from '../pgtable/table.js';
 import { AmdViHardware, NO_PASID } from './amd-vi.js';
 import {
   MMIO_CMD_BUF_OFFSET, MMIO_CMD_HEAD_OFFSET, MMIO_CMD_TAIL_OFFSET, MMIO_DEV_TABLE_OFFSET, MMIO_EVT_BUF_OFFSET, MMIO_EVT_TAIL_OFFSET,

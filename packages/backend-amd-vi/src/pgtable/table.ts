@@ -4,14 +4,10 @@
 // hardware walker (hw/walk.ts) also understands large leaves written by others.
 // Entries are handled as two u32 halves so no bigint is needed: bits 63:32 are the high word.
 
-import { FRAME_SIZE, type PhysicalMemory } from '@viommu/core';
+import { FRAME_SIZE, MapOverlapError, type TableMemory } from '@viommu/core';
 
-export interface TableMemory {
-  readU32(addr: number): number;
-  writeU32(addr: number, value: number): void;
-  /** A zeroed, 4 KiB aligned table; returns its address. */
-  allocTable(): number;
-}
+// Host tables live in core's PhysicalTableMemory; re-exported so this package's API keeps its names.
+export { PhysicalTableMemory, type TableMemory } from '@viommu/core';
 
 // v1 (host) PTE bits.
 export const V1_PR = 1 << 0;
@@ -44,7 +40,8 @@ export const lowWord = (addr: number): number => (addr % TWO32) & ADDR_LO_MASK;
 export const highWord = (addr: number): number => Math.floor(addr / TWO32) & ADDR_HI_MASK;
 export const entryAddr = (lo: number, hi: number): number => (hi & ADDR_HI_MASK) * TWO32 + ((lo & ADDR_LO_MASK) >>> 0);
 
-export class OverlapError extends Error {}
+/** A present entry (or a large leaf) in the way of a map; `mapped` says how much the call had done. */
+export class OverlapError extends MapOverlapError {}
 
 export class PageTable {
   readonly root: number;
@@ -97,7 +94,7 @@ export class PageTable {
     for (let off = 0; off < length; off += FRAME_SIZE) {
       const slot = this.leafSlot(iova + off, true);
       if ((this.mem.readU32(slot) & 1) !== 0) {
-        const e = new OverlapError(`0x${(iova + off).toString(16)} is mapped`) as OverlapError & { mapped: number };
+        const e = new OverlapError(`0x${(iova + off).toString(16)} is mapped`);
         e.mapped = off;
         throw e;
       }
@@ -140,30 +137,4 @@ export class PageTable {
 /** Index of `addr` in a table of 0-based level `level` (9 bits per level above the 4 KiB offset). */
 export function indexAt(addr: number, level: number): number {
   return Math.floor(addr / 2 ** (12 + 9 * level)) % 512;
-}
-
-/** Table memory over the host's PhysicalMemory, freed with its domain. */
-export class PhysicalTableMemory implements TableMemory {
-  private readonly frames: number[] = [];
-
-  constructor(private readonly mem: PhysicalMemory) {}
-
-  readU32(addr: number): number {
-    return this.mem.readU32(addr);
-  }
-
-  writeU32(addr: number, value: number): void {
-    this.mem.writeU32(addr, value); // allocation-free in core: straight into the run's bytes
-  }
-
-  allocTable(): number {
-    const run = this.mem.allocRun(1);
-    this.frames.push(run.firstFrame);
-    return run.firstFrame * FRAME_SIZE;
-  }
-
-  freeAll(): void {
-    for (const f of this.frames) this.mem.freeRun(f);
-    this.frames.length = 0;
-  }
 }

@@ -4,7 +4,8 @@
 import { RIG_RAM_GPA, call, createVmmRig, type VmmRig } from '@viommu/backend-compliance/testing';
 import * as U from '@viommu/uapi';
 import { type AmdViDriver, type AmdViOptions, amdVi } from '../driver/driver.js';
-import { encodeDteQwords, encodeGcr3Entry, qwordsToBytes, type Dte } from '../formats/dte.js';
+import { qwordsToBytes } from '@viommu/core';
+import { encodeDteQwords, encodeGcr3Entry, type Dte } from '../formats/dte.js';
 import { PageTable } from '../pgtable/table.js';
 
 export { call, errno } from '@viommu/backend-compliance/testing';

@@ -2,11 +2,10 @@
 // stage-2 nest parent, and the nested domain built from a guest STE. Unmapping a paging domain
 // invalidates the TLB through the SMMU's command queue, as the kernel does.
 import type { DriverNestedDomain, DriverPagingDomain, DomainGeometry, PhysicalMemory } from '@viommu/core';
-import { IOMMU_READ, IOMMU_WRITE } from '@viommu/core';
+import { IOMMU_READ, IOMMU_WRITE, PhysicalTableMemory } from '@viommu/core';
 import { SystemError } from '@viommu/uapi';
 import { OverlapError, TableBuilder, s1LeafAttrs } from '../pgtable/builder.js';
 import { GRANULE_4K, blockAllowed, levelShift, s1StartLevel } from '../pgtable/granule.js';
-import { PhysicalTableMemory } from '../pgtable/memory.js';
 import { Stage2Domain } from '../pgtable/s2-domain.js';
 import type { Vsmmu } from './vsmmu.js';
 

@@ -1,6 +1,7 @@
 // Builds VMSAv8-64 translation tables in memory: the host's stage-2 tables for nest-parent domains,
 // and (in tests and the harness) a guest's stage-1 tables in guest RAM. The memory is abstract so a
 // guest table can live at IPAs that resolve through stage 2.
+import { MapOverlapError } from '@viommu/core';
 import { blockAllowed, levelShift } from './granule.js';
 
 export interface TableMemory {
@@ -15,9 +16,8 @@ export interface LeafAttrs {
   hi: number;
 }
 
-export class OverlapError extends Error {
-  /** Bytes from the start of the map() call that were mapped before the overlap. */
-  mapped = 0;
+/** Something already mapped at `ia`; `mapped` (core's MapOverlapError) says how much of the map() call was done. */
+export class OverlapError extends MapOverlapError {
   constructor(ia: number) {
     super(`translation table already maps 0x${ia.toString(16)}`);
   }

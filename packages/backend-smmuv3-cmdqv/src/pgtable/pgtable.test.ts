@@ -1,8 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
-import { PhysicalMemory } from '@viommu/core';
+import { PhysicalMemory, PhysicalTableMemory } from '@viommu/core';
 import { TableBuilder, s1LeafAttrs, s2LeafAttrs } from './builder.js';
 import { GRANULE_16K, GRANULE_4K, GRANULE_64K, levelShift, s1StartLevel, s2StartLevel } from './granule.js';
-import { PhysicalTableMemory } from './memory.js';
 import { Stage2Domain } from './s2-domain.js';
 import { PERM_PR, PERM_PW, PERM_PX, PERM_UR, PERM_UW, PERM_UX, Walker } from './walk.js';
 

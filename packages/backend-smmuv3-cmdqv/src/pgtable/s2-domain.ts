@@ -1,11 +1,10 @@
 // The host's stage-2 paging domain for nesting (a NEST_PARENT HWPT): VMSAv8-64 stage-2 tables built
 // in physical memory, implementing core's PagingDomain. The SMMU walks these very bytes, and the
 // STE it is installed in takes its VTCR fields from here.
-import { type DomainGeometry, IOMMU_READ, IOMMU_WRITE, type PagingDomain, type PhysicalMemory } from '@viommu/core';
+import { type DomainGeometry, IOMMU_READ, IOMMU_WRITE, type PagingDomain, type PhysicalMemory, PhysicalTableMemory, mapRange } from '@viommu/core';
 import { SystemError } from '@viommu/uapi';
-import { OverlapError, TableBuilder, s2LeafAttrs } from './builder.js';
+import { TableBuilder, s2LeafAttrs } from './builder.js';
 import { GRANULE_4K, blockAllowed, levelShift, psFromAddressBits, s1StartLevel, s2Sl0, tg0FromGranuleShift } from './granule.js';
-import { PhysicalTableMemory } from './memory.js';
 
 export interface Stage2DomainOptions {
   granuleShift?: number;
@@ -60,14 +59,10 @@ export class Stage2Domain implements PagingDomain {
     const ia = Number(iova);
     const attrs = s2LeafAttrs({ read: (prot & IOMMU_READ) !== 0, write: (prot & IOMMU_WRITE) !== 0 });
     try {
-      this.tables.map(ia, Number(pa), Number(length), attrs);
+      mapRange(this.tables, ia, Number(pa), Number(length), attrs); // all or nothing; EEXIST on an overlap
     } catch (e) {
-      if (e instanceof OverlapError) {
-        // All or nothing: take back what this call mapped before the overlap.
-        if (e.mapped > 0) this.tables.unmap(ia, e.mapped);
-        throw new SystemError('EEXIST', 'ioctl', e.message);
-      }
-      throw new SystemError('EINVAL', 'ioctl', (e as Error).message);
+      if (e instanceof SystemError) throw e;
+      throw new SystemError('EINVAL', 'ioctl', (e as Error).message); // the builder's range checks
     }
   }
 

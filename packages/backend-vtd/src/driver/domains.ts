@@ -2,11 +2,13 @@
 // second-stage paging (NEST_PARENT, or when there is no first stage), and the nested domain built
 // from iommu_hwpt_vtd_s1. Each holds a host domain ID (DID) and knows where it is attached, so
 // unmaps and user invalidations can name the DID/PASID pairs to flush, as the kernel's cache tags do.
-import { IOMMU_READ, IOMMU_WRITE, type DirtyTracking, type DomainGeometry, type DriverNestedDomain, type DriverPagingDomain, type PhysicalMemory, type UserDataArray } from '@viommu/core';
+import {
+  IOMMU_READ, IOMMU_WRITE, PhysicalTableMemory, mapRange, type DirtyTracking, type DomainGeometry, type DriverNestedDomain, type DriverPagingDomain, type PhysicalMemory,
+  type UserDataArray,
+} from '@viommu/core';
 import { SystemError } from '@viommu/uapi';
-import { PhysicalTableMemory } from '../pgtable/memory.js';
 import { FS_A, FS_P, FS_RW, FS_US, SS_D, SS_R, SS_SNP, SS_W } from '../pgtable/pte.js';
-import { FS_FORMAT, OverlapError, PageTable, SS_FORMAT } from '../pgtable/table.js';
+import { FS_FORMAT, PageTable, SS_FORMAT } from '../pgtable/table.js';
 import type { VtdDevice } from './device.js';
 
 /** One place a domain is attached: a device and the VT-d PASID (0 = RID_PASID for requests without PASID). */
@@ -51,17 +53,7 @@ abstract class PagingBase {
 
   map(iova: bigint, pa: bigint, length: bigint, prot: number): void {
     if ((prot & (IOMMU_READ | IOMMU_WRITE)) === 0) throw new SystemError('EINVAL', 'ioctl', 'map without access');
-    const bits = this.leafBits(prot);
-    try {
-      this.table.map(Number(iova), Number(pa), Number(length), bits);
-    } catch (e) {
-      if (e instanceof OverlapError) {
-        const done = (e as OverlapError & { mapped: number }).mapped;
-        if (done > 0) this.table.unmap(Number(iova), done);
-        throw new SystemError('EEXIST', 'ioctl', e.message);
-      }
-      throw e;
-    }
+    mapRange(this.table, Number(iova), Number(pa), Number(length), this.leafBits(prot));
   }
 
   unmap(iova: bigint, length: bigint): bigint {

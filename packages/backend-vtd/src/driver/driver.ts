@@ -4,7 +4,7 @@
 // applies at the iommufd boundary the checks and errnos of Linux 7.2.13 (iommu.c, nested.c,
 // pasid.c, cache.c, prq.c).
 import {
-  copyUserArrayEntry, copyUserData, DMA_WRITE, NO_PASID, PAGE_RESP_INVALID, TRANSLATE_FAULT, TRANSLATE_OK, TRANSLATE_PAGE_REQUEST,
+  copyUserArrayEntry, copyUserData, DMA_WRITE, NO_PASID, PAGE_RESP_INVALID, qwordsToBytes, TRANSLATE_FAULT, TRANSLATE_OK, TRANSLATE_PAGE_REQUEST,
   type DeviceInfo, type DriverDevice, type DriverDomain, type DriverHost, type DriverV1, type HwInfo, type PageRequest,
   type Translation, type UserData, type UserDataArray,
 } from '@viommu/core';
@@ -21,7 +21,6 @@ import {
 } from '../formats/descriptors.js';
 import { AW_48, AW_57, encodeContextEntry, encodePasidDirEntry, encodePasidEntryQwords, PGTT_FIRST_STAGE, PGTT_NESTED, PGTT_SECOND_STAGE } from '../formats/entries.js';
 import { faultReasonName } from '../formats/fault.js';
-import { qwordsToBytes } from '../formats/bits.js';
 import {
   DMAR_FSTS_REG, DMAR_IQA_REG, DMAR_IQT_REG, DMAR_PQA_REG, DMAR_PQH_REG, DMAR_PQT_REG, DMAR_PRS_REG, DMAR_RTADDR_REG, FSTS_IQE,
   IQA_DW, PRS_PRO, RTADDR_SMT, type VtdFeatures,

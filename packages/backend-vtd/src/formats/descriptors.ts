@@ -1,6 +1,6 @@
 // Invalidation queue descriptors (256-bit, scalable mode) and page request / page group response
 // descriptors (VT-d spec 6.5.2, 7.5). Pure encode/decode over four qwords.
-import { addrOf, bit, bytesToQwords, field, num, put, putAddr, qwordsToBytes } from './bits.js';
+import { addrOf, bit, bytesToQwords, field, num, put, putAddr, qwordsToBytes } from '@viommu/core';
 
 export const QI_DESC_SIZE = 32;
 export const PRQ_DESC_SIZE = 32;

@@ -2,7 +2,7 @@
 // root entries (128 bits), scalable-mode context entries (256), PASID directory entries (64) and
 // PASID table entries (512). Pure encode/decode; `reservedBits*` say which bits must be zero, the
 // hardware model faults with the matching reason when a guest or a bug sets one.
-import { addrOf, bit, bytesToQwords, num, put, putAddr, qwordsToBytes } from './bits.js';
+import { addrOf, bit, bytesToQwords, num, put, putAddr, qwordsToBytes } from '@viommu/core';
 
 export const ROOT_ENTRY_SIZE = 16;
 export const CONTEXT_ENTRY_SIZE = 32; // scalable mode

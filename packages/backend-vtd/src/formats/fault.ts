@@ -1,7 +1,7 @@
 // DMA-remapping fault reasons (scalable mode) and the fault recording register (VT-d spec 7.2,
 // 10.4.14; the reason codes are the ones Linux's dmar.c names). The model records these; like the
 // kernel, the driver only logs them: nothing reaches iommufd users.
-import { bit, num, put, putAddr } from './bits.js';
+import { bit, num, put, putAddr } from '@viommu/core';
 
 export const FR_SM_ROOT_NOT_PRESENT = 0x39;
 export const FR_SM_ROOT_RSVD = 0x3a;

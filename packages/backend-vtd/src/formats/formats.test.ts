@@ -1,9 +1,9 @@
 // Golden bytes for every hardware format, written out by hand from the VT-d spec bit positions
 // (and Linux's iommu.h/pasid.h macros), so an encoder that moves a field fails here.
 import { describe, expect, it } from '@jest/globals';
+import { bytesToQwords } from '@viommu/core';
 import { psiAlignedRange } from '../driver/driver.js';
 import { FS_FORMAT, PageTable, SS_FORMAT, type TableMemory } from '../pgtable/table.js';
-import { bytesToQwords } from './bits.js';
 import {
   decodePageRequest, decodeQiDescriptor, decodeQiWords, qiWords, devTlbRange, encodePageRequest, encodeQiDescriptor, QI_CC_TYPE, QI_DEIOTLB_TYPE, QI_DIOTLB_TYPE,
   QI_EIOTLB_TYPE, QI_IOTLB_TYPE, QI_IWD_TYPE, QI_PC_TYPE, QI_PGRP_RESP_TYPE, type QiDescriptor,

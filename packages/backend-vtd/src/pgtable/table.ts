@@ -2,16 +2,13 @@
 // guest's RAM (addressed by GPA) for the guest first stage the tests and benchmarks build. 4 KiB
 // leaves only (the domains report a 4 KiB page size); the walkers also handle large pages a guest
 // may build by hand.
+import { MapOverlapError, type TableMemory } from '@viommu/core';
 import { addrHi, addrLo, entryAddr, levelIndex, levelShift } from './pte.js';
 
-export interface TableMemory {
-  readU32(addr: number): number;
-  writeU32(addr: number, value: number): void;
-  /** A zeroed, 4 KiB-aligned 4 KiB table; returns its address. */
-  allocTable(): number;
-}
+export type { TableMemory } from '@viommu/core';
 
-export class OverlapError extends Error {}
+/** A present leaf in the way of a map; `mapped` says how much the call had done. */
+export class OverlapError extends MapOverlapError {}
 
 export interface TableFormat {
   /** Low-half bits of a non-leaf entry (present + the widest rights). */
@@ -63,7 +60,7 @@ export class PageTable {
       const e = t + levelIndex(va, 1) * 8;
       if (this.format.present(this.mem.readU32(e))) {
         const err = new OverlapError(`IOVA 0x${va.toString(16)} is already mapped`);
-        (err as OverlapError & { mapped: number }).mapped = done;
+        err.mapped = done;
         throw err;
       }
       const out = pa + done;

@@ -178,11 +178,21 @@ function reservedRegions(idev: IommufdDevice) {
 /** iommufd_hw_pagetable_attach: attaches `hwpt` at `pasid` of a device not attached there. */
 export function hwptAttach(hwpt: AttachableHwpt, idev: IommufdDevice, pasid: number): void {
   if (idev.attached.has(pasid)) throw new SystemError('EBUSY', 'ioctl', `PASID ${pasid} already attached`);
+  const paging = hwpt instanceof HwptPaging ? hwpt : undefined;
+  driverAttach(hwpt, idev, pasid, pasid === NO_PASID ? paging : undefined);
+  idev.attached.set(pasid, ref(hwpt));
+  idev.setIopfHandle(pasid, hwpt);
+}
+
+/**
+ * What attach and replace share: reserve the device's regions in `reserveIn` (a paging HWPT's IOAS
+ * the RID moves into), check the PASID, then the driver's attach; the reservation is taken back if
+ * any of that fails. A HWPT without a domain is EINVAL before anything is reserved.
+ */
+function driverAttach(hwpt: AttachableHwpt, idev: IommufdDevice, pasid: number, reserveIn: HwptPaging | undefined): void {
   const domain = hwpt.domain;
   if (!domain) throw new SystemError('EINVAL', 'ioctl', 'HWPT has no domain');
-  const paging = hwpt instanceof HwptPaging ? hwpt : undefined;
-  const resv = paging !== undefined && pasid === NO_PASID;
-  if (resv) paging.ioas.iopt.reserveAll(reservedRegions(idev), idev);
+  if (reserveIn) reserveIn.ioas.iopt.reserveAll(reservedRegions(idev), idev);
   try {
     pasidCompat(hwpt, idev, pasid);
     checkPasidRange(idev, pasid);
@@ -190,11 +200,9 @@ export function hwptAttach(hwpt: AttachableHwpt, idev: IommufdDevice, pasid: num
     idev.ctx.host.failNth.point('driver:attach');
     idev.sim.driver.attach(idev.ddev, pasid, domain);
   } catch (e) {
-    if (resv) paging.ioas.iopt.unreserve(idev);
+    if (reserveIn) reserveIn.ioas.iopt.unreserve(idev);
     throw e;
   }
-  idev.attached.set(pasid, ref(hwpt));
-  idev.setIopfHandle(pasid, hwpt);
 }
 
 /** The IOMMU core refuses a PASID beyond what the device supports (when it supports any). */
@@ -225,23 +233,10 @@ function hwptReplace(hwpt: AttachableHwpt, idev: IommufdDevice, pasid: number): 
   const old = idev.attached.get(pasid);
   if (!old) throw new SystemError('EINVAL', 'ioctl', `PASID ${pasid} is not attached`);
   if (old === hwpt) return undefined;
-  const domain = hwpt.domain;
-  if (!domain) throw new SystemError('EINVAL', 'ioctl', 'HWPT has no domain');
   const paging = hwpt instanceof HwptPaging ? hwpt : undefined;
   const oldPaging = old instanceof HwptPaging ? old : undefined;
   const sameIoas = paging !== undefined && oldPaging !== undefined && paging.ioas === oldPaging.ioas;
-  const resv = paging !== undefined && pasid === NO_PASID && !sameIoas;
-  if (resv) paging.ioas.iopt.reserveAll(reservedRegions(idev), idev);
-  try {
-    pasidCompat(hwpt, idev, pasid);
-    checkPasidRange(idev, pasid);
-    idev.ctx.host.failNth.point('attach-handle');
-    idev.ctx.host.failNth.point('driver:attach');
-    idev.sim.driver.attach(idev.ddev, pasid, domain);
-  } catch (e) {
-    if (resv) paging.ioas.iopt.unreserve(idev);
-    throw e;
-  }
+  driverAttach(hwpt, idev, pasid, pasid === NO_PASID && !sameIoas ? paging : undefined);
   idev.autoRespond(pasid);
   if (oldPaging && pasid === NO_PASID && !sameIoas) oldPaging.ioas.iopt.unreserve(idev);
   idev.attached.set(pasid, ref(hwpt));

@@ -1,10 +1,16 @@
-// Bit-field helpers over 64-bit words held as bigint (format encode/decode is not a hot path), and
-// little-endian packing of qword arrays into the bytes the hardware reads.
+// Bit fields of little-endian 64-bit hardware words held as bigint, and the packing of such words
+// into the bytes the hardware reads. For format encoders and decoders (DTEs, context and PASID
+// entries, queue descriptors), which are not hot paths; table walkers read u32 halves instead.
+// Field positions are inclusive [lo, hi], as the vendors' specifications write them.
 
+const mask = (lo: number, hi: number): bigint => (1n << BigInt(hi - lo + 1)) - 1n;
+
+/** Bits [lo, hi] of `word`, shifted down to bit 0. */
 export function field(word: bigint, lo: number, hi: number): bigint {
-  return (word >> BigInt(lo)) & ((1n << BigInt(hi - lo + 1)) - 1n);
+  return (word >> BigInt(lo)) & mask(lo, hi);
 }
 
+/** Bits [lo, hi] of `word` as a number (for fields of at most 53 bits). */
 export function num(word: bigint, lo: number, hi: number): number {
   return Number(field(word, lo, hi));
 }
@@ -20,26 +26,27 @@ export function put(value: bigint | number | boolean, lo: number, hi: number): b
   return v << BigInt(lo);
 }
 
-/** An address field [lo, 63]-style: the value's own bits lo..hi kept in place (low bits must be clear). */
+/** An address field: the address's own bits [lo, hi] kept in place; any other bit set throws. */
 export function putAddr(addr: bigint | number, lo: number, hi: number): bigint {
   const a = BigInt(addr);
-  const mask = ((1n << BigInt(hi + 1)) - 1n) & ~((1n << BigInt(lo)) - 1n);
-  if ((a & ~mask) !== 0n) throw new RangeError(`address 0x${a.toString(16)} has bits outside ${hi}:${lo}`);
+  if ((a & ~(mask(lo, hi) << BigInt(lo))) !== 0n) throw new RangeError(`address 0x${a.toString(16)} has bits outside ${hi}:${lo}`);
   return a;
 }
 
+/** The address held in bits [lo, hi] of `word`, left in place. */
 export function addrOf(word: bigint, lo: number, hi: number): bigint {
-  const mask = ((1n << BigInt(hi + 1)) - 1n) & ~((1n << BigInt(lo)) - 1n);
-  return word & mask;
+  return word & (mask(lo, hi) << BigInt(lo));
 }
 
+/** Little-endian bytes of 64-bit words (each taken modulo 2^64). */
 export function qwordsToBytes(q: readonly bigint[]): Uint8Array {
   const out = new Uint8Array(q.length * 8);
   const v = new DataView(out.buffer);
-  q.forEach((w, i) => v.setBigUint64(i * 8, BigInt.asUintN(64, w), true));
+  for (let i = 0; i < q.length; i++) v.setBigUint64(i * 8, BigInt.asUintN(64, q[i]!), true);
   return out;
 }
 
+/** The whole 64-bit little-endian words of `b` (a trailing partial word is ignored). */
 export function bytesToQwords(b: Uint8Array): bigint[] {
   const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
   const out: bigint[] = [];
