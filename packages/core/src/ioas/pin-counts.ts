@@ -27,8 +27,11 @@ export function adjustPins(physical: PhysicalMemory, frame: number, n: number, d
     // Two plain loops rather than one testing delta per frame: this runs over every pinned page.
     if (delta > 0) for (let i = from; i < to; i++) counts[i]!++;
     else {
-      for (let i = from; i < to; i++) if (counts[i] === 0) throw new Error(`pin count of frame ${run.firstFrame + i} would go negative`);
-      for (let i = from; i < to; i++) counts[i]!--;
+      for (let i = from; i < to; i++) {
+        const c = counts[i]!;
+        if (c === 0) throw new Error(`pin count of frame ${run.firstFrame + i} would go negative`);
+        counts[i] = c - 1;
+      }
     }
     f = stop;
   }
