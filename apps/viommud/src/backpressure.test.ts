@@ -29,10 +29,11 @@ beforeAll(async () => {
   strict = await startDaemon(['--stall-ms', '300']);
 }, 600_000);
 
+// Each stop waits up to the daemon's shutdown deadline for clients still connected.
 afterAll(async () => {
   await patient?.stop();
   await strict?.stop();
-});
+}, 120_000);
 
 const RECORD = iommufd_vevent_header.size + iommu_viommu_event_selftest.size;
 /** An EVENT frame carrying one record: header, u32 lost, bytes (u32 length + data). */

@@ -44,11 +44,12 @@ beforeAll(async () => {
   // The build runs first and takes as long as the machine needs (not a limit on the daemon).
 }, 600_000);
 
+// Each stop waits up to the daemon's shutdown deadline for clients still connected.
 afterAll(async () => {
   await daemon?.stop();
   await perClient?.stop();
   await shared?.stop();
-});
+}, 120_000);
 
 function errnoOf(f: () => unknown): string | undefined {
   try {

@@ -33,10 +33,11 @@ beforeAll(async () => {
   plain = await startDaemon(['--no-fd-passing']);
 }, 600_000);
 
+// Each stop waits up to the daemon's shutdown deadline for clients still connected.
 afterAll(async () => {
   await daemon?.stop();
   await plain?.stop();
-});
+}, 120_000);
 
 /** An IOAS and a selftest access on it: the access reads and writes IOVAs as a device would. */
 function rig(p: DaemonProcess) {
