@@ -10,7 +10,7 @@
 // address space and the VFCTRL register layout, the translate DeviceID (GPAs go through the parent
 // table directly), Control-register pass-through.
 import { SystemError } from '@viommu/uapi';
-import type { DriverDevice, DriverHwQueue, DriverVdevice, HwQueueInitRequest, UserData, ViommuCore } from '@viommu/core';
+import { qwordsToBytes, type DriverDevice, type DriverHwQueue, type DriverVdevice, type HwQueueInitRequest, type UserData, type ViommuCore } from '@viommu/core';
 import {
   CMD_COMPL_WAIT, CMD_COMPLETE_PPR, CMD_INV_ALL, CMD_INV_DEV_ENTRY, CMD_INV_IOMMU_PAGES, CMD_INV_IOTLB_PAGES, CMD_INV_IRT, CMD_SIZE, type Command,
   INV_ALL_PAGES_ADDRESS, decodeCommand,
@@ -61,9 +61,7 @@ export class HwViommu extends AmdViommu {
     }
     this.vfPage = amd.host.physical.allocRun(1).firstFrame * 4096;
     this.mmapOffset = core.registerMmap(this.vfPage, 4096);
-    const out = new Uint8Array(8);
-    new DataView(out.buffer).setBigUint64(0, this.mmapOffset, true);
-    data.memory.write(data.uptr + BigInt(OUT_OFFSET), out);
+    data.memory.write(data.uptr + BigInt(OUT_OFFSET), qwordsToBytes([this.mmapOffset]));
   }
 
   override destroy(): void {
@@ -138,9 +136,7 @@ export class HwViommu extends AmdViommu {
         if (x.s) {
           const pa = this.parent.iovaToPhys(x.storeAddr);
           if (pa === undefined || (x.storeAddr & 7n) !== 0n) return false;
-          const b = new Uint8Array(8);
-          new DataView(b.buffer).setBigUint64(0, x.storeData, true);
-          this.amd.host.physical.write(Number(pa), b);
+          this.amd.host.physical.write(Number(pa), qwordsToBytes([x.storeData]));
         }
         if (x.i) this.setStatus(STATUS_COMWAIT_INT);
         return true;

@@ -1,4 +1,5 @@
 // Event log and PPR log entries (16 bytes each; amd_iommu_types.h EVENT_* and PPR_*).
+import { bit, put, qwordsToBytes } from '@viommu/core';
 
 export const LOG_ENTRY_SIZE = 16;
 
@@ -81,24 +82,19 @@ export interface PprEntry {
 }
 
 export function encodePpr(p: PprEntry): Uint8Array {
-  const bit = (v: boolean, n: number): bigint => (v ? 1n << BigInt(n) : 0n);
+  const flag = (v: boolean, n: number): bigint => put(v, n, n);
   const q0 = BigInt(p.devId & 0xffff) | (BigInt(p.pasid & 0xffff) << 16n) | (BigInt(p.tag & 0x3ff) << 32n) | (BigInt((p.pasid >>> 16) & 0xf) << 42n) |
-    bit(p.exec, PPR_FLAG_EXEC) | bit(p.read, PPR_FLAG_READ) | bit(p.write, PPR_FLAG_WRITE) | bit(p.user, PPR_FLAG_US) |
-    bit(p.rsvd, PPR_FLAG_RSVD) | bit(p.gn, PPR_FLAG_GN) | (BigInt(p.type & 0xf) << 60n);
-  const out = new Uint8Array(16);
-  const v = new DataView(out.buffer);
-  v.setBigUint64(0, q0, true);
-  v.setBigUint64(8, BigInt.asUintN(64, p.address), true);
-  return out;
+    flag(p.exec, PPR_FLAG_EXEC) | flag(p.read, PPR_FLAG_READ) | flag(p.write, PPR_FLAG_WRITE) | flag(p.user, PPR_FLAG_US) |
+    flag(p.rsvd, PPR_FLAG_RSVD) | flag(p.gn, PPR_FLAG_GN) | (BigInt(p.type & 0xf) << 60n);
+  return qwordsToBytes([q0, p.address]);
 }
 
 export function decodePpr(b: Uint8Array): PprEntry {
   const v = new DataView(b.buffer, b.byteOffset, 16);
   const q0 = v.getBigUint64(0, true);
-  const t = (n: number): boolean => ((q0 >> BigInt(n)) & 1n) === 1n;
   return {
     devId: Number(q0 & 0xffffn), pasid: Number((q0 >> 16n) & 0xffffn) | (Number((q0 >> 42n) & 0xfn) << 16), tag: Number((q0 >> 32n) & 0x3ffn),
-    exec: t(PPR_FLAG_EXEC), read: t(PPR_FLAG_READ), write: t(PPR_FLAG_WRITE), user: t(PPR_FLAG_US), rsvd: t(PPR_FLAG_RSVD), gn: t(PPR_FLAG_GN),
+    exec: bit(q0, PPR_FLAG_EXEC), read: bit(q0, PPR_FLAG_READ), write: bit(q0, PPR_FLAG_WRITE), user: bit(q0, PPR_FLAG_US), rsvd: bit(q0, PPR_FLAG_RSVD), gn: bit(q0, PPR_FLAG_GN),
     type: Number(q0 >> 60n), address: v.getBigUint64(8, true),
   };
 }
