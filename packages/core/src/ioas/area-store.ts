@@ -78,7 +78,7 @@ export class AreaStore {
   private basePage = NO_F64;
   /** Inline rows while filled: the frame of index 0 (the run is contiguous). */
   private frame = NO_F64;
-  /** Row handles sorted by IOVA; `count` of them are used. */
+  /** Row handles sorted by IOVA; the first `used` are areas. */
   private order = NO_I32;
   private used = 0;
   /** Rows ever handed out (handles below this are live or on the free list). */
@@ -87,7 +87,9 @@ export class AreaStore {
   private readonly sharedRows = new Map<number, SharedArea>();
   private readonly bigs = new Map<number, { iova: bigint; last: bigint }>();
   private readonly sources: (Source | undefined)[] = [];
+  /** Source ids by backing, to intern (backing, owner) pairs. */
   private readonly sourceIds = new Map<object, number[]>();
+  /** Sources with no row left, kept for reuse (see release). */
   private idleSources = 0;
 
   // --- order -----------------------------------------------------------------------------------
