@@ -7,7 +7,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import type { VendorKit, WorkloadShape } from '../workload/kit.js';
-import { DEFAULT_ROUNDS, DEFAULT_SHAPE, runConfiguration, runVendor, type ProgressEvent, type VendorResult } from '../workload/run.js';
+import { DEFAULT_SHAPE, defaultRounds, runConfiguration, runVendor, type ProgressEvent, type VendorResult } from '../workload/run.js';
 
 /** What the demo summary shows of one vendor: counts (deterministic for a configuration) and rates. */
 export interface Figures {
@@ -132,7 +132,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   }
   // The demo configuration as a point, through the function `viommu demo` calls, with its parameters.
   const shape = o.against?.doc.shape ?? DEFAULT_SHAPE;
-  const rounds = o.against?.doc.rounds ?? DEFAULT_ROUNDS;
+  const rounds = o.against?.doc.rounds ?? defaultRounds(shape);
   const kits = o.against ? o.kits.filter((k) => o.against!.doc.vendors.some((v) => v.vendor === k.id)) : o.kits;
   const demoFigures = o.against?.doc.vendors ?? (await runConfiguration({ kits, shape, rounds }, o.progress));
   const measured = await runConfiguration({ kits, shape, rounds }, o.progress);

@@ -3,7 +3,7 @@
 
 import { vendorKits } from '../workload/kits/index.js';
 import type { VendorKit, WorkloadShape } from '../workload/kit.js';
-import { DEFAULT_ROUNDS, DEFAULT_SHAPE, runConfiguration, type ProgressEvent, type VendorResult, type WorkloadConfig } from '../workload/run.js';
+import { DEFAULT_SHAPE, defaultRounds, runConfiguration, type ProgressEvent, type VendorResult, type WorkloadConfig } from '../workload/run.js';
 import { UsageError, optionHelp, parseArgs, type OptionSpec } from './args.js';
 import { EXIT_CHECK_FAILED, EXIT_OK, type Io } from './io.js';
 import { table, type Term } from './term.js';
@@ -14,7 +14,7 @@ export const workloadOptions: Record<string, OptionSpec> = {
   viommus: { type: 'number', help: `vIOMMUs per vendor (default ${DEFAULT_SHAPE.viommus})` },
   pages: { type: 'number', help: `4 KiB pages each device's guest stage-1 maps (default ${DEFAULT_SHAPE.pagesPerDevice})` },
   memory: { type: 'number', help: 'guest RAM mapped in the IOAS, e.g. 512M, 4G (default: what the tables and data need)' },
-  rounds: { type: 'number', help: `passes over every page in the timed throughput phase (default ${DEFAULT_ROUNDS})` },
+  rounds: { type: 'number', help: `passes over every page in the timed throughput phase (default: about 16k page reads, 2 to 256; ${defaultRounds(DEFAULT_SHAPE)} for the default shape)` },
 };
 
 const options: Record<string, OptionSpec> = {
@@ -57,7 +57,7 @@ export function workloadArgs(values: Record<string, unknown>): WorkloadConfig & 
     guestRamBytes: num('memory', 0, 0),
   };
   const viommus = Math.min(num('viommus', DEFAULT_SHAPE.viommus, 1), shape.devices);
-  return { kits, shape: { ...shape, viommus }, rounds: num('rounds', DEFAULT_ROUNDS, 1) };
+  return { kits, shape: { ...shape, viommus }, rounds: num('rounds', defaultRounds(shape), 1) };
 }
 
 /** Progress: a live line on a TTY, otherwise one plain line per phase. */
