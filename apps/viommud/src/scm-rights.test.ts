@@ -138,6 +138,41 @@ describeScm('fd passing', () => {
     }
   });
 
+  it('an fd channel opened with a wrong token is dropped: another process cannot slip its fd into a session', async () => {
+    const path = daemon.logs.find((l) => l['msg'] === 'fd passing (SCM_RIGHTS) offered')!['fdSocket'] as string;
+    // Session ids are sequential: the attacker can guess the next one and queue its channel first.
+    const probe = await connectDaemonProcess(daemon.socketPath);
+    const guessed = probe.session.sessionId + 1;
+    probe.disconnect();
+    const evil = sealedMemfd(addon!, 'evil', PAGE);
+    const mine = sealedMemfd(addon!, 'mine', PAGE);
+    const sock = addon!.unixConnect(path);
+    let p: DaemonProcess | undefined;
+    try {
+      evil.bytes.fill(0x66);
+      mine.bytes.fill(0x77);
+      // Claims the next session with a guessed token and offers an fd under the tag that session will use first.
+      const hello = new Uint8Array(24);
+      new DataView(hello.buffer).setUint32(0, 0x43444656, true);
+      new DataView(hello.buffer).setUint32(4, guessed, true);
+      expect(addon!.sendFds(sock, hello, [])).toBe(24);
+      expect(addon!.sendFds(sock, Uint8Array.of(1, 0, 0, 0), [evil.fd])).toBe(4);
+      p = await connectDaemonProcess(daemon.socketPath, { fdBridge: addon });
+      expect(p.session.sessionId).toBe(guessed);
+      const { self, tmp, dma } = rig(p);
+      const iova = self.testIoctlIoasMapFile(p.passFd(mine.fd), 0, PAGE);
+      dma(iova, 4);
+      expect([...tmp.bytes.subarray(0, 4)]).toEqual([0x77, 0x77, 0x77, 0x77]);
+    } finally {
+      p?.disconnect();
+      addon!.close(sock);
+      for (const m of [evil, mine]) {
+        addon!.munmap(m.addr, -1);
+        addon!.close(m.fd);
+      }
+    }
+  });
+
   it('refuses a memfd not sealed against shrinking (EPERM) and keeps serving', async () => {
     const p = await connectDaemonProcess(daemon.socketPath, { fdBridge: addon });
     const fd = addon!.memfdCreate('unsealed', 0);
