@@ -14,6 +14,20 @@ describe('AddressSpace', () => {
     expect(phys.read(frame * FRAME_SIZE + 7, new Uint8Array(1))[0]).toBe(0x5a);
   });
 
+  it('places a mapping of 2 MiB or more on a 2 MiB boundary, virtually and physically, whatever came before', () => {
+    const HUGE = 2 * 1024 * 1024;
+    const phys = new PhysicalMemory();
+    const other = new AddressSpace(phys);
+    other.alloc(3 * FRAME_SIZE); // another process leaves the host's next frame unaligned
+    const mm = new AddressSpace(phys);
+    mm.alloc(5 * FRAME_SIZE);
+    const { addr } = mm.alloc(4 * 1024 * 1024);
+    expect(Number(addr) % HUGE).toBe(0);
+    expect((mm.frameOf(addr)! * FRAME_SIZE) % HUGE).toBe(0);
+    const small = mm.alloc(FRAME_SIZE);
+    expect(mm.frameOf(small.addr)).toBe(mm.frameOf(addr)! + 1024); // small ones still pack after it
+  });
+
   it('copy_from_user / copy_to_user fault with EFAULT outside mappings, including the guard gap', () => {
     const mm = new AddressSpace(new PhysicalMemory());
     const { addr } = mm.alloc(FRAME_SIZE);

@@ -6,6 +6,7 @@ import { FRAME_SIZE, MAX_RUN_BYTES, type FrameRun, type PhysicalMemory } from '.
 
 /** Where user mappings start; below it nothing is mapped, so small integers are never valid pointers. */
 const USER_BASE = 0x7f00_0000_0000;
+const HUGE_PAGE = 2 * 1024 * 1024;
 /** Gap left unmapped after each mapping, so running off its end faults as it would in a real process. */
 const GUARD = FRAME_SIZE;
 
@@ -36,7 +37,13 @@ export class AddressSpace implements UserMemory {
     if (!Number.isSafeInteger(length) || length <= 0) throw new SystemError('EINVAL', 'mmap', `bad length ${length}`);
     const frames = Math.ceil(length / FRAME_SIZE);
     if (frames * FRAME_SIZE > MAX_RUN_BYTES) throw new SystemError('ENOMEM', 'mmap', `one mapping is at most ${MAX_RUN_BYTES} bytes here`);
-    const m = this.insert(this.physical.allocRun(frames), 0, frames * FRAME_SIZE, true, false);
+    // Like Linux's THP placement of anonymous memory: a mapping of a huge page or more starts on a
+    // huge-page boundary, virtually and physically, so the io page table can map it with huge pages
+    // whatever this host allocated before (the selftest's MAP_HUGETLB buffers rely on it).
+    const huge = length >= HUGE_PAGE;
+    if (huge) this.nextAddr = Math.ceil(this.nextAddr / HUGE_PAGE) * HUGE_PAGE;
+    const run = this.physical.allocRun(frames, huge ? HUGE_PAGE / FRAME_SIZE : 1);
+    const m = this.insert(run, 0, frames * FRAME_SIZE, true, false);
     return { addr: BigInt(m.addr), bytes: m.bytes };
   }
 

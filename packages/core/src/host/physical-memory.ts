@@ -26,11 +26,16 @@ export class PhysicalMemory {
   private allocated = 0;
   private lastHit: FrameRun | undefined;
 
-  /** Allocates `frames` contiguous zeroed frames. */
-  allocRun(frames: number): FrameRun {
+  /**
+   * Allocates `frames` contiguous zeroed frames, the first one a multiple of `alignFrames` (a huge
+   * page's worth for memory that should be mappable with huge pages; the frames skipped stay unbacked).
+   */
+  allocRun(frames: number, alignFrames = 1): FrameRun {
     if (!Number.isInteger(frames) || frames <= 0 || frames * FRAME_SIZE > MAX_RUN_BYTES) {
       throw new RangeError(`allocRun: cannot allocate ${frames} frames`);
     }
+    if (!Number.isInteger(alignFrames) || alignFrames <= 0) throw new RangeError(`allocRun: bad alignment ${alignFrames}`);
+    this.nextFrame = Math.ceil(this.nextFrame / alignFrames) * alignFrames;
     const run: FrameRun = {
       firstFrame: this.nextFrame,
       frames,
