@@ -1,7 +1,7 @@
 // Backends: where a session's syscalls really run. `sim` is one simulated host shared by every
 // connection (like one machine's /dev/iommu), each connection a separate simulated process;
 // `native` opens a NativeProcess on the real kernel per connection (through @viommu/native).
-import { AddressSpace, createSimHost, FRAME_SIZE, OBJ_NAMES, type SimHost, type SimProcess } from '@viommu/core';
+import { createSimHost, OBJ_NAMES, type SimHost, type SimProcess } from '@viommu/core';
 import type { NativeProcess } from '@viommu/native';
 import {
   IOMMU_FAULT_QUEUE_ALLOC,
@@ -317,42 +317,4 @@ export async function nativeBackend(): Promise<Backend> {
     // /dev/iommu fds the clients hold (a context outlives its fd while an event fd still holds it).
     contextCount: () => [...live].reduce((n, p) => n + p.contextCount, 0),
   };
-}
-
-/** MEM_ALLOC on any backend: simulated memory is placed huge-page congruent (below), real memory as the kernel places it. */
-export function allocUserMemory(p: BackendProcess, length: number): { addr: bigint; bytes: Uint8Array } {
-  return p.memory instanceof AddressSpace ? congruentAlloc(p.memory, length) : p.memory.alloc(length);
-}
-
-const HUGE = 2 * 1024 * 1024;
-const mod = (a: number, m: number) => ((a % m) + m) % m;
-
-/**
- * User memory of 2 MiB or more whose address and physical address agree modulo 2 MiB, as THP or
- * MAP_HUGETLB memory does on Linux, so a huge-aligned user address is a huge-aligned physical one
- * and the io page table can map it with huge pages (the dirty-tracking selftest relies on it).
- *
- * The simulator places a mapping's frames wherever the host's physical memory has got to, which on
- * a host shared by many clients depends on everything allocated before. A stopgap until
- * AddressSpace.alloc aligns big mappings itself (see ADR 0128): observe how the skew between
- * address and physical address moves from one allocation to the next, then skip physical frames
- * (never reused, so skipping costs nothing) so the next allocation lands congruent.
- */
-export function congruentAlloc(mm: AddressSpace, length: number): { addr: bigint; bytes: Uint8Array } {
-  const skew = (m: { addr: bigint }) => mod(Number(m.addr) - mm.frameOf(m.addr)! * FRAME_SIZE, HUGE);
-  let m = mm.alloc(length);
-  if (length < HUGE) return m;
-  const first = skew(m);
-  if (first === 0) return m;
-  mm.free(m.addr);
-  m = mm.alloc(length);
-  const second = skew(m);
-  if (second === 0) return m;
-  // The skew grows by the same step with each allocation of this length (the unmapped gap the
-  // address space leaves after a mapping); pad physical memory to cancel the next one.
-  const step = mod(second - first, HUGE);
-  mm.free(m.addr);
-  const pad = mod(second + step, HUGE) / FRAME_SIZE;
-  if (pad > 0) mm.physical.freeRun(mm.physical.allocRun(pad).firstFrame);
-  return mm.alloc(length);
 }

@@ -127,8 +127,8 @@ describe('the socket', () => {
 /**
  * The selftest port, on a host per client and on one host shared by every client. Shared, the
  * physical memory each client gets depends on what all clients allocated before; the huge-page
- * dirty-tracking cases pass there because MEM_ALLOC places big allocations huge-page congruent
- * (backend.ts, congruentAlloc).
+ * dirty-tracking cases pass there because core places big allocations on 2 MiB boundaries both
+ * virtually and physically (ADR 0128).
  */
 describe.each([
   ['a sim host per client', () => perClient],

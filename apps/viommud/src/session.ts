@@ -29,7 +29,7 @@ import {
   type Writer,
 } from '@viommu/protocol';
 import { ERRNO, ioctlByRequest, POLLIN, SystemError, type IoctlArg } from '@viommu/uapi';
-import { allocUserMemory, type Backend, type BackendProcess } from './backend.js';
+import type { Backend, BackendProcess } from './backend.js';
 import type { DaemonMetrics } from './metrics.js';
 
 export interface SessionLimits {
@@ -410,7 +410,7 @@ export class Session {
         const length = r.f64();
         return {
           run: () => {
-            const m = allocUserMemory(p, length);
+            const m = p.memory.alloc(length);
             const addr = Number(m.addr);
             this.mirror.add(addr, m.bytes);
             this.anon.add(addr);
@@ -528,7 +528,7 @@ export class Session {
   }
 
   private simShared(key: number, outer: Uint8Array, length: number): number {
-    const m = allocUserMemory(this.process, length);
+    const m = this.process.memory.alloc(length);
     const addr = Number(m.addr);
     this.anon.add(addr);
     this.local.add(key, outer, m.bytes);
