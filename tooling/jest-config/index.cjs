@@ -28,6 +28,9 @@ module.exports = function viommuJestConfig(packageDir, overrides = {}) {
     },
     // Silence per-test console noise; failures still print in full.
     verbose: false,
+    // jest's 5 s default is a time limit in disguise: tests that talk to a spawned daemon miss it on a
+    // loaded 2-core machine. This is only a guard against a hang.
+    testTimeout: 600_000,
     ...overrides,
   };
 };
