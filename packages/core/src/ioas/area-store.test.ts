@@ -3,7 +3,7 @@
 // over several runs of frames, CHANGE_PROCESS) with pins and charges read back from the frames.
 
 import { describe, expect, it } from '@jest/globals';
-import { isErrnoError } from '@viommu/uapi';
+import { errnoOf as errno } from '../testing/harness.js';
 import { AddressSpace } from '../host/address-space.js';
 import { MemFile } from '../host/mem-file.js';
 import { FRAME_SIZE, PhysicalMemory } from '../host/physical-memory.js';
@@ -13,16 +13,6 @@ import { KIND_USER } from './pages.js';
 import { framePinCount } from './pin-counts.js';
 import { MOCK_APERTURE_START, PAGE_SIZE, RW, fixture, mockDomain } from './test-kit.js';
 import { AccountMode, MemlockUser, ULONG_MAX, type PinOwner } from './types.js';
-
-function errno(fn: () => unknown): string {
-  try {
-    fn();
-    return 'OK';
-  } catch (e) {
-    if (isErrnoError(e)) return e.code;
-    throw e;
-  }
-}
 
 function store() {
   const mm = new AddressSpace(new PhysicalMemory());

@@ -1,21 +1,11 @@
 import { describe, expect, it } from '@jest/globals';
-import { isErrnoError } from '@viommu/uapi';
+import { errnoOf as errno } from '../testing/harness.js';
 import { DmaBuf } from './dmabuf.js';
 import { IoPagetable } from './io-pagetable.js';
 import { PAGE_SIZE, RW, fixture, mockDomain } from './test-kit.js';
 import { MemlockUser, type IoasAccess } from './types.js';
 
 const BUF_SIZE = 4n * PAGE_SIZE;
-
-function errno(fn: () => unknown): string {
-  try {
-    fn();
-    return 'OK';
-  } catch (e) {
-    if (isErrnoError(e)) return e.code;
-    throw e;
-  }
-}
 
 function withDmabuf(mockDomains: number) {
   // A memlock limit of 0: any charge would fail with ENOMEM.

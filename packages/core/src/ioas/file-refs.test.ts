@@ -1,22 +1,12 @@
 // Who keeps a memfd's pages alive (the kernel's file references), and pins after process exit.
 
 import { describe, expect, it } from '@jest/globals';
-import { isErrnoError } from '@viommu/uapi';
+import { errnoOf as errno } from '../testing/harness.js';
 import { MemFile } from '../host/mem-file.js';
 import { createSimHost } from '../host/sim-host.js';
 import { IoPagetable } from './io-pagetable.js';
 import { MOCK_APERTURE_START, PAGE_SIZE, RW, fixture, mockDomain } from './test-kit.js';
 import { MemlockUser } from './types.js';
-
-function errno(fn: () => unknown): string {
-  try {
-    fn();
-    return 'OK';
-  } catch (e) {
-    if (isErrnoError(e)) return e.code;
-    throw e;
-  }
-}
 
 describe('memfd references', () => {
   it('an io page table keeps a closed memfd until its last area is unmapped', () => {
