@@ -33,8 +33,11 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   let backend: Backend;
-  if (values.backend === 'native') backend = await nativeBackend();
-  else if (values.backend === 'sim') backend = simBackend({ perClient: values['sim-host-per-client'] });
+  if (values.backend === 'native') {
+    backend = await nativeBackend();
+    // Pointer fields reach the kernel as addresses in the daemon's own mm (ADR 0052).
+    logger.warn('native backend: clients share the daemon\'s address space, so serve only trusted clients (ADR 0052)');
+  } else if (values.backend === 'sim') backend = simBackend({ perClient: values['sim-host-per-client'] });
   else throw new Error(`unknown backend ${values.backend}`);
   // The inspection page counts each client's ioctls through a wrapped backend (src/inspect/stats.ts).
   const instrumented = values['inspect-port'] !== undefined ? instrumentBackend(backend) : undefined;
