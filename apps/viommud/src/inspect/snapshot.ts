@@ -76,6 +76,11 @@ export class RateMeter {
   constructor(private readonly windowSamples = 5) {}
 
   push(now: number, values: readonly number[]): void {
+    // Two samples at one instant: the later one stands (no zero-length interval in the window).
+    if (this.t.length && this.t[this.t.length - 1] === now) {
+      this.v[this.v.length - 1] = [...values];
+      return;
+    }
     this.t.push(now);
     this.v.push([...values]);
     if (this.t.length > this.windowSamples) {
@@ -146,7 +151,11 @@ export class Inspector {
 
   private stateOf(s: InspectableSession): ClientState {
     let st = this.state.get(s.id);
-    if (!st) this.state.set(s.id, (st = { meter: new RateMeter(), events: 0, lastProduced: 0, lost: 0, lastLost: 0, depth: 0, layoutOf: '', layout: undefined }));
+    if (!st) {
+      this.state.set(s.id, (st = { meter: new RateMeter(), events: 0, lastProduced: 0, lost: 0, lastLost: 0, depth: 0, layoutOf: '', layout: undefined }));
+      // Every counter was zero when the client connected: rates cover what it did before the first sample.
+      st.meter.push(s.started, [0, 0, 0, 0]);
+    }
     if (hasObjectTable(s.process)) {
       // A destroyed queue takes its totals with it: count only growth.
       const q = queueTotals(s.process);
