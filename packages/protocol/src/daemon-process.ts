@@ -90,6 +90,7 @@ export class DaemonProcess implements Process {
       socketPath,
       { onFrame: (f) => p.onAsyncFrame(f), onClosed: () => p.onClosed() },
       opts.timeoutMs ?? 30_000,
+      opts.fdBridge,
     );
     p.channel.unrefAll();
     p.bridge = opts.fdBridge;

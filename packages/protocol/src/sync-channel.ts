@@ -5,6 +5,7 @@
 // pushed events come back as ordinary worker messages instead.
 import { Worker } from 'node:worker_threads';
 import { SystemError } from '@viommu/uapi';
+import type { FdBridge } from './fd-channel.js';
 
 // The worker is plain JavaScript with only Node built-ins, run from a string, so it needs no build
 // step and works the same under jest and from dist.
@@ -85,7 +86,9 @@ export class SyncChannel {
     this.worker.on('error', (e) => failed(e));
   }
 
-  static open(path: string, events: ChannelEvents, timeoutMs: number): Promise<SyncChannel> {
+  /** `bridge`: the client's @viommu/native syscalls when it has them (unused by the worker channel). */
+  static open(path: string, events: ChannelEvents, timeoutMs: number, bridge?: FdBridge): Promise<SyncChannel> {
+    void bridge;
     return new Promise((resolve, reject) => {
       const ch: SyncChannel = new SyncChannel(path, events, () => resolve(ch), reject, timeoutMs);
     });
