@@ -11,6 +11,9 @@ export interface NativeWatcher {
   stop(): void;
   /** Stops and releases the libuv handle; the watcher cannot be started again. */
   close(): void;
+  /** Whether the watcher, while started, keeps the event loop alive (it does until unref()). */
+  ref(): void;
+  unref(): void;
 }
 
 export interface NativeAddon {
@@ -36,6 +39,11 @@ export interface NativeAddon {
   munmap(addr: bigint, length: number): number;
   pageSize(): number;
   pollNow(fd: number, events: number): number;
+  /**
+   * poll(2) on one fd that blocks the calling thread: revents, 0 after `timeoutMs` (negative:
+   * no limit), or -errno. EINTR resumes the wait with the time left.
+   */
+  pollWait(fd: number, events: number, timeoutMs: number): number;
   Watcher: new (fd: number, callback: (status: number, uvEvents: number) => void) => NativeWatcher;
   readonly uv: { READABLE: number; WRITABLE: number; DISCONNECT: number; PRIORITIZED: number };
   socketpair(type: number): [number, number] | number;
@@ -69,7 +77,7 @@ export function addonPath(): string {
 }
 
 /** Bumped with every change of the addon's exports (src/addon/addon.cc sets the same number). */
-const ADDON_ABI = 4;
+const ADDON_ABI = 5;
 
 let loaded: NativeAddon | undefined;
 

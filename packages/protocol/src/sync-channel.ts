@@ -3,9 +3,18 @@
 // owns the socket; the caller hands it a frame and sleeps in Atomics.wait on a shared word until
 // the worker has copied the reply into shared memory. Replies to asynchronous requests (poll) and
 // pushed events come back as ordinary worker messages instead.
+//
+// With @viommu/native (ABI 5) the client needs no worker: DirectChannel (direct-channel.ts) owns
+// the socket on the calling thread and blocks in poll(2) (ADR 0131). SyncChannel.open picks it.
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { SystemError } from '@viommu/uapi';
+import { DirectChannel, isDirectBridge, type ChannelEvents, type DirectBridge } from './direct-channel.js';
 import type { FdBridge } from './fd-channel.js';
+
+export type { ChannelEvents } from './direct-channel.js';
 
 // The worker is plain JavaScript with only Node built-ins, run from a string, so it needs no build
 // step and works the same under jest and from dist.
@@ -54,12 +63,58 @@ parentPort.on('message', (m) => {
 });
 `;
 
-export interface ChannelEvents {
-  onFrame(frame: Uint8Array): void;
-  onClosed(message: string): void;
+/** What DaemonProcess needs of a channel; the worker and the direct channel both provide it. */
+export interface SyncChannel {
+  readonly closed: boolean;
+  /** Sends `frame` and blocks until the reply with `id` arrives; returns the reply frame (a copy). */
+  call(frame: Uint8Array, id: number, syscall: string): Uint8Array;
+  /** Sends without waiting (the reply comes through onFrame). */
+  send(frame: Uint8Array): void;
+  /** Stops (or resumes) reading the socket: flow control, and a stalled client for tests. */
+  pauseReading(): void;
+  resumeReading(): void;
+  /** Keeps the event loop alive while asynchronous requests are outstanding. */
+  hold(): void;
+  release(): void;
+  unrefAll(): void;
+  close(): void;
 }
 
-export class SyncChannel {
+/** Which channel a connection uses: `VIOMMU_SYNC_CHANNEL=worker|direct` overrides the choice (tests, benchmarks). */
+export type ChannelKind = 'worker' | 'direct';
+
+export const SyncChannel = {
+  /**
+   * Connects to the daemon. `bridge`: the client's @viommu/native addon when it has one; an addon
+   * with `pollWait` (ABI 5) gives the direct channel, anything else the worker channel.
+   * `VIOMMU_SYNC_CHANNEL=worker` forces the worker; `=direct` forces the direct channel, loading
+   * the addon itself when none is passed (from VIOMMU_NATIVE_ADDON, or this monorepo's
+   * packages/native build) — for running suites and benchmarks over both channels.
+   */
+  async open(path: string, events: ChannelEvents, timeoutMs: number, bridge?: FdBridge): Promise<SyncChannel> {
+    const forced = process.env['VIOMMU_SYNC_CHANNEL'];
+    if (forced !== 'worker') {
+      const direct = isDirectBridge(bridge) ? bridge : forced === 'direct' ? workspaceAddon() : undefined;
+      if (direct) return DirectChannel.open(path, events, timeoutMs, direct);
+    }
+    return WorkerChannel.open(path, events, timeoutMs);
+  },
+};
+
+/** The addon for a forced direct channel without a bridge (this package does not depend on @viommu/native). */
+function workspaceAddon(): DirectBridge {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const path = process.env['VIOMMU_NATIVE_ADDON'] ?? join(here, '../../native/build/Release/viommu_native.node');
+  const addon = loadRaw(path);
+  if (!isDirectBridge(addon)) throw new Error(`VIOMMU_SYNC_CHANNEL=direct: ${path} has no pollWait (addon ABI 5 needed); rebuild @viommu/native`);
+  return addon;
+}
+
+function loadRaw(path: string): unknown {
+  return createRequire(import.meta.url)(path) as unknown;
+}
+
+export class WorkerChannel implements SyncChannel {
   private readonly ctrl = new Int32Array(new SharedArrayBuffer(8));
   private data: Uint8Array;
   private readonly worker: Worker;
@@ -86,11 +141,9 @@ export class SyncChannel {
     this.worker.on('error', (e) => failed(e));
   }
 
-  /** `bridge`: the client's @viommu/native syscalls when it has them (unused by the worker channel). */
-  static open(path: string, events: ChannelEvents, timeoutMs: number, bridge?: FdBridge): Promise<SyncChannel> {
-    void bridge;
+  static open(path: string, events: ChannelEvents, timeoutMs: number): Promise<WorkerChannel> {
     return new Promise((resolve, reject) => {
-      const ch: SyncChannel = new SyncChannel(path, events, () => resolve(ch), reject, timeoutMs);
+      const ch: WorkerChannel = new WorkerChannel(path, events, () => resolve(ch), reject, timeoutMs);
     });
   }
 

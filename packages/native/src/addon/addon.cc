@@ -6,7 +6,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   viommu::InitMemory(env, exports);
   viommu::InitPoll(env, exports);
   viommu::InitSocket(env, exports);
-  exports.Set("abiVersion", Napi::Number::New(env, 4));
+  exports.Set("abiVersion", Napi::Number::New(env, 5));
   return exports;
 }
 

@@ -1,4 +1,5 @@
-// Readiness: poll(2) with a zero timeout for the exact revents, and a libuv poll watcher so
+// Readiness: poll(2) with a zero timeout for the exact revents, a blocking poll(2) for a caller
+// that must wait synchronously (the daemon client's direct channel), and a libuv poll watcher so
 // JavaScript can wait for an fd without a busy loop and without blocking the event loop.
 //
 // The watcher is deliberately dumb: start(uvEvents) / stop() / close(), and a callback
@@ -7,6 +8,7 @@
 #include "common.h"
 
 #include <poll.h>
+#include <time.h>
 #include <uv.h>
 
 namespace viommu {
@@ -21,12 +23,40 @@ static Napi::Value PollNow(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, ret == 0 ? 0 : p.revents);
 }
 
+static int64_t NowMs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+// pollWait(fd, events, timeoutMs) -> revents, 0 on timeout, or -errno. Blocks the calling thread
+// in the kernel (negative timeout: forever). A signal (EINTR) does not end the wait early: it
+// resumes with what is left of the timeout, so the caller sees only readiness or the deadline.
+static Napi::Value PollWait(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber()) return Errno(env, EINVAL);
+  struct pollfd p = {info[0].As<Napi::Number>().Int32Value(),
+                     static_cast<short>(info[1].As<Napi::Number>().Int32Value()), 0};
+  int timeout = info[2].As<Napi::Number>().Int32Value();
+  int64_t deadline = timeout >= 0 ? NowMs() + timeout : 0;
+  for (;;) {
+    int ret = poll(&p, 1, timeout);
+    if (ret >= 0) return Napi::Number::New(env, ret == 0 ? 0 : p.revents);
+    if (errno != EINTR) return Errno(env, errno);
+    if (timeout >= 0) {
+      int64_t left = deadline - NowMs();
+      timeout = left > 0 ? static_cast<int>(left) : 0;
+    }
+  }
+}
+
 class Watcher : public Napi::ObjectWrap<Watcher> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Watcher",
                        {InstanceMethod("start", &Watcher::Start), InstanceMethod("stop", &Watcher::Stop),
-                        InstanceMethod("close", &Watcher::Close)});
+                        InstanceMethod("close", &Watcher::Close), InstanceMethod("ref", &Watcher::RefLoop),
+                        InstanceMethod("unref", &Watcher::UnrefLoop)});
   }
 
   // new Watcher(fd, callback). uv_poll_init fails for fds epoll cannot watch (regular files):
@@ -73,6 +103,17 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
     return info.Env().Undefined();
   }
 
+  // Whether an active watcher keeps the event loop (the process) alive; it does by default.
+  Napi::Value RefLoop(const Napi::CallbackInfo& info) {
+    if (handle_ != nullptr) uv_ref(reinterpret_cast<uv_handle_t*>(handle_));
+    return info.Env().Undefined();
+  }
+
+  Napi::Value UnrefLoop(const Napi::CallbackInfo& info) {
+    if (handle_ != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(handle_));
+    return info.Env().Undefined();
+  }
+
   void StopWatching() {
     if (handle_ != nullptr) uv_poll_stop(handle_);
     if (active_) {
@@ -109,6 +150,7 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
 
 void InitPoll(Napi::Env env, Napi::Object exports) {
   exports.Set("pollNow", Napi::Function::New(env, PollNow, "pollNow"));
+  exports.Set("pollWait", Napi::Function::New(env, PollWait, "pollWait"));
   exports.Set("Watcher", Watcher::Define(env));
   Napi::Object uv = Napi::Object::New(env);
   uv.Set("READABLE", static_cast<int>(UV_READABLE));
