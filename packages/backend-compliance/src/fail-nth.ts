@@ -10,7 +10,7 @@ import { ClientError } from '@viommu/client';
 import { buildFlow, kitHooks } from './flow.js';
 import type { AnyComplianceKit } from './kit.js';
 
-/** What a sweep checks after each run; throws (a jest expectation) when something is left behind. */
+/** What a sweep checks after each run; throws (a ComplianceFailure) when something is left behind. */
 export type ReleasedCheck = (host: SimHost, leftoverFrames: number) => void;
 
 /** The scenario swept: the flow, then a vEVENTQ, an invalidation (or the kit's refresh), HW queues, and teardown (vIOMMU parts only with one). */

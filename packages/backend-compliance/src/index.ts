@@ -1,7 +1,4 @@
-// @viommu/backend-compliance: the suites a backend runs from its own tests.
-export * from './fail-nth.js';
-export * from './flow.js';
-export * from './kit.js';
-export * from './kits/selftest-mock.js';
+// @viommu/backend-compliance: the compliance cases a backend runs from its own tests
+// (runComplianceSuite registers them with jest) and everything of the jest-free ./testing entry.
+export * from './testing.js';
 export * from './suite.js';
-export * from './rig.js';

@@ -1,5 +1,11 @@
-// @viommu/backend-compliance/testing: the VMM rig and GuestMemory without the jest suites, for
-// benchmarks and tools run by plain node (the main entry imports @jest/globals, which only loads
-// under jest).
-export { GuestMemory } from './kit.js';
+// @viommu/backend-compliance/testing: everything but the jest registration: the compliance cases as
+// data (complianceCases), their assertions, the kits' types, the flow, the fail_nth sweep, the
+// selftest mock's kit and the VMM rig, for runners and benchmarks run by plain node (the main
+// entry adds runComplianceSuite, which imports @jest/globals and only loads under jest).
+export * from './assert.js';
+export * from './cases.js';
+export * from './fail-nth.js';
+export * from './flow.js';
+export * from './kit.js';
+export * from './kits/selftest-mock.js';
 export * from './rig.js';
