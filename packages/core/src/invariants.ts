@@ -5,6 +5,7 @@
 import { IommufdDevice } from './device/device.js';
 import type { SimHost } from './host/sim-host.js';
 import { HwptPaging } from './hwpt/hwpt.js';
+import { runHasPins } from './ioas/pin-counts.js';
 import { Ioas } from './iommufd/ioas.js';
 import { OBJ_NAMES, type IommufdObject } from './object/object.js';
 
@@ -55,4 +56,8 @@ export function checkAllReleased(host: SimHost): void {
   if (host.contexts.size !== 0) fail(`${host.contexts.size} iommufd context(s) still alive`);
   if (host.leaks.length !== 0) fail(`context release leaked ${host.leaks.map((o) => `${OBJ_NAMES[o.type]} ${o.id} (users ${o.users})`).join(', ')}`);
   for (const d of host.devices.values()) if (d.bound) fail(`device ${d.name} is still bound`);
+  // Every pin went with its io page table or access (adopted runs too: a pin keeps one alive, ADR 0193).
+  for (const run of host.physical.liveRuns()) {
+    if (runHasPins(run)) fail(`frames ${run.firstFrame}..${run.firstFrame + run.frames - 1}${run.adopted ? ' (adopted)' : ''} are still pinned`);
+  }
 }

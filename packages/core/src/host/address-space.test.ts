@@ -59,4 +59,28 @@ describe('AddressSpace', () => {
     expect(phys.allocatedFrameCount).toBe(0);
     expect(mm.find(addr)).toBeUndefined();
   });
+
+  it('adopt: a mapping whose pages are the given bytes, placed like alloc, given back by free', () => {
+    const HUGE = 2 * 1024 * 1024;
+    const phys = new PhysicalMemory();
+    const mm = new AddressSpace(phys);
+    mm.alloc(3 * FRAME_SIZE);
+    const owned = new Uint8Array(new ArrayBuffer(HUGE));
+    let released = 0;
+    const m = mm.adopt(owned, () => released++);
+    expect(m.bytes.buffer).toBe(owned.buffer);
+    expect(Number(m.addr) % HUGE).toBe(0);
+    expect((mm.frameOf(m.addr)! * FRAME_SIZE) % HUGE).toBe(0);
+    // copy_to_user and copy_from_user are the owner's bytes.
+    mm.write(m.addr + 10n, Uint8Array.of(1, 2));
+    expect(owned[11]).toBe(2);
+    owned[HUGE - 1] = 0x77;
+    expect(mm.read(m.addr + BigInt(HUGE - 1), 1)[0]).toBe(0x77);
+    expect(phys.read(mm.frameOf(m.addr + BigInt(HUGE - 1))! * FRAME_SIZE + FRAME_SIZE - 1, new Uint8Array(1))[0]).toBe(0x77);
+    expect(() => mm.adopt(new Uint8Array(100))).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    mm.free(m.addr);
+    expect(released).toBe(1);
+    expect(mm.find(m.addr)).toBeUndefined();
+    expect(phys.adoptedRunCount).toBe(0);
+  });
 });

@@ -37,13 +37,21 @@ export class AddressSpace implements UserMemory {
     if (!Number.isSafeInteger(length) || length <= 0) throw new SystemError('EINVAL', 'mmap', `bad length ${length}`);
     const frames = Math.ceil(length / FRAME_SIZE);
     if (frames * FRAME_SIZE > MAX_RUN_BYTES) throw new SystemError('ENOMEM', 'mmap', `one mapping is at most ${MAX_RUN_BYTES} bytes here`);
-    // Like Linux's THP placement of anonymous memory: a mapping of a huge page or more starts on a
-    // huge-page boundary, virtually and physically, so the io page table can map it with huge pages
-    // whatever this host allocated before (the selftest's MAP_HUGETLB buffers rely on it).
-    const huge = length >= HUGE_PAGE;
-    if (huge) this.nextAddr = Math.ceil(this.nextAddr / HUGE_PAGE) * HUGE_PAGE;
-    const run = this.physical.allocRun(frames, huge ? HUGE_PAGE / FRAME_SIZE : 1);
+    const run = this.physical.allocRun(frames, this.placeFor(length));
     const m = this.insert(run, 0, frames * FRAME_SIZE, true, false);
+    return { addr: BigInt(m.addr), bytes: m.bytes };
+  }
+
+  /**
+   * Like alloc, but the mapping's pages are `bytes` (a whole number of pages, e.g. the daemon's
+   * mapping of a client's memfd; ADR 0193): an adopted run placed as alloc places its memory. free
+   * (or, if something still pins them then, the last unpin) gives the bytes back through `release`.
+   */
+  adopt(bytes: Uint8Array, release?: () => void): { addr: bigint; bytes: Uint8Array } {
+    const length = bytes.length;
+    if (length === 0 || length % FRAME_SIZE !== 0) throw new SystemError('EINVAL', 'mmap', `bad length ${length}`);
+    const run = this.physical.adoptRun(bytes, release, this.placeFor(length));
+    const m = this.insert(run, 0, length, true, false);
     return { addr: BigInt(m.addr), bytes: m.bytes };
   }
 
@@ -131,6 +139,18 @@ export class AddressSpace implements UserMemory {
       each(m, off, pos, n);
       pos += n;
     }
+  }
+
+  /**
+   * Like Linux's THP placement of anonymous memory: a mapping of a huge page or more starts on a
+   * huge-page boundary, virtually and physically, so the io page table can map it with huge pages
+   * whatever this host allocated before (the selftest's MAP_HUGETLB buffers rely on it). Moves the
+   * next user address; returns the frame alignment to ask physical memory for.
+   */
+  private placeFor(length: number): number {
+    if (length < HUGE_PAGE) return 1;
+    this.nextAddr = Math.ceil(this.nextAddr / HUGE_PAGE) * HUGE_PAGE;
+    return HUGE_PAGE / FRAME_SIZE;
   }
 
   private insert(run: FrameRun, runOffset: number, length: number, writable: boolean, shared: boolean): UserMapping {

@@ -13,6 +13,17 @@ interface FileRun {
 
 let nextInode = 1;
 
+/** A MemFile over pages someone else owns (MemFile.adopt). */
+export interface AdoptedFileOptions {
+  /** The file's size in bytes (its pages are `bytes`, the size rounded up to whole pages). */
+  readonly size: number;
+  readonly name?: string;
+  /** F_SEAL_GROW on the file the pages come from: ftruncate may not grow this one either (EPERM). */
+  readonly sealGrow?: boolean;
+  /** Gives the pages back when the file and every pin on them are gone. */
+  readonly release?: () => void;
+}
+
 export class MemFile {
   /** Identity of the file (an inode number), for debugging and for telling files apart. */
   readonly ino = nextInode++;
@@ -29,6 +40,9 @@ export class MemFile {
   private released = false;
   /** References: the memfd's open file, each mmap of it, and each io page table pages object over it. */
   private refs = 1;
+  /** F_SEAL_SHRINK / F_SEAL_GROW: ftruncate that would shrink / grow the file fails with EPERM. */
+  private sealShrink = false;
+  private sealGrow = false;
 
   /**
    * @param name the memfd name, as memfd_create(name) gives it.
@@ -41,6 +55,27 @@ export class MemFile {
     readonly isShmem = true,
   ) {}
 
+  /**
+   * A memfd whose pages are `bytes` (an adopted run, ADR 0193): viommud's stand-in for a client's
+   * memfd passed over SCM_RIGHTS, so IOAS_MAP_FILE pins and devices DMA the client's own pages.
+   * That file is sealed against shrinking (the daemon maps only such files), and so is this one;
+   * growing it, where the client's file allows, adds pages of the simulator's own past the shared ones.
+   */
+  static adopt(physical: PhysicalMemory, bytes: Uint8Array, opts: AdoptedFileOptions): MemFile {
+    const { size } = opts;
+    if (!Number.isSafeInteger(size) || size <= 0 || Math.ceil(size / FRAME_SIZE) * FRAME_SIZE !== bytes.length) {
+      throw new RangeError(`MemFile.adopt: ${bytes.length} bytes cannot back a file of ${size} bytes`);
+    }
+    const file = new MemFile(physical, opts.name ?? 'memfd');
+    const run = physical.adoptRun(bytes, opts.release);
+    file.runs.push({ firstPage: 0, run });
+    file.backedPages = run.frames;
+    file.sizeBytes = size;
+    file.sealShrink = true;
+    file.sealGrow = opts.sealGrow ?? false;
+    return file;
+  }
+
   get size(): number {
     return this.sizeBytes;
   }
@@ -49,6 +84,10 @@ export class MemFile {
   truncate(size: number): void {
     if (this.released) throw new SystemError('EBADF', 'ftruncate');
     if (!Number.isSafeInteger(size) || size < 0) throw new SystemError('EINVAL', 'ftruncate', `bad size ${size}`);
+    // shmem_setattr's seal checks.
+    if ((size < this.sizeBytes && this.sealShrink) || (size > this.sizeBytes && this.sealGrow)) {
+      throw new SystemError('EPERM', 'ftruncate', `the memfd is sealed against ${size < this.sizeBytes ? 'shrinking' : 'growing'}`);
+    }
     const pages = Math.ceil(size / FRAME_SIZE);
     if (pages > this.backedPages) {
       const run = this.physical.allocRun(pages - this.backedPages);
@@ -132,7 +171,8 @@ export class MemFile {
     if (this.released) return;
     this.released = true;
     for (const run of [...this.runs.map((r) => r.run), ...this.detached]) {
-      if (!stillPinned(run)) this.physical.freeRun(run.firstFrame);
+      // An adopted run's pins hold it by themselves (it goes back to its owner after the last unpin).
+      if (run.adopted || !stillPinned(run)) this.physical.freeRun(run.firstFrame);
     }
     this.runs = [];
     this.detached = [];

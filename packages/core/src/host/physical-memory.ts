@@ -5,6 +5,11 @@
 // SharedArrayBuffer: the OS commits its pages only when touched (so a large, sparse guest RAM costs
 // what is used), a run is one plain Uint8Array for whoever owns it, and a hardware model in a
 // worker thread can share the very same bytes.
+//
+// A run can also be *adopted* (ADR 0193): its storage is bytes someone else owns (viommud's mapping
+// of a client's memfd), so devices, io page tables and user mappings use those very pages. Such a
+// run is counted like any other, but freed only when its last holder lets go (the adopter, and the
+// pins on it), and its bytes then go back to their owner.
 
 export const FRAME_SHIFT = 12;
 export const FRAME_SIZE = 1 << FRAME_SHIFT;
@@ -16,6 +21,17 @@ export interface FrameRun {
   readonly frames: number;
   /** The run's bytes: index 0 is physical address firstFrame * FRAME_SIZE. */
   readonly bytes: Uint8Array;
+  /**
+   * Storage given by adoptRun, not allocated here: maybe an ArrayBuffer rather than a
+   * SharedArrayBuffer (so not for Atomics or for sharing with a worker thread).
+   */
+  readonly adopted: boolean;
+}
+
+/** What PhysicalMemory keeps for an adopted run: who still holds it, and whom to give the bytes back to. */
+interface Adoption {
+  holds: number;
+  readonly release: (() => void) | undefined;
 }
 
 export class PhysicalMemory {
@@ -25,6 +41,8 @@ export class PhysicalMemory {
   private nextFrame = 1;
   private allocated = 0;
   private lastHit: FrameRun | undefined;
+  /** Adopted runs by first frame. */
+  private readonly adoptions = new Map<number, Adoption>();
 
   /**
    * Allocates `frames` contiguous zeroed frames, the first one a multiple of `alignFrames` (a huge
@@ -35,31 +53,71 @@ export class PhysicalMemory {
       throw new RangeError(`allocRun: cannot allocate ${frames} frames`);
     }
     if (!Number.isInteger(alignFrames) || alignFrames <= 0) throw new RangeError(`allocRun: bad alignment ${alignFrames}`);
-    this.nextFrame = Math.ceil(this.nextFrame / alignFrames) * alignFrames;
     const run: FrameRun = {
-      firstFrame: this.nextFrame,
+      firstFrame: this.claim(frames, alignFrames),
       frames,
       bytes: new Uint8Array(new SharedArrayBuffer(frames * FRAME_SIZE)),
+      adopted: false,
     };
-    this.nextFrame += frames;
-    this.runs.push(run); // frame numbers only grow: stays sorted
-    this.allocated += frames;
+    return this.add(run);
+  }
+
+  /**
+   * A run whose storage is `bytes` (a whole number of frames; its contents are kept): fresh frame
+   * numbers, the first a multiple of `alignFrames`, read and written in place by everyone. The
+   * caller holds it; freeRun drops that hold, holdRun adds one (a pin). When the last hold goes the
+   * run leaves physical memory and `release` runs, after which nothing here touches `bytes` again.
+   */
+  adoptRun(bytes: Uint8Array, release?: () => void, alignFrames = 1): FrameRun {
+    const length = bytes.length;
+    if (length === 0 || length % FRAME_SIZE !== 0) throw new RangeError(`adoptRun: ${length} bytes is not a whole number of frames`);
+    // 8-byte alignment lets whoever owns the memory lay any typed array over it (mmap gives page alignment).
+    if (bytes.byteOffset % 8 !== 0) throw new RangeError(`adoptRun: bytes at offset ${bytes.byteOffset} are not 8-byte aligned`);
+    if (!Number.isInteger(alignFrames) || alignFrames <= 0) throw new RangeError(`adoptRun: bad alignment ${alignFrames}`);
+    const frames = length / FRAME_SIZE;
+    const run = this.add({ firstFrame: this.claim(frames, alignFrames), frames, bytes, adopted: true });
+    this.adoptions.set(run.firstFrame, { holds: 1, release });
     return run;
   }
 
-  /** Releases a run. Its frames read as zero afterwards and are never handed out again. */
+  /** One more holder of an adopted run (a pin: the kernel's page reference); nothing for other runs. */
+  holdRun(run: FrameRun): void {
+    const a = this.adoptions.get(run.firstFrame);
+    if (a) a.holds++;
+  }
+
+  /**
+   * Releases a run. Its frames read as zero afterwards and are never handed out again. An adopted
+   * run only loses one holder here; the last one takes it out and gives the bytes back.
+   */
   freeRun(firstFrame: number): void {
     const i = this.indexOf(firstFrame);
     const run = i >= 0 ? this.runs[i] : undefined;
     if (!run || run.firstFrame !== firstFrame) throw new RangeError(`freeRun: no run starts at frame ${firstFrame}`);
+    const adoption = run.adopted ? this.adoptions.get(firstFrame) : undefined;
+    if (adoption && --adoption.holds > 0) return;
     this.runs.splice(i, 1);
     this.allocated -= run.frames;
     if (this.lastHit === run) this.lastHit = undefined;
+    if (adoption) {
+      this.adoptions.delete(firstFrame);
+      adoption.release?.();
+    }
   }
 
   /** Frames in live runs. */
   get allocatedFrameCount(): number {
     return this.allocated;
+  }
+
+  /** Adopted runs still in physical memory (held by their adopter or pinned). */
+  get adoptedRunCount(): number {
+    return this.adoptions.size;
+  }
+
+  /** Every live run, in frame order (for invariant checks; do not keep it). */
+  liveRuns(): readonly FrameRun[] {
+    return this.runs;
   }
 
   /** The run holding physical address `pa`, or undefined (unbacked: reads zero, writes are dropped). */
@@ -120,6 +178,19 @@ export class PhysicalMemory {
       return;
     }
     this.writeSlow(pa, lo, hi, 8);
+  }
+
+  /** The first of `frames` fresh frame numbers, a multiple of `alignFrames` (the frames skipped stay unbacked). */
+  private claim(frames: number, alignFrames: number): number {
+    const first = Math.ceil(this.nextFrame / alignFrames) * alignFrames;
+    this.nextFrame = first + frames;
+    return first;
+  }
+
+  private add(run: FrameRun): FrameRun {
+    this.runs.push(run); // frame numbers only grow: stays sorted
+    this.allocated += run.frames;
+    return run;
   }
 
   private indexOf(frame: number): number {

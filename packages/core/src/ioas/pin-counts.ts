@@ -5,6 +5,8 @@
 import { FRAME_SIZE, type FrameRun, type PhysicalMemory } from '../host/physical-memory.js';
 
 const countsByRun = new WeakMap<FrameRun, Uint32Array>();
+/** Sum of the pin counts of an adopted run: while it is not 0 the pins hold the run (ADR 0193). */
+const pinsOfAdopted = new WeakMap<FrameRun, number>();
 
 /** Adds `delta` (+1 or -1) to the pin count of frames [frame, frame + n). Frames of freed runs are skipped. */
 export function adjustPins(physical: PhysicalMemory, frame: number, n: number, delta: 1 | -1): void {
@@ -34,7 +36,20 @@ export function adjustPins(physical: PhysicalMemory, frame: number, n: number, d
       }
     }
     f = stop;
+    if (run.adopted) holdWhilePinned(physical, run, delta * (to - from));
   }
+}
+
+/**
+ * An adopted run's bytes belong to someone else, who gets them back when the run is freed: like
+ * the kernel's page references, its pins keep it alive past its mapping (munmap, file close).
+ */
+function holdWhilePinned(physical: PhysicalMemory, run: FrameRun, delta: number): void {
+  const before = pinsOfAdopted.get(run) ?? 0;
+  const after = before + delta;
+  pinsOfAdopted.set(run, after);
+  if (before === 0 && after > 0) physical.holdRun(run);
+  else if (before > 0 && after === 0) physical.freeRun(run.firstFrame);
 }
 
 /** Pin count of one frame (0 for unpinned or unbacked frames). */

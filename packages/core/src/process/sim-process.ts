@@ -3,10 +3,12 @@
 
 import { PAGE_SIZE, POLLIN, POLLNVAL, POLLOUT, SystemError, type IoctlArg, type Process, type ProcStatus } from '@viommu/uapi';
 import type { AddressSpace } from '../host/address-space.js';
-import { MemFile } from '../host/mem-file.js';
+import { MemFile, type AdoptedFileOptions } from '../host/mem-file.js';
 import { mmCounters, mmExited, type MemlockUser, type PinOwner } from '../ioas/index.js';
 import type { FileMapping, OpenFile } from './file.js';
 import { EventFdFile, newPipe } from './pipe.js';
+
+export type { AdoptedFileOptions } from '../host/mem-file.js';
 
 /** What the host resolves paths with. */
 export interface PathResolver {
@@ -135,6 +137,24 @@ export class SimProcess implements Process {
   memfdCreate(name = 'memfd'): number {
     this.alive('memfd_create');
     return this.installFd(new MemFdFile(new MemFile(this.memory.physical, name)));
+  }
+
+  /**
+   * A memfd whose pages are `bytes`, someone else's memory (ADR 0193): viommud's stand-in for a
+   * client's sealed memfd passed over SCM_RIGHTS, so IOAS_MAP_FILE of the fd maps the client's pages.
+   */
+  memfdAdopt(bytes: Uint8Array, opts: AdoptedFileOptions): number {
+    this.alive('memfd_create');
+    return this.installFd(new MemFdFile(MemFile.adopt(this.memory.physical, bytes, opts)));
+  }
+
+  /**
+   * User memory whose pages are `bytes` (AddressSpace.adopt): viommud's MEM_SHARED regions. Freed
+   * with memory.free like memory.alloc's; `release` gives the bytes back once nothing pins them.
+   */
+  adoptMemory(bytes: Uint8Array, release?: () => void): { addr: bigint; bytes: Uint8Array } {
+    this.alive('mmap');
+    return this.memory.adopt(bytes, release);
   }
 
   /** ftruncate on a memfd. */
