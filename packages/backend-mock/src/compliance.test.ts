@@ -1,5 +1,6 @@
 // The compliance suite on the kernel selftest mock driver (re-exported here from @viommu/core),
-// through the kit @viommu/backend-compliance ships for it.
-import { runComplianceSuite, selftestMockKit } from '@viommu/backend-compliance';
+// through the kit @viommu/backend-compliance ships for it (./compliance-kit.ts).
+import { runComplianceSuite } from '@viommu/backend-compliance';
+import { complianceKits } from './compliance-kit.js';
 
-runComplianceSuite(selftestMockKit);
+for (const kit of complianceKits) runComplianceSuite(kit);
