@@ -10,7 +10,7 @@ import { DEFAULT_SHAPE } from '../workload/run.js';
 import { renderHtml } from './html.js';
 import { runBench, type BenchReport, type DemoDocument } from './run.js';
 
-/** Cases run real processes (a daemon, jest, the workload): no time limit on them (the machine may be loaded). */
+/** Cases run real processes (a daemon, the workload): no time limit on them (the machine may be loaded). */
 const NO_LIMIT = 3_600_000;
 
 async function run(argv: string[]) {

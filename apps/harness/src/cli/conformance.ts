@@ -28,7 +28,7 @@ export const conformanceHelp = `viommu conformance — run the conformance scena
 The scenario set is the port of the kernel's iommufd selftest (tools/testing/selftests/iommu/
 iommufd.c, Linux 7.2.13) from @viommu/backend-mock, one fresh process per case (on the daemon: one
 connection per case), and the compliance flows of every vendor backend (@viommu/backend-compliance
-with each backend's kit, through jest), named <vendor>/<test>; those run on the simulator only and
+with each backend's kits, in-process), named <vendor>/<test>; those run on the simulator only and
 are listed as skipped elsewhere. With --compare, a case either target cannot run is skipped on both.
 
 Usage: viommu conformance [--target sim|native|daemon] [--compare A,B] [--format text|json|junit|tap]

@@ -2,10 +2,14 @@ import { describe, expect, it } from '@jest/globals';
 import { main } from '../cli/main.js';
 import type { Io } from '../cli/io.js';
 import { detectTerm } from '../cli/term.js';
-import { COMPLIANCE_VENDORS, casesFromJest, plan } from './compliance.js';
+import type { vtd } from '@viommu/backend-vtd';
+import { smmuv3Kit } from '@viommu/backend-smmuv3-cmdqv/compliance-kit';
+import { vtdKit } from '@viommu/backend-vtd/compliance-kit';
+import type { NoViommuKit } from '@viommu/backend-compliance/testing';
+import { COMPLIANCE_VENDORS, complianceCaseNames, runComplianceVendor } from './compliance.js';
 import { compare, tally, toJunit, toTap, xmlEscape, type CaseResult } from './formats.js';
 
-/** Cases run real processes (a daemon, jest, the workload): no time limit on them (the machine may be loaded). */
+/** Cases run real processes (a daemon, the workload): no time limit on them (the machine may be loaded). */
 const NO_LIMIT = 3_600_000;
 
 const cases: CaseResult[] = [
@@ -92,34 +96,49 @@ describe('viommu conformance', () => {
 });
 
 describe('the compliance flows as conformance cases', () => {
-  it('selects vendors and jest name patterns from a substring filter', () => {
-    const ids = (f?: string) => plan(f).map((p) => [p.vendor.id, p.namePattern]);
-    expect(ids()).toEqual(COMPLIANCE_VENDORS.map((v) => [v.id, undefined]));
-    // The vendor part of a filter with '/' is a suffix of the id; the rest starts the jest name.
-    expect(ids('smmuv3/ARM SMMUv3 compliance: the driver interface › is a')).toEqual([['smmuv3', '^ARM SMMUv3 compliance: the driver interface is a']]);
-    expect(ids('d/x')).toEqual([['vtd', '^x'], ['amd', '^x']]);
-    expect(ids('vtd')).toEqual([['mock', 'vtd'], ['smmuv3', 'vtd'], ['vtd', undefined], ['amd', 'vtd']]);
-    expect(ids('a (b)')[0]).toEqual(['mock', 'a \\(b\\)']);
+  it('has every vendor backend\'s cases, named <vendor>/<kit> compliance: <group> › <test> as jest names them', () => {
+    const names = COMPLIANCE_VENDORS.map((v) => complianceCaseNames(v));
+    expect(COMPLIANCE_VENDORS.map((v) => v.id)).toEqual(['mock', 'smmuv3', 'vtd', 'amd']);
+    // The selftest mock, SMMUv3 with and without CMDQV, VT-d (no vIOMMU) and AMD-Vi (no invalidation).
+    expect(names.map((n) => n.length)).toEqual([18, 33, 14, 15]);
+    expect(names[1]).toContain('smmuv3/ARM SMMUv3 + Tegra241 CMDQV compliance: the nested flow (spec 9.4) › allocates HW queues on guest RAM in ascending index order and tears them down in reverse');
+    expect(names[2]).toContain('vtd/Intel VT-d compliance: fail_nth › unwinds every injected failure of the nested flow with an errno and releases every object and frame');
+    expect(names.flat().every((n) => /^(mock|smmuv3|vtd|amd)\/[^/]+ compliance: [^›]+ › .+$/.test(n))).toBe(true);
+    expect(complianceCaseNames(COMPLIANCE_VENDORS[2]!, 'vtd/Intel VT-d compliance: the driver')).toHaveLength(3);
   });
 
-  it("names cases <vendor>/<describe> › <test>, keeps only the suite's own tests, and maps jest statuses", () => {
-    const vendor = COMPLIANCE_VENDORS.find((v) => v.id === 'vtd')!;
-    const doc = {
-      testResults: [{
-        assertionResults: [
-          { ancestorTitles: ['Intel VT-d compliance: the nested flow (spec 9.4)'], title: 'tears down', status: 'passed' as const, duration: 7 },
-          { ancestorTitles: ['Intel VT-d compliance: fail_nth'], title: 'unwinds', status: 'failed' as const, duration: 3, failureMessages: ['\u001b[31mexpected EBUSY\u001b[39m'] },
-          { ancestorTitles: ['Intel VT-d compliance: errors and hostile input'], title: 'fuzz', status: 'pending' as const },
-          { ancestorTitles: ['the VT-d kit is a real check'], title: 'not part of the suite', status: 'passed' as const },
-        ],
-      }],
+  it('runs the cases in-process: a broken unit fails the staleness case with what the check saw', async () => {
+    // A VT-d unit that reports user invalidations handled and flushes nothing.
+    const broken: NoViommuKit = {
+      ...vtdKit,
+      createHost() {
+        const made = vtdKit.createHost();
+        (made.host.driver('dmar0') as ReturnType<typeof vtd>).invalidateUser = () => undefined;
+        return made;
+      },
     };
-    expect(casesFromJest(vendor, doc, undefined)).toEqual([
-      { name: 'vtd/Intel VT-d compliance: the nested flow (spec 9.4) › tears down', suite: 'compliance.vtd', status: 'pass', ms: 7 },
-      { name: 'vtd/Intel VT-d compliance: fail_nth › unwinds', suite: 'compliance.vtd', status: 'fail', message: 'expected EBUSY', ms: 3 },
-      { name: 'vtd/Intel VT-d compliance: errors and hostile input › fuzz', suite: 'compliance.vtd', status: 'skip', message: 'pending in the suite', ms: 0 },
-    ]);
-    expect(casesFromJest(vendor, doc, 'not here').map((c) => [c.status, c.message])).toEqual([['skip', 'not here'], ['skip', 'not here'], ['skip', 'not here']]);
+    const seen: string[] = [];
+    const got = await runComplianceVendor({ id: 'vtd', kits: [broken] }, { filter: 'the nested flow', onCase: (c) => seen.push(c.name) });
+    expect(seen).toEqual(got.map((c) => c.name));
+    const stale = got.find((c) => c.name.includes('keeps the old translation until the guest invalidates'))!;
+    expect(stale).toMatchObject({ suite: 'compliance.vtd', status: 'fail' });
+    expect(stale.message).toContain('DMA after the guest invalidated: expected "new page", got "old page"');
+    // It handles every entry, the bad one too; the rest of the flow holds on that unit.
+    const bad = got.find((c) => c.name.includes('reports how many entries it handled when one is bad'))!;
+    expect(bad.message).toContain('HWPT_INVALIDATE of a batch with a bad entry: expected "EOPNOTSUPP", got "ok"');
+    expect(got.filter((c) => c.status !== 'pass').map((c) => c.name)).toEqual([stale.name, bad.name]);
+  }, NO_LIMIT);
+
+  it('lists without running, and reports a kit the suite refuses as one failed case', async () => {
+    const never: NoViommuKit = { ...vtdKit, createHost: () => { throw new Error('listed cases must not run'); } };
+    const listed = await runComplianceVendor({ id: 'vtd', kits: [never] }, { listOnly: 'not here' });
+    expect(listed).toHaveLength(14);
+    expect(listed.every((c) => c.status === 'skip' && c.message === 'not here')).toBe(true);
+    const both = { ...smmuv3Kit, refresh: { what: 'nothing', apply: () => { throw new Error('unreachable'); } } };
+    const refused = await runComplianceVendor({ id: 'smmuv3', kits: [both] });
+    expect(refused).toHaveLength(1);
+    expect(refused[0]).toMatchObject({ name: 'smmuv3/(compliance suite)', status: 'fail' });
+    expect(refused[0]!.message).toContain('kit ARM SMMUv3: give exactly one of invalidation and refresh');
   });
 
   it("runs a vendor's compliance suite on the simulator, one case per test, in every output format", async () => {

@@ -11,7 +11,7 @@ import { detectTerm } from '../cli/term.js';
 import { APP_ROOT, startDaemon, viommudCli, type DaemonHandle } from './daemon.js';
 import { runTarget } from './targets.js';
 
-/** Cases run real processes (a daemon, jest, the workload): no time limit on them (the machine may be loaded). */
+/** Cases run real processes (a daemon, the workload): no time limit on them (the machine may be loaded). */
 const NO_LIMIT = 3_600_000;
 
 async function run(argv: string[]) {

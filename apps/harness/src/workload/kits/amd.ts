@@ -1,33 +1,26 @@
 // AMD-Vi (@viommu/backend-amd-vi) with `nested: true`: the kernel's dormant nested.c allocator on a
 // destroy-only vIOMMU (ADR 0100). Each device's guest keeps an x86-64 (v2) page table and a GCR3
-// table in guest RAM; its nested HWPT carries the guest DTE (IOMMU_HWPT_DATA_AMD_GUEST). Linux
-// 7.2.13 has no guest invalidation for AMD: HWPT_INVALIDATE is EOPNOTSUPP, a guest remap stays in
-// the IOTLB under the hDomID, and a DTE rewrite alone (nested_attach_device) does not drop it. The
-// VMM's way out is a nested HWPT with a new guest DomainID (a new hDomID), replacing the
-// attachment; what that costs is host command-buffer commands (INVALIDATE_DEVTAB_ENTRY,
-// COMPLETION_WAIT), which the demo shows (ADR 0170). PASID-tagged guest misses of a PRI device on
-// a fault-capable nested HWPT are page requests through the PPR log to the FAULT queue; the DMA
-// retries after the answer.
+// table in guest RAM (AmdGuestStage1); its nested HWPT carries the guest DTE. Linux 7.2.13 has no
+// guest invalidation for AMD: HWPT_INVALIDATE is EOPNOTSUPP, a guest remap stays in the IOTLB under
+// the hDomID, and a DTE rewrite alone does not drop it. The VMM's way out is a nested HWPT with a
+// new guest DomainID (a new hDomID), replacing the attachment; what that costs is host
+// command-buffer commands (INVALIDATE_DEVTAB_ENTRY, COMPLETION_WAIT), which the demo shows (ADR
+// 0170). The vendor constants are the backend's compliance kit's; what is here is the workload's:
+// many devices, a guest DomainID per device, the refresh's command count, and PASID-tagged page
+// requests whose retried DMA must read the page the guest's fault handler mapped.
 
 import { AmdGuestStage1, amdVi } from '@viommu/backend-amd-vi';
+import { PRI_PASID, amdViKit as compliance } from '@viommu/backend-amd-vi/compliance-kit';
 import { createSimHost } from '@viommu/core';
 import * as U from '@viommu/uapi';
 import { FAULT_RESPONSE_TIMEOUT_MS, type GuestDevice, type VendorKit } from '../kit.js';
-
-/** The PASID page requests use (the kernel never forwards PASID-0 page requests). */
-const PRI_PASID = 1;
-/** Upstream accepts any non-zero vIOMMU type for the destroy-only vIOMMU. */
-const VIOMMU_TYPE = 0x1234;
-
-const faultedIn = (i: number) => new TextEncoder().encode(`faulted in for device ${i}`);
+import { guestFaultIn, pciDeviceNames, vendorBasics, viommuRequestOf } from './shared.js';
 
 export const amdKit: VendorKit = {
   id: 'amd',
   title: 'AMD-Vi (nested: true, no guest invalidation)',
   open(shape) {
-    // DeviceIDs from 0x0100 in one PCI segment.
-    if (shape.devices > 0xff00) throw new RangeError(`${shape.devices} devices do not fit one PCI segment`);
-    const devices = Array.from({ length: shape.devices }, (_, i) => `nic${i}`);
+    const devices = pciDeviceNames(shape.devices);
     // The experimental hardware vIOMMU (ADR 0101) stays off: this is the upstream uAPI plus nested.c.
     const drv = amdVi({ name: 'ivhd0', nested: true });
     const host = createSimHost({
@@ -35,18 +28,16 @@ export const amdKit: VendorKit = {
       devices: devices.map((name, i) => ({ name, iommu: 'ivhd0', rid: 0x0100 + i, pasidBits: 8, ats: false, pri: true })),
       faultResponseTimeoutMs: FAULT_RESPONSE_TIMEOUT_MS,
     });
-    /** Each device's guest structures, and the next guest DomainID a refresh uses. */
+    /** Each device's guest structures, and the next guest DomainID (a refresh takes a new one). */
     const guests = new Map<number, AmdGuestStage1>();
-    const faultPage = new Map<number, number>();
     let nextDomainId = 1;
+    const faults = guestFaultIn({ pasid: PRI_PASID });
 
     return {
       host,
       devices,
-      // Clear of the MSI window (0xfee0_0000) and the HyperTransport hole.
-      guestRamIpa: 0x4000_0000,
-      hwInfoType: U.IOMMU_HW_INFO_TYPE_AMD,
-      viommuRequest: () => ({ type: VIOMMU_TYPE }),
+      ...vendorBasics(compliance),
+      viommuRequest: viommuRequestOf(compliance),
       // The guest's DeviceID for the device (the vDEVICE's virt_id).
       virtId: (i) => BigInt(0x0100 + i),
       buildStage1(guest, index) {
@@ -65,22 +56,12 @@ export const amdKit: VendorKit = {
         },
       },
       pageFault: {
-        provoke(ctx, dev, addr) {
-          const page = ctx.guest.alloc(4096);
-          ctx.guest.write(page, faultedIn(dev.index));
-          faultPage.set(dev.index, page);
-          const want = faultedIn(dev.index);
-          return ctx.host.device(dev.name).dma.read(addr, want.length, { pasid: PRI_PASID }).then(
-            (got) => (got.every((b, k) => b === want[k]) ? undefined : `${dev.name}: the retried DMA read other bytes`),
-            (e: unknown) => `${dev.name}: the retried DMA failed (${(e as { code?: string }).code ?? String(e)})`,
-          );
-        },
+        provoke: (ctx, dev, addr) => faults.provoke(ctx, dev, addr),
         check(g, dev) {
           const last = g.faults[g.faults.length - 1];
           if (g.devId !== dev.device.id) return `dev_id ${g.devId}, expected ${dev.device.id}`;
           if (!last || last.pasid !== PRI_PASID || (last.flags & U.IOMMU_PGFAULT_FLAGS_PASID_VALID) === 0) return 'unexpected page request record';
-          // The guest's fault handler maps the page (a miss is not cached), then the workload answers.
-          dev.stage1.map!(Number(last.addr), faultPage.get(dev.index)!);
+          faults.handle(dev, last.addr);
           return undefined;
         },
       },

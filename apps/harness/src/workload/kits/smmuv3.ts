@@ -2,26 +2,22 @@
 // stage-1 is a VMSAv8-64 table and a context descriptor in guest RAM, the nested HWPT carries the
 // vSTE words, the IOMMU caches what it walked until the guest's TLBI reaches it — through
 // HWPT_INVALIDATE, or through a VCMDQ the guest drives via the mmapped VINTF page with no ioctl —
-// and a translation fault comes back as a vEVENT with the guest's StreamID.
+// and a translation fault comes back as a vEVENT with the guest's StreamID. The guest-side formats
+// (stage-1 table, CD, vSTE, the F_TRANSLATION check) and the vendor constants are the backend's
+// compliance kit's; what is here is the workload's: a CMDQV sized for the shape, a guest ASID per
+// device, and the guest driving a VCMDQ through the mmapped VINTF page.
 
-import {
-  CMDQ_OP_TLBI_NH_ASID, STE_CFG_S1_TRANS, TableBuilder, VCMDQ_CONFIG, VCMDQ_CONS, VCMDQ_EN, VCMDQ_PROD,
-  encodeCd, encodeCommand, encodeSte, s1LeafAttrs, s1StartLevel, smmuv3Cmdqv, type TableMemory,
-} from '@viommu/backend-smmuv3-cmdqv';
+import { CMDQ_OP_TLBI_NH_ASID, VCMDQ_CONFIG, VCMDQ_CONS, VCMDQ_EN, VCMDQ_PROD, encodeCommand, smmuv3Cmdqv } from '@viommu/backend-smmuv3-cmdqv';
+import { smmuv3GuestStage1, tegra241Kit as compliance, translationFaultProblem } from '@viommu/backend-smmuv3-cmdqv/compliance-kit';
 import type { Viommu } from '@viommu/client';
 import { createSimHost } from '@viommu/core';
 import * as U from '@viommu/uapi';
-import type { GuestMemory } from '@viommu/backend-compliance/testing';
+import { vendorBasics, viommuRequestOf } from './shared.js';
 import { FAULT_RESPONSE_TIMEOUT_MS, type VendorKit, type WorkloadContext } from '../kit.js';
 
 /** An IOVA no device's stage-1 maps: a DMA there is a guest translation fault (F_TRANSLATION). */
 export const UNMAPPED_IOVA = 0x7777_0000;
-const EVT_ID_TRANSLATION_FAULT = 0x10;
-const CMD_BYTES = 16;
-
-function tablesIn(guest: GuestMemory): TableMemory {
-  return { readU32: (ipa) => guest.readU32(ipa), writeU32: (ipa, v) => guest.writeU32(ipa, v), allocTable: (bytes) => guest.alloc(bytes, Math.max(bytes, 64)) };
-}
+const CMD_BYTES = compliance.invalidation!.entryLen;
 
 const log2Ceil = (n: number) => Math.ceil(Math.log2(Math.max(2, n)));
 
@@ -51,38 +47,24 @@ export const smmuv3Kit: VendorKit = {
     return {
       host,
       devices,
-      // Clear of the software MSI window at 0x800_0000.
-      guestRamIpa: 0x4000_0000,
-      hwInfoType: U.IOMMU_HW_INFO_TYPE_ARM_SMMUV3,
-      viommuRequest: () => ({ type: U.IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV, data: new Uint8Array(U.iommu_viommu_tegra241_cmdqv.size) }),
+      ...vendorBasics(compliance),
+      viommuRequest: viommuRequestOf(compliance),
       afterViommu(viommu) {
         const out = U.iommu_viommu_tegra241_cmdqv.decode(viommu.data!);
         const page = viommu.mmap(out.out_vintf_mmap_offset, Number(out.out_vintf_mmap_length));
         vintf.set(viommu.id, { regs: new DataView(page.bytes.buffer, page.bytes.byteOffset, page.bytes.byteLength), prod: 0 });
       },
       virtId: (i) => BigInt(0x10 + i),
-      buildStage1(guest, i) {
-        const s1 = new TableBuilder(tablesIn(guest), 12, 48, s1StartLevel(12, 48));
-        const cd = guest.alloc(64, 64);
-        guest.write(cd, encodeCd({ v: true, aa64: true, t0sz: 16, tg0: 0, ips: 5, r: true, a: true, aset: true, epd1: true, asid: asidOf(i), ttb0: s1.root }));
-        const vste = encodeSte({ v: true, config: STE_CFG_S1_TRANS, s1ContextPtr: cd }).slice(0, 16);
-        return {
-          data: { type: U.IOMMU_HWPT_DATA_ARM_SMMUV3, bytes: vste },
-          map(iova, ipa) {
-            s1.unmap(iova, 4096);
-            s1.map(iova, ipa, 4096, s1LeafAttrs({ ap: 1 }));
-          },
-        };
-      },
+      buildStage1: (guest, i) => smmuv3GuestStage1(guest, asidOf(i)),
       invalidation: {
         target: 'viommu',
-        type: U.IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3,
+        type: compliance.invalidation!.type,
         entryLen: CMD_BYTES,
         flush: (_ctx, dev) => [encodeCommand({ opcode: CMDQ_OP_TLBI_NH_ASID, asid: asidOf(dev.index) })],
       },
       hwQueue: {
-        type: U.IOMMU_HW_QUEUE_TYPE_TEGRA241_CMDQV,
-        length: 4096,
+        type: compliance.hwQueue!.type,
+        length: compliance.hwQueue!.length,
         submit(ctx: WorkloadContext, viommu: Viommu, queueIpa: number, entries) {
           const q = vintf.get(viommu.id);
           if (!q) throw new Error(`no VINTF page mapped for ${viommu.label}`);
@@ -101,18 +83,12 @@ export const smmuv3Kit: VendorKit = {
         },
       },
       vevent: {
-        type: U.IOMMU_VEVENTQ_TYPE_ARM_SMMUV3,
+        type: compliance.vevent!.type,
         provoke: async (ctx, dev) => {
           const refused = await ctx.host.device(dev.name).dma.read(BigInt(UNMAPPED_IOVA), 4).then(() => false, () => true);
           if (!refused) throw new Error(`DMA to unmapped IOVA 0x${UNMAPPED_IOVA.toString(16)} succeeded`);
         },
-        check: (payload, dev) => {
-          const evt = U.iommu_vevent_arm_smmuv3.decode(payload).evt;
-          if (Number(evt[0]! & 0xffn) !== EVT_ID_TRANSLATION_FAULT) return `event id 0x${(evt[0]! & 0xffn).toString(16)}, expected F_TRANSLATION`;
-          if (evt[0]! >> 32n !== dev.vdevice.virtId) return `StreamID 0x${(evt[0]! >> 32n).toString(16)}, expected the vSID 0x${dev.vdevice.virtId.toString(16)}`;
-          if (evt[2] !== BigInt(UNMAPPED_IOVA)) return `input address 0x${evt[2]!.toString(16)}`;
-          return undefined;
-        },
+        check: (payload, dev) => translationFaultProblem(payload, dev.vdevice.virtId, UNMAPPED_IOVA),
       },
     };
   },
