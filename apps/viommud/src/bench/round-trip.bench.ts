@@ -9,7 +9,8 @@
 //   daemon direct / daemon worker   DaemonProcess against a sim-backend viommud: close(-1), the
 //               IOMMU_IOAS_ALLOC + IOMMU_DESTROY (per ioctl), and close(-1) (EBADF)
 // Daemon handling is (daemon X) - (echo X). Ratios are against the direct channel. JSON in
-// bench-results/round-trip.json. VIOMMUD_BENCH_ROUNDTRIPS sets N (default 4000).
+// bench-results/round-trip.json (VIOMMUD_BENCH_OUT: elsewhere). VIOMMUD_BENCH_ROUNDTRIPS sets N
+// (default 4000).
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
@@ -78,15 +79,21 @@ async function hop(n: number): Promise<Stat> {
   );
   await new Promise((r) => w.once('online', r));
   let slices = 0;
+  let late = 0;
   let wakeNs = 0;
   const ns = measure(n, () => {
     Atomics.store(ctrl, 0, 0);
     w.postMessage(0);
-    while (Atomics.load(ctrl, 0) === 0) if (Atomics.wait(ctrl, 0, 0, 20) === 'timed-out') slices++;
+    while (Atomics.load(ctrl, 0) === 0) {
+      if (Atomics.wait(ctrl, 0, 0, 20) !== 'timed-out') continue;
+      slices++;
+      // The worker had answered, yet its notify did not end the wait: a lost (or very late) wake-up.
+      if (Number(process.hrtime.bigint() - stamp[0]!) > 1e6 && Atomics.load(ctrl, 0) !== 0) late++;
+    }
     wakeNs += Number(process.hrtime.bigint() - stamp[0]!);
   });
   await w.terminate();
-  return stat('hop (postMessage + Atomics.notify)', ns, { timedOutSlices: slices, wakeUpUs: +(wakeNs / (n + WARM) / 1000).toFixed(2) });
+  return stat('hop (postMessage + Atomics.notify)', ns, { timedOutSlices: slices, lostNotifies: late, wakeUpUs: +(wakeNs / (n + WARM) / 1000).toFixed(2) });
 }
 
 /** A Node.js echo server in its own process. */
@@ -170,27 +177,41 @@ async function echoChannel(name: string, ch: Channel, n: number): Promise<Stat> 
   return stat(name, ns);
 }
 
-function daemonCalls(name: string, p: Process, n: number): Stat[] {
+/** IOMMU_IOAS_ALLOC + IOMMU_DESTROY (ns per ioctl) and close(-1), `n` samples each, into `into`. */
+function daemonBlock(p: Process, n: number, into: { pair: number[]; bad: number[] }): void {
   const fd = p.open('/dev/iommu');
   const arg = iommu_ioas_alloc.encode({ size: iommu_ioas_alloc.size, flags: 0, out_ioas_id: 0 });
   const destroy = iommu_destroy.encode({ size: iommu_destroy.size, id: 0 });
-  const pair = measure(n >> 1, () => {
+  const pair = measure(n, () => {
     p.ioctl(fd, IOMMU_IOAS_ALLOC, arg);
     iommu_destroy.set(destroy, 'id', iommu_ioas_alloc.get(arg, 'out_ioas_id') as number);
     p.ioctl(fd, IOMMU_DESTROY, destroy);
   });
   p.close(fd);
-  // Two ioctls per sample: report per ioctl.
-  for (let i = 0; i < pair.length; i++) pair[i]! /= 2;
+  for (const t of pair) into.pair.push(t / 2);
   // A failing call costs the daemon an error object (and its log line), so it is not the cheapest.
-  const bad = measure(n >> 1, () => {
+  const bad = measure(n, () => {
     try {
       p.close(-1);
     } catch {
       // EBADF: the point is the round trip
     }
   });
-  return [stat(`${name}: IOAS_ALLOC/DESTROY`, pair), stat(`${name}: close(-1) EBADF`, bad)];
+  into.bad.push(...bad);
+}
+
+/**
+ * The same calls over each channel, in alternating blocks, so a change of the machine's load
+ * during the run (it is shared) weighs on both alike.
+ */
+function daemonCalls(channels: Array<[string, Process]>, n: number): Stat[] {
+  const acc = channels.map(() => ({ pair: [] as number[], bad: [] as number[] }));
+  const BLOCKS = 4;
+  for (let b = 0; b < BLOCKS; b++) channels.forEach(([, p], i) => daemonBlock(p, Math.max(1, Math.floor(n / 2 / BLOCKS)), acc[i]!));
+  return channels.flatMap(([name], i) => [
+    stat(`${name}: IOAS_ALLOC/DESTROY`, Float64Array.from(acc[i]!.pair)),
+    stat(`${name}: close(-1) EBADF`, Float64Array.from(acc[i]!.bad)),
+  ]);
 }
 
 function timerProbe(): Record<string, number> {
@@ -237,36 +258,41 @@ async function main(): Promise<void> {
     echo.stop();
   }
 
-  const host = createSimHost();
-  for (const s of daemonCalls('in-process', host.spawn(), N)) log(s);
-  const daemon = await startDaemon();
+  for (const s of daemonCalls([['in-process', createSimHost().spawn()]], N)) log(s);
+  // VIOMMUD_BENCH_PROFILE=DIR: the daemon writes a V8 CPU profile there when it exits.
+  const profile = process.env['VIOMMUD_BENCH_PROFILE'];
+  const daemon = await startDaemon([], profile ? { env: { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profile}` } } : {});
   try {
     const direct = await connectDaemonProcess(daemon.socketPath, { fdBridge: loadAddon() });
-    for (const s of daemonCalls('daemon direct', direct, N)) log(s);
-    direct.disconnect();
     process.env['VIOMMU_SYNC_CHANNEL'] = 'worker';
     const worker = await connectDaemonProcess(daemon.socketPath, { fdBridge: loadAddon() });
     delete process.env['VIOMMU_SYNC_CHANNEL'];
-    for (const s of daemonCalls('daemon worker', worker, N)) log(s);
+    for (const s of daemonCalls([['daemon direct', direct], ['daemon worker', worker]], N)) log(s);
+    direct.disconnect();
     worker.disconnect();
   } finally {
     await daemon.stop();
   }
 
   const by = (name: string) => results.find((r) => r.name === name)!;
+  const ratio = (a: string, b: string) => ({
+    mean: +(by(a).meanUs / by(b).meanUs).toFixed(2),
+    p50: +(by(a).p50Us / by(b).p50Us).toFixed(2),
+  });
   const ratios = {
-    echoWorkerOverDirect: +(by('echo worker (WorkerChannel)').meanUs / by('echo direct (DirectChannel)').meanUs).toFixed(2),
-    daemonEbadfWorkerOverDirect: +(by('daemon worker: close(-1) EBADF').meanUs / by('daemon direct: close(-1) EBADF').meanUs).toFixed(2),
-    ioctlWorkerOverDirect: +(by('daemon worker: IOAS_ALLOC/DESTROY').meanUs / by('daemon direct: IOAS_ALLOC/DESTROY').meanUs).toFixed(2),
-    directOverInProcess: +(by('daemon direct: IOAS_ALLOC/DESTROY').meanUs / by('in-process: IOAS_ALLOC/DESTROY').meanUs).toFixed(1),
+    echoWorkerOverDirect: ratio('echo worker (WorkerChannel)', 'echo direct (DirectChannel)'),
+    ioctlWorkerOverDirect: ratio('daemon worker: IOAS_ALLOC/DESTROY', 'daemon direct: IOAS_ALLOC/DESTROY'),
+    ebadfWorkerOverDirect: ratio('daemon worker: close(-1) EBADF', 'daemon direct: close(-1) EBADF'),
+    ioctlDirectOverInProcess: ratio('daemon direct: IOAS_ALLOC/DESTROY', 'in-process: IOAS_ALLOC/DESTROY'),
   };
+  // p50s: the means on a shared machine are dominated by the times this process was not running.
   const parts = {
-    hopUs: by('hop (postMessage + Atomics.notify)').meanUs,
-    socketAndPeerLoopUs: by('echo raw (write/poll/read)').meanUs,
-    framingDirectUs: +(by('echo direct (DirectChannel)').meanUs - by('echo raw (write/poll/read)').meanUs).toFixed(2),
-    daemonHandlingUs: +(by('daemon direct: IOAS_ALLOC/DESTROY').meanUs - by('echo direct (DirectChannel)').meanUs).toFixed(2),
+    hopUs: by('hop (postMessage + Atomics.notify)').p50Us,
+    socketAndPeerLoopUs: by('echo raw (write/poll/read)').p50Us,
+    framingDirectUs: +(by('echo direct (DirectChannel)').p50Us - by('echo raw (write/poll/read)').p50Us).toFixed(2),
+    daemonHandlingUs: +(by('daemon direct: IOAS_ALLOC/DESTROY').p50Us - by('echo direct (DirectChannel)').p50Us).toFixed(2),
   };
-  console.log(`parts (mean us): ${JSON.stringify(parts)}`);
+  console.log(`parts (p50 us): ${JSON.stringify(parts)}`);
   console.log(`ratios: ${JSON.stringify(ratios)}`);
   const dir = process.env['VIOMMUD_BENCH_OUT'] ?? join(APP_DIR, 'bench-results');
   mkdirSync(dir, { recursive: true });
