@@ -3,7 +3,8 @@
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { nativeBackend, simBackend, type Backend } from './backend.js';
+import { simBackend, type Backend } from './backend.js';
+import { isRemoteProcess } from './broker.js';
 import { createDaemon, loadFdBridge } from './server.js';
 import { startInspectServer, type InspectServer } from './inspect/http.js';
 import { Inspector } from './inspect/snapshot.js';
@@ -24,6 +25,8 @@ async function main(): Promise<void> {
       'max-frame': { type: 'string' },
       'sim-host-per-client': { type: 'boolean', default: false },
       'no-fd-passing': { type: 'boolean', default: false },
+      // Native backend: do not keep a session process started ahead of the next connection.
+      'no-spare': { type: 'boolean', default: false },
     },
   });
   const logger = pino({ name: 'viommud', level: values['log-level'] });
@@ -32,15 +35,16 @@ async function main(): Promise<void> {
     process.stderr.write('usage: viommud --socket PATH --backend sim|native [--metrics-port N] [--inspect-port N] [--shutdown-deadline MS] [--stall-ms MS] [--max-frame BYTES] [--log-level L]\n');
     process.exit(2);
   }
-  let backend: Backend;
+  let backend: Backend | undefined;
   if (values.backend === 'native') {
-    backend = await nativeBackend();
-    // Pointer fields reach the kernel as addresses in the daemon's own mm (ADR 0052).
-    logger.warn('native backend: clients share the daemon\'s address space, so serve only trusted clients (ADR 0052)');
+    // Each client's session runs in a process of its own (ADR 0125); the addon must load here
+    // already, so a daemon that cannot serve says so at start, not at the first connection.
+    if (!process.env['VIOMMUD_NATIVE_BACKEND_MODULE']) (await import('@viommu/native')).loadAddon();
   } else if (values.backend === 'sim') backend = simBackend({ perClient: values['sim-host-per-client'] });
   else throw new Error(`unknown backend ${values.backend}`);
-  // The inspection page counts each client's ioctls through a wrapped backend (src/inspect/stats.ts).
-  const instrumented = values['inspect-port'] !== undefined ? instrumentBackend(backend) : undefined;
+  // The inspection page counts each client's ioctls through a wrapped backend (src/inspect/stats.ts);
+  // session processes count their own and report them in their batches.
+  const instrumented = backend && values['inspect-port'] !== undefined ? instrumentBackend(backend) : undefined;
   if (instrumented) backend = instrumented;
   const peerCred = await nativePeerCred((reason) => logger.warn({ reason }, '@viommu/native did not load: clients are not identified by SO_PEERCRED'));
   const limits = {
@@ -48,7 +52,14 @@ async function main(): Promise<void> {
     ...(values['max-frame'] ? { maxFrame: Number(values['max-frame']) } : {}),
   };
   const fdBridge = values['no-fd-passing'] ? undefined : await loadFdBridge();
-  const daemon = createDaemon({ backend, logger, peerCred, limits, fdBridge, ...(fd !== undefined ? { fd } : { socketPath: values.socket! }) });
+  const daemon = createDaemon({
+    ...(backend ? { backend } : { sessionProcesses: { backendName: 'native', logLevel: values['log-level']!, spare: !values['no-spare'] } }),
+    logger,
+    peerCred,
+    limits,
+    fdBridge,
+    ...(fd !== undefined ? { fd } : { socketPath: values.socket! }),
+  });
   await daemon.listen();
   let http: ReturnType<typeof createServer> | undefined;
   if (values['metrics-port']) {
@@ -62,10 +73,10 @@ async function main(): Promise<void> {
     logger.info({ metricsPort: typeof address === 'object' && address ? address.port : undefined }, 'metrics listening');
   }
   let inspect: InspectServer | undefined;
-  if (instrumented) {
-    const inspector = new Inspector(() => daemon.sessions, (p) => instrumented.statsOf(p));
+  if (values['inspect-port'] !== undefined) {
+    const inspector = new Inspector(() => daemon.sessions, (p) => (isRemoteProcess(p) ? p.stats : instrumented?.statsOf(p)));
     // Loopback only, like the metrics; port 0 picks a free one and the log line says which.
-    inspect = await startInspectServer({ inspector, backend: backend.name, port: Number(values['inspect-port']) });
+    inspect = await startInspectServer({ inspector, backend: daemon.backendName, port: Number(values['inspect-port']) });
     logger.info({ inspectPort: inspect.port, url: inspect.url }, 'inspect listening');
   }
   await sdNotify('READY=1');

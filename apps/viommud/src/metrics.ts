@@ -1,6 +1,15 @@
 // Prometheus metrics (prom-client), one registry per daemon so tests can run several.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
+/** What a Session records (DaemonMetrics itself, or a session process's batch for the broker). */
+export interface SessionMetrics {
+  readonly ioctls: { inc(labels: { ioctl: string; errno: string }): void };
+  readonly syscalls: { inc(labels: { op: string; errno: string }): void };
+  readonly latency: { observe(labels: { ioctl: string }, seconds: number): void };
+  readonly protocolErrors: { inc(labels: { kind: string }): void };
+  readonly lostEvents: { inc(): void };
+}
+
 /** Figures read at scrape time. */
 export interface MetricsSource {
   liveObjects(): Map<string, number>;
@@ -38,4 +47,7 @@ export class DaemonMetrics {
   });
   readonly lostEvents = new Counter({ name: 'viommud_events_lost_total', help: 'event records dropped because a client did not keep up', registers: [this.registry] });
   readonly protocolErrors = new Counter({ name: 'viommud_protocol_errors_total', help: 'malformed frames, by kind', labelNames: ['kind'], registers: [this.registry] });
+  /** Native backend (ADR 0125): session processes, and those that died without finishing their session. */
+  readonly sessionProcesses = new Gauge({ name: 'viommud_session_processes', help: 'session processes alive (serving a client, or the spare)', registers: [this.registry] });
+  readonly sessionCrashes = new Counter({ name: 'viommud_session_crashes_total', help: 'session processes that exited without ending their session (crash, kill)', registers: [this.registry] });
 }

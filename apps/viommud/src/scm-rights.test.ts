@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { enc, Self } from '@viommu/backend-mock';
 import { loadAddon, type NativeAddon } from '@viommu/native';
-import { connectDaemonProcess, FEATURE, sealedMemfd, type DaemonProcess } from '@viommu/protocol';
+import { connectDaemonProcess, FEATURE, PROTOCOL_MINOR, sealedMemfd, type DaemonProcess } from '@viommu/protocol';
 import { IOMMU_TEST_OP_ACCESS_RW, MOCK_ACCESS_RW_WRITE, MOCK_FLAGS_ACCESS_WRITE, iommu_test_cmd_access_rw } from '@viommu/uapi';
 import { buildDaemon, sample, startDaemon, type RunningDaemon } from './spawn-daemon.js';
 
@@ -57,8 +57,11 @@ function rig(p: DaemonProcess) {
 describeScm('fd passing', () => {
   it('is granted only when both ends ask for it; otherwise memory is mirrored as before', async () => {
     const both = await connectDaemonProcess(daemon.socketPath, { fdBridge: addon });
-    expect(both.session.minor).toBe(1);
+    expect(both.session.minor).toBe(PROTOCOL_MINOR);
     expect(both.session.features & FEATURE.SCM_RIGHTS).toBe(FEATURE.SCM_RIGHTS);
+    // The simulator's vEVENTQ and FAULT files are not real fds: they stay in the daemon (ADR 0125).
+    expect(both.session.features & FEATURE.EVENT_FDS).toBe(0);
+    expect(both.servesEventFds).toBe(false);
     expect(both.canPassFds).toBe(true);
     both.disconnect();
 

@@ -1,5 +1,6 @@
-// The daemon: a Unix-socket server (its own socket at 0600, or one systemd passed in), one Session
-// per connection, metrics and graceful shutdown.
+// The daemon: a Unix-socket server (its own socket at 0600, or one systemd passed in), one session
+// per connection — in this process (the simulator), or in a session process of its own (the
+// native backend, ADR 0125) — metrics and graceful shutdown.
 import { chmodSync, existsSync, lstatSync, mkdtempSync, rmSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -8,11 +9,15 @@ import { pino, type Logger } from 'pino';
 import { Gauge } from 'prom-client';
 import { DEFAULT_MAX_FRAME, FdInbox, type FdBridge } from '@viommu/protocol';
 import type { Backend } from './backend.js';
+import { SessionProcessPool, type DaemonSession, type SessionProcessOptions } from './broker.js';
 import { DaemonMetrics } from './metrics.js';
 import { Session, type FdPassing, type PeerCredentials, type SessionLimits } from './session.js';
 
 export interface DaemonOptions {
-  readonly backend: Backend;
+  /** Sessions run in this process on this backend (the simulator: one host shared by all). */
+  readonly backend?: Backend;
+  /** Or each session runs in a process of its own (the native backend, ADR 0125). */
+  readonly sessionProcesses?: SessionProcessOptions;
   /** Path to create the socket at; or `fd` (socket activation). */
   readonly socketPath?: string;
   readonly fd?: number;
@@ -37,9 +42,9 @@ export async function loadFdBridge(onError?: (message: string) => void): Promise
 
 export interface Daemon {
   readonly metrics: DaemonMetrics;
-  readonly sessions: ReadonlySet<Session>;
+  readonly sessions: ReadonlySet<DaemonSession>;
   readonly logger: Logger;
-  readonly backend: Backend;
+  readonly backendName: string;
   listen(): Promise<void>;
   /** Stops accepting, waits up to `deadlineMs` for clients to leave, then disconnects the rest. */
   shutdown(deadlineMs?: number): Promise<void>;
@@ -52,8 +57,11 @@ export function createDaemon(opts: DaemonOptions): Daemon {
     stallMs: opts.limits?.stallMs ?? 10_000,
     maxUnsent: opts.limits?.maxUnsent ?? 64 * 1024 * 1024,
   };
-  const sessions = new Set<Session>();
+  if (!opts.backend === !opts.sessionProcesses) throw new Error('a daemon needs a backend or session processes (one of them)');
+  const backendName = opts.backend?.name ?? opts.sessionProcesses!.backendName;
+  const sessions = new Set<DaemonSession>();
   let nextSession = 1;
+  let pool: SessionProcessPool | undefined;
   let server: Server | undefined;
   const metrics = new DaemonMetrics({
     liveObjects() {
@@ -70,7 +78,7 @@ export function createDaemon(opts: DaemonOptions): Daemon {
 
   // Memory the daemon holds for clients that have not read it yet: bounded per client by maxUnsent
   // and the stall timeout, and for event streams by each subscription's max_queued.
-  const sumOver = (f: (s: Session) => number) => () => [...sessions].reduce((a, s) => a + f(s), 0);
+  const sumOver = (f: (s: DaemonSession) => number) => () => [...sessions].reduce((a, s) => a + f(s), 0);
   const unsent = sumOver((s) => s.unsent);
   const unsentEvents = sumOver((s) => s.unsentEventBytes);
   const unsentGauge: Gauge = new Gauge({ name: 'viommud_unsent_bytes', help: 'bytes queued to clients that their sockets have not taken yet', registers: [metrics.registry], collect: () => unsentGauge.set(unsent()) });
@@ -89,20 +97,24 @@ export function createDaemon(opts: DaemonOptions): Daemon {
     } catch {
       peer = undefined;
     }
-    let session: Session;
+    const gone = (s: DaemonSession) => {
+      sessions.delete(s);
+      metrics.clients.set(sessions.size);
+    };
+    let session: DaemonSession;
     try {
-      session = new Session(
-        nextSession++,
+      const id = nextSession++;
+      session = pool
+        ? pool.hand(socket, id, peer, limits, gone)
+        : new Session(
+        id,
         socket,
-        opts.backend,
+        opts.backend!,
         logger,
         metrics,
         limits,
         peer,
-        (s) => {
-          sessions.delete(s);
-          metrics.clients.set(sessions.size);
-        },
+        gone,
         fdPassing,
       );
     } catch (e) {
@@ -112,30 +124,38 @@ export function createDaemon(opts: DaemonOptions): Daemon {
     }
     sessions.add(session);
     metrics.clients.set(sessions.size);
-    logger.info({ session: session.id, peer: peer ?? 'unknown (no SO_PEERCRED without @viommu/native)' }, 'client connected');
+    const sessionPid = pool ? (session.process as { pid?: number }).pid : undefined;
+    logger.info({ session: session.id, peer: peer ?? 'unknown (no SO_PEERCRED without @viommu/native)', ...(sessionPid ? { sessionPid } : {}) }, 'client connected');
   }
 
   return {
     metrics,
     sessions,
     logger,
-    backend: opts.backend,
+    backendName,
     listen() {
       if (opts.fdBridge) {
         // The fd channel's socket lives in a private directory next to ours (or in the temp dir
-        // under socket activation); clients learn its path in HELLO.
+        // under socket activation); clients learn its path in HELLO. Session processes each
+        // listen on a socket of their own in the same directory.
         fdDir = mkdtempSync(join(opts.socketPath ? dirname(opts.socketPath) : tmpdir(), '.viommud-fds-'));
-        fdPassing = { inbox: new FdInbox(opts.fdBridge, fdDir), bridge: opts.fdBridge };
-        logger.info({ fdSocket: fdPassing.inbox.path }, 'fd passing (SCM_RIGHTS) offered');
+        if (!opts.sessionProcesses) fdPassing = { inbox: new FdInbox(opts.fdBridge, fdDir), bridge: opts.fdBridge };
+        logger.info({ ...(fdPassing ? { fdSocket: fdPassing.inbox.path } : { fdDir }) }, 'fd passing (SCM_RIGHTS) offered');
       }
-      server = createServer({ allowHalfOpen: false }, accept);
+      if (opts.sessionProcesses) {
+        const sp = opts.sessionProcesses;
+        pool = new SessionProcessPool(sp, { logLevel: sp.logLevel ?? logger.level, flushMs: sp.flushMs ?? 250, ...(fdDir ? { fdDir } : {}) }, logger, metrics);
+        pool.start();
+      }
+      // A connection for a session process is not read here at all: the process reads it all.
+      server = createServer({ allowHalfOpen: false, pauseOnConnect: pool !== undefined }, accept);
       server.on('error', (e) => logger.error({ err: e.message }, 'server error'));
       return new Promise((resolve, reject) => {
         server!.once('error', reject);
         if (opts.fd !== undefined) {
           // Socket activation: the socket, its path and its mode are the service manager's.
           server!.listen({ fd: opts.fd }, () => {
-            logger.info({ fd: opts.fd, backend: opts.backend.name }, 'listening');
+            logger.info({ fd: opts.fd, backend: backendName }, 'listening');
             resolve();
           });
           return;
@@ -148,7 +168,7 @@ export function createDaemon(opts: DaemonOptions): Daemon {
         server!.listen(path, () => {
           process.umask(oldMask);
           chmodSync(path, 0o600);
-          logger.info({ socket: path, backend: opts.backend.name }, 'listening');
+          logger.info({ socket: path, backend: backendName, sessionProcesses: pool !== undefined }, 'listening');
           resolve();
         });
       });
@@ -159,6 +179,8 @@ export function createDaemon(opts: DaemonOptions): Daemon {
       const until = Date.now() + deadlineMs;
       while (sessions.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
       for (const s of [...sessions]) s.end();
+      // Session processes tear down and exit on 'end'; one that does not within a grace is killed.
+      await pool?.close(2000);
       await closed;
       fdPassing?.inbox.close();
       if (fdDir) rmSync(fdDir, { recursive: true, force: true });

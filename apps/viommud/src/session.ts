@@ -28,9 +28,19 @@ import {
   type Frame,
   type Writer,
 } from '@viommu/protocol';
-import { ERRNO, ioctlByRequest, POLLIN, SystemError, type IoctlArg } from '@viommu/uapi';
+import {
+  ERRNO,
+  IOMMU_FAULT_QUEUE_ALLOC,
+  IOMMU_VEVENTQ_ALLOC,
+  iommu_fault_alloc,
+  iommu_veventq_alloc,
+  ioctlByRequest,
+  POLLIN,
+  SystemError,
+  type IoctlArg,
+} from '@viommu/uapi';
 import type { Backend, BackendProcess } from './backend.js';
-import type { DaemonMetrics } from './metrics.js';
+import type { SessionMetrics } from './metrics.js';
 
 export interface SessionLimits {
   /** Largest frame accepted from the client. */
@@ -104,6 +114,8 @@ export class Session {
   private readonly reply: Writer = frameWriter(4096);
   /** Granted in HELLO when both ends can pass fds. */
   private scmRights = false;
+  /** Granted in HELLO (1.2, native backend): vEVENTQ and FAULT fds are passed to the client too. */
+  private eventFds = false;
   /** Memory shared with the client kept in step with the simulator's copy (sim backend). */
   private readonly local = new LocalMirror();
   private nextLocalKey = 1;
@@ -117,7 +129,7 @@ export class Session {
     private readonly socket: Socket,
     private readonly backend: Backend,
     private readonly log: Logger,
-    private readonly metrics: DaemonMetrics,
+    private readonly metrics: SessionMetrics,
     private readonly limits: SessionLimits,
     readonly peer: PeerCredentials | undefined,
     private readonly onClose: (s: Session) => void,
@@ -275,11 +287,14 @@ export class Session {
     this.greeted = true;
     // SCM_RIGHTS only when asked for: a 1.0 client gets exactly the 1.0 reply.
     this.scmRights = this.fdPassing !== undefined && (wanted & FEATURE.SCM_RIGHTS) !== 0;
+    // Only real fds can be passed: the simulator's vEVENTQ and FAULT files exist in its model only.
+    this.eventFds = this.scmRights && this.backend.name === 'native' && (wanted & FEATURE.EVENT_FDS) !== 0;
+    const granted = FEATURES | (this.scmRights ? FEATURE.SCM_RIGHTS : 0) | (this.eventFds ? FEATURE.EVENT_FDS : 0);
     const w = frameWriter(64);
-    w.u32(HELLO_MAGIC).u32(PROTOCOL_MAJOR).u32(PROTOCOL_MINOR).u32(FEATURES | (this.scmRights ? FEATURE.SCM_RIGHTS : 0)).u32(this.id).string(this.backend.name);
+    w.u32(HELLO_MAGIC).u32(PROTOCOL_MAJOR).u32(PROTOCOL_MINOR).u32(granted).u32(this.id).string(this.backend.name);
     if (this.scmRights) w.string(this.fdPassing!.inbox.path).bytes(this.fdPassing!.inbox.register(this.id));
     this.send(finishFrame(w, f.id, OP.HELLO, FLAG.REPLY));
-    this.log.info({ session: this.id, client: this.clientName, peer: this.peer, scmRights: this.scmRights }, 'client greeted');
+    this.log.info({ session: this.id, client: this.clientName, peer: this.peer, scmRights: this.scmRights, eventFds: this.eventFds }, 'client greeted');
   }
 
   private errorReply(f: Frame, errno: number, detail: string): Uint8Array {
@@ -363,6 +378,7 @@ export class Session {
           run: () => {
             try {
               const ret = p.ioctl(fd, request, arg);
+              if (this.eventFds && arg instanceof Uint8Array) this.passEventFd(request, arg);
               return { ret, out: arg instanceof Uint8Array ? arg : undefined };
             } catch (e) {
               // Out fields the kernel writes on failure travel back too.
@@ -469,6 +485,20 @@ export class Session {
       default:
         throw new Failure(ERRNO.ENOSYS, `opcode ${op} is not a synchronous call`);
     }
+  }
+
+  /**
+   * A vEVENTQ or FAULT fd the kernel just returned goes to the client too (EVENT_FDS), before the
+   * reply that names it, so the client finds it queued on its fd channel when the reply arrives.
+   * The session keeps its own copy: the client names the fd by this number in every later call.
+   */
+  private passEventFd(request: number, arg: Uint8Array): void {
+    let fd = -1;
+    if (request === IOMMU_VEVENTQ_ALLOC && arg.length >= iommu_veventq_alloc.size) fd = iommu_veventq_alloc.get(arg, 'out_veventq_fd');
+    else if (request === IOMMU_FAULT_QUEUE_ALLOC && arg.length >= iommu_fault_alloc.size) fd = iommu_fault_alloc.get(arg, 'out_fault_fd');
+    if (fd < 0) return;
+    // A client that never attached its channel still has the fd here, through READ/POLL/SUBSCRIBE.
+    if (!this.fdPassing!.inbox.give(this.id, fd)) this.log.debug({ session: this.id, fd }, 'no fd channel attached: event fd not passed');
   }
 
   /** The fd the client passed with `tag`, now ours; EBADF when none came. */

@@ -1,10 +1,10 @@
 // A Process whose syscalls run in viommud: connectDaemonProcess(socketPath) gives an object that
 // scenarios and @viommu/client use exactly like an in-process SimProcess.
 import type { IoctlArg, Process, UserMemory } from '@viommu/uapi';
-import { SystemError } from '@viommu/uapi';
+import { IOMMU_FAULT_QUEUE_ALLOC, IOMMU_VEVENTQ_ALLOC, SystemError } from '@viommu/uapi';
 import { Reader, Writer } from './buffer.js';
 import { toSystemError } from './errno.js';
-import { FdSender, sealedMemfd, type FdBridge } from './fd-channel.js';
+import { canServeEventFds, FdSender, LocalEventFds, sealedMemfd, type FdBridge } from './fd-channel.js';
 import { finishFrame } from './frames.js';
 import { MirrorSet } from './mirror.js';
 import { SyncChannel } from './sync-channel.js';
@@ -25,6 +25,12 @@ export interface ConnectOptions {
    * instead of a mirrored copy (no per-call page transfer). Default: never (false).
    */
   readonly sharedMemoryMin?: number | false;
+  /**
+   * With SCM_RIGHTS on a native daemon (1.2, EVENT_FDS): take the vEVENTQ and FAULT fds the kernel
+   * returns and serve read/write/poll of them here, on the real fd. Default true; false keeps them
+   * in the daemon (READ/POLL/SUBSCRIBE), as a 1.1 client does.
+   */
+  readonly eventFds?: boolean;
 }
 
 export interface SessionInfo {
@@ -63,6 +69,9 @@ export class DaemonProcess implements Process {
   private bridge: FdBridge | undefined;
   private fds: FdSender | undefined;
   private sharedMin = Infinity;
+  private wantEventFds = true;
+  /** Event fds the daemon passed us (EVENT_FDS), by their number in the session. */
+  private events: LocalEventFds | undefined;
   /** Shared regions by address: our own mapping of the memfd, unmapped at free or disconnect. */
   private readonly shared = new Map<number, { local: bigint; length: number }>();
 
@@ -95,6 +104,7 @@ export class DaemonProcess implements Process {
     p.channel.unrefAll();
     p.bridge = opts.fdBridge;
     if (typeof opts.sharedMemoryMin === 'number') p.sharedMin = opts.sharedMemoryMin;
+    p.wantEventFds = opts.eventFds !== false && canServeEventFds(opts.fdBridge);
     p.hello(opts.clientName ?? 'viommu-client');
     return p;
   }
@@ -102,7 +112,8 @@ export class DaemonProcess implements Process {
   private hello(name: string): void {
     const id = this.nextId++;
     const w = this.w.reset(HEADER_SIZE);
-    const wanted = FEATURE.MIRRORED_MEMORY | FEATURE.EVENT_STREAM | FEATURE.MEMFD | (this.bridge ? FEATURE.SCM_RIGHTS : 0);
+    const wanted =
+      FEATURE.MIRRORED_MEMORY | FEATURE.EVENT_STREAM | FEATURE.MEMFD | (this.bridge ? FEATURE.SCM_RIGHTS : 0) | (this.wantEventFds ? FEATURE.EVENT_FDS : 0);
     w.u32(HELLO_MAGIC).u32(PROTOCOL_MAJOR).u32(PROTOCOL_MINOR).u32(wanted).string(name);
     const reply = this.channel.call(finishFrame(w, id, OP.HELLO, 0), id, 'connect');
     const h = readHeader(reply);
@@ -123,7 +134,18 @@ export class DaemonProcess implements Process {
       const path = r.string();
       const token = r.bytes();
       this.fds = FdSender.connect(this.bridge, path, sessionId, token);
+      if (features & FEATURE.EVENT_FDS && canServeEventFds(this.bridge)) this.events = new LocalEventFds(this.bridge);
     }
+  }
+
+  /** Whether the daemon passes event fds to us (EVENT_FDS), so their reads run here. */
+  get servesEventFds(): boolean {
+    return this.events !== undefined;
+  }
+
+  /** Whether `fd` (the session's number) is an event fd we hold ourselves. */
+  holdsLocally(fd: number): boolean {
+    return this.events?.has(fd) ?? false;
   }
 
   /** Whether fds can be passed to the daemon (both ends have @viommu/native). */
@@ -196,7 +218,9 @@ export class DaemonProcess implements Process {
   }
 
   close(fd: number): void {
+    // The session's copy first: its errno is the one a close reports; then ours.
     this.sync(OP.CLOSE, 'close', (w) => w.i32(fd));
+    this.events?.drop(fd);
   }
 
   ioctl(fd: number, request: number, arg: IoctlArg): number {
@@ -215,20 +239,27 @@ export class DaemonProcess implements Process {
       throw e;
     }
     if (arg instanceof Uint8Array && reply.out.length === arg.length) arg.set(reply.out);
+    // The daemon sent the new fd on the fd channel before this reply: it is queued there now.
+    if (this.events && (request === IOMMU_VEVENTQ_ALLOC || request === IOMMU_FAULT_QUEUE_ALLOC)) {
+      for (const [fd, ours] of this.fds!.receive()) this.events.add(fd, ours);
+    }
     return reply.ret;
   }
 
   read(fd: number, buf: Uint8Array): number {
+    if (this.events?.has(fd)) return this.events.read(fd, buf);
     const { ret, out } = this.sync(OP.READ, 'read', (w) => w.i32(fd).u32(buf.length));
     buf.set(out.subarray(0, Math.min(out.length, buf.length)));
     return ret;
   }
 
   write(fd: number, buf: Uint8Array): number {
+    if (this.events?.has(fd)) return this.events.write(fd, buf);
     return this.sync(OP.WRITE, 'write', (w) => w.i32(fd).bytes(buf)).ret;
   }
 
   poll(fd: number, events: number, timeoutMs: number): Promise<number> {
+    if (this.events?.has(fd)) return this.events.poll(fd, events, timeoutMs);
     const id = this.nextId++;
     const w = new Writer(64, HEADER_SIZE);
     w.i32(fd).u32(events).i32(timeoutMs);
@@ -312,6 +343,7 @@ export class DaemonProcess implements Process {
   /** Ends the session: the daemon tears down every object this connection held. */
   disconnect(): void {
     this.channel.close();
+    this.events?.dropAll();
     this.fds?.close();
     this.fds = undefined;
     for (const addr of [...this.shared.keys()]) this.unmapShared(addr);

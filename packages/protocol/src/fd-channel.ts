@@ -8,10 +8,14 @@
 //                 { u32 tag } with exactly one fd attached (SCM_RIGHTS).
 //   main socket:  FD_IMPORT / MEM_SHARED name the tag; the daemon drains the channel when it
 //                 needs one (the client sent it before the request, so it is already queued).
+//   daemon → client (1.2, EVENT_FDS): { u32 fd } with one fd attached: a vEVENTQ or FAULT fd the
+//                 kernel returned, named by its number in the session's process; sent before the
+//                 reply of the ioctl that made it, so the client drains it when that reply arrives.
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { SystemError } from '@viommu/uapi';
+import { POLLIN, POLLNVAL, POLLOUT, SystemError } from '@viommu/uapi';
+import { toSystemError } from './errno.js';
 
 /** The syscalls fd passing needs: a structural subset of @viommu/native's addon (pass `loadAddon()`). */
 export interface FdBridge {
@@ -82,6 +86,136 @@ export function mappableSize(bridge: FdBridge, fd: number): number {
   return st[1];
 }
 
+/** What a client needs to serve passed event fds itself: @viommu/native's io and poll calls (the addon has them). */
+export interface EventFdBridge extends FdBridge {
+  read(fd: number, buf: Uint8Array): number;
+  write(fd: number, buf: Uint8Array): number;
+  pollNow(fd: number, events: number): number;
+  Watcher: new (fd: number, callback: (status: number, uvEvents: number) => void) => { start(uvEvents: number): number; stop(): void; close(): void };
+  readonly uv: { READABLE: number; WRITABLE: number; DISCONNECT: number };
+}
+
+export function canServeEventFds(bridge: FdBridge | undefined): bridge is EventFdBridge {
+  const b = bridge as Partial<EventFdBridge> | undefined;
+  return typeof b?.read === 'function' && typeof b.write === 'function' && typeof b.pollNow === 'function' && typeof b.Watcher === 'function' && b.uv !== undefined;
+}
+
+/** A negative return of the addon as the SystemError the kernel's errno makes. */
+function check(ret: number, syscall: string): number {
+  if (ret < 0) throw toSystemError(-ret, syscall, '');
+  return ret;
+}
+
+interface PollWaiter {
+  readonly events: number;
+  readonly resolve: (revents: number) => void;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+/**
+ * The event fds the daemon passed to this client (EVENT_FDS), by the number the session knows them
+ * by: read, write and poll run on the real fd here, with the kernel's own errnos. One libuv watcher
+ * per fd (libuv allows no more), shared by the polls waiting on it.
+ */
+export class LocalEventFds {
+  private readonly local = new Map<number, number>();
+  private readonly watches = new Map<number, { watcher: InstanceType<EventFdBridge['Watcher']>; waiters: Set<PollWaiter>; on: boolean }>();
+
+  constructor(private readonly bridge: EventFdBridge) {}
+
+  has(fd: number): boolean {
+    return this.local.has(fd);
+  }
+
+  get size(): number {
+    return this.local.size;
+  }
+
+  /** Our own fd for the session's `fd` (a later fd with the same number replaces a stale one). */
+  add(fd: number, ours: number): void {
+    this.drop(fd);
+    this.local.set(fd, ours);
+  }
+
+  read(fd: number, buf: Uint8Array): number {
+    return check(this.bridge.read(this.local.get(fd)!, buf), 'read');
+  }
+
+  write(fd: number, buf: Uint8Array): number {
+    return check(this.bridge.write(this.local.get(fd)!, buf), 'write');
+  }
+
+  poll(fd: number, events: number, timeoutMs: number): Promise<number> {
+    const ours = this.local.get(fd)!;
+    const now = this.bridge.pollNow(ours, events);
+    if (now < 0) return Promise.reject(toSystemError(-now, 'poll', ''));
+    if (now !== 0 || timeoutMs === 0) return Promise.resolve(now);
+    return new Promise((resolve) => {
+      let watch = this.watches.get(fd);
+      if (!watch) {
+        const w = { watcher: new this.bridge.Watcher(ours, () => this.ready(fd)), waiters: new Set<PollWaiter>(), on: false };
+        this.watches.set(fd, (watch = w));
+      }
+      const waiter: PollWaiter = { events, resolve, timer: undefined };
+      watch.waiters.add(waiter);
+      if (timeoutMs > 0) waiter.timer = setTimeout(() => this.settle(fd, waiter, 0), timeoutMs);
+      this.rearm(fd);
+    });
+  }
+
+  /** Closes our copy (the session's copy is the daemon's to close). */
+  drop(fd: number): void {
+    const ours = this.local.get(fd);
+    if (ours === undefined) return;
+    const watch = this.watches.get(fd);
+    if (watch) {
+      // poll(2) reports a closed fd as POLLNVAL.
+      for (const w of [...watch.waiters]) this.settle(fd, w, POLLNVAL);
+      watch.watcher.close();
+      this.watches.delete(fd);
+    }
+    this.local.delete(fd);
+    this.bridge.close(ours);
+  }
+
+  dropAll(): void {
+    for (const fd of [...this.local.keys()]) this.drop(fd);
+  }
+
+  private ready(fd: number): void {
+    const watch = this.watches.get(fd);
+    const ours = this.local.get(fd);
+    if (!watch || ours === undefined) return;
+    for (const w of [...watch.waiters]) {
+      const revents = this.bridge.pollNow(ours, w.events);
+      if (revents !== 0) this.settle(fd, w, revents < 0 ? POLLNVAL : revents);
+    }
+  }
+
+  private settle(fd: number, waiter: PollWaiter, revents: number): void {
+    const watch = this.watches.get(fd);
+    if (!watch?.waiters.delete(waiter)) return;
+    if (waiter.timer !== undefined) clearTimeout(waiter.timer);
+    waiter.resolve(revents);
+    this.rearm(fd);
+  }
+
+  /** Watches while someone waits; readable and writable as they asked (errors always come). */
+  private rearm(fd: number): void {
+    const watch = this.watches.get(fd);
+    if (!watch) return;
+    let mask = 0;
+    for (const w of watch.waiters) mask |= (w.events & POLLIN ? this.bridge.uv.READABLE : 0) | (w.events & POLLOUT ? this.bridge.uv.WRITABLE : 0);
+    if (watch.waiters.size === 0) {
+      if (watch.on) watch.watcher.stop();
+      watch.on = false;
+      return;
+    }
+    watch.watcher.start(mask || this.bridge.uv.DISCONNECT);
+    watch.on = true;
+  }
+}
+
 /** The client's end: one connection, each fd sent with a fresh tag. */
 export class FdSender {
   private nextTag = 1;
@@ -117,6 +251,22 @@ export class FdSender {
     return tag;
   }
 
+  /**
+   * The fds the daemon sent us (EVENT_FDS) and are queued now: [the session's number, our fd].
+   * The socket is non-blocking, so an empty channel ends the drain at once.
+   */
+  receive(): Array<[number, number]> {
+    const got: Array<[number, number]> = [];
+    const msg = new Uint8Array(4);
+    for (;;) {
+      const r = this.bridge.recvFds(this.fd, msg);
+      if (typeof r === 'number' || r[0] === 0) return got;
+      const [n, fds] = r;
+      if (n === 4 && fds.length === 1) got.push([new DataView(msg.buffer).getInt32(0, true), fds[0]!]);
+      else for (const f of fds) this.bridge.close(f);
+    }
+  }
+
   close(): void {
     this.bridge.close(this.fd);
   }
@@ -144,8 +294,9 @@ export class FdInbox {
   constructor(
     private readonly bridge: FdBridge,
     dir: string,
+    name = 'fds.sock',
   ) {
-    this.path = join(dir, 'fds.sock');
+    this.path = join(dir, name);
     rmSync(this.path, { force: true });
     const old = process.umask(0o177);
     try {
@@ -181,6 +332,20 @@ export class FdInbox {
     const fd = ch.fds.get(tag);
     ch.fds.delete(tag);
     return fd;
+  }
+
+  /**
+   * Sends one of our fds to the session's client (EVENT_FDS), named by its number here; the fd
+   * stays open here too. False when the client has not attached its channel (or it is gone).
+   */
+  give(sessionId: number, fd: number): boolean {
+    const ch = this.channels.get(sessionId);
+    if (!ch) return false;
+    if (ch.fd < 0) this.acceptPending();
+    if (ch.fd < 0) return false;
+    const msg = new Uint8Array(4);
+    new DataView(msg.buffer).setInt32(0, fd, true);
+    return this.bridge.sendFds(ch.fd, msg, [fd]) === 4;
   }
 
   close(): void {

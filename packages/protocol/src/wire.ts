@@ -3,7 +3,7 @@
 
 /** Protocol major version: a daemon refuses a client whose major differs. */
 export const PROTOCOL_MAJOR = 1;
-export const PROTOCOL_MINOR = 1;
+export const PROTOCOL_MINOR = 2;
 /** "VIOM" little-endian: the first word of HELLO, so a stray client is told apart at once. */
 export const HELLO_MAGIC = 0x4d4f4956;
 
@@ -59,6 +59,11 @@ export const FEATURE = {
   MEMFD: 4,
   /** File descriptors passed as SCM_RIGHTS on a side channel (1.1; @viommu/native on both ends). */
   SCM_RIGHTS: 8,
+  /**
+   * The daemon passes the vEVENTQ and FAULT fds the kernel returns to the client on the fd channel
+   * (1.2; native backend with SCM_RIGHTS), which then reads, writes and polls them itself.
+   */
+  EVENT_FDS: 16,
 } as const;
 
 export interface FrameHeader {

@@ -2,7 +2,6 @@
 // simulator) its object graph with a layout. The Inspector samples counters on a timer so rates
 // are differences over the last couple of seconds, not since connect.
 import type { PeerCredentials } from '../session.js';
-import type { BackendProcess } from '../backend.js';
 import { hasObjectTable, processGraph, queueTotals, type ContextInfo, type GraphEdge, type GraphNode } from './graph.js';
 import { layeredLayout, type Layout } from './layout.js';
 import type { IoctlStats } from './stats.js';
@@ -14,7 +13,8 @@ export interface InspectableSession {
   readonly peer: PeerCredentials | undefined;
   /** Date.now() at connect. */
   readonly started: number;
-  readonly process: BackendProcess;
+  /** The backend process (in-process sessions) or the broker's stand-in for a session process. */
+  readonly process: object;
   /** Event records queued to the client's socket, not yet written. */
   readonly queueDepth: number;
   /** Event records streamed to the client. */
@@ -112,6 +112,9 @@ interface ClientState {
   layout: Layout | undefined;
 }
 
+/** The counters the inspector reads: a process's IoctlStats, or a session process's last batch of them. */
+export type StatsView = Pick<IoctlStats, 'total' | 'errors' | 'invalidations' | 'invalidationEntries' | 'byName'>;
+
 const ZERO_STATS = { total: 0, errors: 0, invalidations: 0, invalidationEntries: 0, byName: () => ({}) };
 
 export class Inspector {
@@ -119,7 +122,7 @@ export class Inspector {
 
   constructor(
     private readonly sessions: () => Iterable<InspectableSession>,
-    private readonly statsOf: (p: BackendProcess) => IoctlStats | undefined,
+    private readonly statsOf: (p: object) => StatsView | undefined,
     private readonly now: () => number = Date.now,
   ) {}
 

@@ -3,7 +3,7 @@
 // only when a snapshot is taken) and its guest invalidations (IOMMU_HWPT_INVALIDATE and the
 // entries the kernel reports handled in entry_num).
 import { IOMMU_HWPT_INVALIDATE, iommu_hwpt_invalidate, ioctlByRequest, type IoctlArg } from '@viommu/uapi';
-import type { Backend, BackendProcess } from '../backend.js';
+import type { Backend } from '../backend.js';
 
 /** _IOC_TYPE of every iommufd, VFIO and selftest ioctl (';'): those are counted by number in an array. */
 const IOMMUFD_TYPE = 0x3b;
@@ -50,11 +50,11 @@ export class IoctlStats {
 
 /** A backend whose processes count their ioctls; `statsOf(p)` reads them. */
 export interface InstrumentedBackend extends Backend {
-  statsOf(p: BackendProcess): IoctlStats | undefined;
+  statsOf(p: object): IoctlStats | undefined;
 }
 
 export function instrumentBackend(inner: Backend): InstrumentedBackend {
-  const stats = new WeakMap<BackendProcess, IoctlStats>();
+  const stats = new WeakMap<object, IoctlStats>();
   return {
     // Everything else is the inner backend's (spread, so members added to Backend later pass through).
     ...inner,
