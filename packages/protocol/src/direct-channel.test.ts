@@ -202,6 +202,13 @@ describe.each(kinds)('%s', (_name, open) => {
     expect(codeOf(() => c.call(request(2, ECHO), 2, 'ioctl'))).toBe('ENOTCONN');
   });
 
+  maybe('a call made while paused cannot read its reply: it times out (the documented contract)', async () => {
+    const c = await connect(recorder(), 100);
+    c.pauseReading();
+    expect(codeOf(() => c.call(request(1, ECHO, 1), 1, 'ioctl'))).toBe('ETIMEDOUT');
+    expect(c.closed).toBe(true);
+  });
+
   maybe('connecting to nothing is ECONNREFUSED', async () => {
     await expect(open!(join(path, '..', 'nobody.sock'), recorder(), 1000)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
   });

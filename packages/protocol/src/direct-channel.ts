@@ -44,6 +44,7 @@ const HEADER = 16;
 const PUSH = 4;
 /** A frame length beyond this is a broken stream, not a big reply (the daemon's own limit is far below). */
 const MAX_FRAME = 1 << 30;
+const READS_PER_WAKE = 64;
 
 export class DirectChannel {
   closed = false;
@@ -163,9 +164,13 @@ export class DirectChannel {
 
   // --- reading ---------------------------------------------------------------------------------
 
-  /** Reads everything the socket has now; false when the daemon has closed it (EOF or error). */
+  /**
+   * Reads what the socket has now (at most READS_PER_WAKE reads, so a daemon that never stops
+   * sending cannot keep us here: the fd stays readable and we come back); false when the daemon
+   * has closed it (EOF or error).
+   */
   private readAvailable(): boolean {
-    for (;;) {
+    for (let reads = 0; reads < READS_PER_WAKE; reads++) {
       if (this.end === this.rx.length) this.makeRoom();
       const n = this.bridge.read(this.fd, this.rx.subarray(this.end));
       if (n > 0) {
@@ -177,6 +182,7 @@ export class DirectChannel {
       this.closeMessage = n === 0 ? 'closed by the daemon' : errnoName(-n);
       return false;
     }
+    return true;
   }
 
   /** Compacts the buffer, and grows it when the frame at its start needs more than it holds. */
@@ -192,9 +198,14 @@ export class DirectChannel {
     this.end = live;
   }
 
-  private frameLength(at: number): number {
+  /** A little-endian u32 of the receive buffer (no DataView per frame). */
+  private u32(at: number): number {
     const b = this.rx;
     return (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
+  }
+
+  private frameLength(at: number): number {
+    return this.u32(at);
   }
 
   /**
@@ -211,10 +222,10 @@ export class DirectChannel {
         return reply;
       }
       if (this.end - this.start < len) break;
+      const mine = reply === undefined && id >= 0 && (this.rx[this.start + 10]! & PUSH) === 0 && this.u32(this.start + 4) === id;
       const frame = this.rx.slice(this.start, this.start + len);
       this.start += len;
-      const v = new DataView(frame.buffer);
-      if (reply === undefined && id >= 0 && (v.getUint16(10, true) & PUSH) === 0 && v.getUint32(4, true) === id) reply = frame;
+      if (mine) reply = frame;
       else this.queue.push(frame);
     }
     if (this.start === this.end) this.start = this.end = 0;
