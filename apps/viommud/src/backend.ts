@@ -27,6 +27,13 @@ import {
 export interface BackendProcess extends Process {
   memfdCreate?(name?: string): number;
   ftruncate?(fd: number, size: number): void;
+  /**
+   * Simulator (ADR 0193): user memory whose pages are `bytes`, the daemon's mapping of a client's
+   * memfd (MEM_SHARED), freed with memory.free; `release` runs when nothing maps or pins it any more.
+   */
+  adoptMemory?(bytes: Uint8Array, release?: () => void): { addr: bigint; bytes: Uint8Array };
+  /** Simulator (ADR 0193): a memfd of `size` bytes whose pages are `bytes` (FD_IMPORT); returns its fd. */
+  memfdAdopt?(bytes: Uint8Array, opts: { size: number; name?: string; sealGrow?: boolean; release?: () => void }): number;
 }
 
 export interface Backend {

@@ -12,7 +12,6 @@ import {
   finishFrame,
   frameWriter,
   HELLO_MAGIC,
-  LocalMirror,
   MAP_SHARED,
   mappableSize,
   MirrorSet,
@@ -40,6 +39,7 @@ import {
   type IoctlArg,
 } from '@viommu/uapi';
 import type { Backend, BackendProcess } from './backend.js';
+import { importMemfd, sharedMemory } from './sim-shared-memory.js';
 import type { SessionMetrics } from './metrics.js';
 
 export interface SessionLimits {
@@ -116,12 +116,10 @@ export class Session {
   private scmRights = false;
   /** Granted in HELLO (1.2, native backend): vEVENTQ and FAULT fds are passed to the client too. */
   private eventFds = false;
-  /** Memory shared with the client kept in step with the simulator's copy (sim backend). */
-  private readonly local = new LocalMirror();
   private nextLocalKey = 1;
-  /** Our mappings of client memfds, by key (the same key in `local` for the simulator). */
+  /** Our mappings of client memfds, by key (native backend; the simulator's go with its pages, ADR 0193). */
   private readonly outer = new Map<number, bigint>();
-  /** MEM_SHARED regions: address in the session's process → key of their mapping. */
+  /** MEM_SHARED regions (native backend): address in the session's process → key of their mapping. */
   private readonly sharedAt = new Map<number, number>();
 
   constructor(
@@ -327,8 +325,6 @@ export class Session {
     let detail = '';
     const t0 = ioctlName ? process.hrtime.bigint() : 0n;
     try {
-      // Shared memory the client wrote goes into the simulator's copy before the call runs.
-      if (this.local.size) this.local.pull();
       ({ ret, out } = run());
     } catch (e) {
       errno = errnoOfError(e);
@@ -341,7 +337,6 @@ export class Session {
       this.metrics.ioctls.inc({ ioctl: ioctlName, errno: errno ? errnoName(errno) : '0' });
     }
     this.metrics.syscalls.inc({ op: opName, errno: errno ? errnoName(errno) : '0' });
-    if (this.local.size) this.local.push();
     const w = this.reply.reset(16);
     w.f64(ret).bytes(out ?? EMPTY).string(detail);
     this.mirror.writeChanges(w);
@@ -520,36 +515,34 @@ export class Session {
 
   /**
    * FD_IMPORT: the passed fd as an fd of the session's process. The real kernel takes it as is; the
-   * simulator gets a memfd of its own kept in step with the client's (LocalMirror).
+   * simulator gets a memfd whose pages are the client's (ADR 0193).
    */
   private importFd(tag: number): number {
     const fd = this.takeFd(tag);
     const p = this.process as BackendProcess & { adopt?(fd: number): number };
     if (this.backend.name === 'native' && p.adopt) return p.adopt(fd);
     try {
-      const outer = this.mapOuter(fd);
-      const size = outer.bytes.length;
-      const simFd = p.memfdCreate!('scm-rights');
-      p.ftruncate!(simFd, size);
-      const inner = p.mmap(simFd, size, 0n);
-      const key = this.nextLocalKey++;
-      this.local.add(key, outer.bytes, inner.bytes);
-      this.outer.set(key, outer.addr);
-      return simFd;
+      return importMemfd(p, this.fdPassing!.bridge, fd);
     } finally {
       this.fdPassing!.bridge.close(fd);
     }
   }
 
-  /** MEM_SHARED: user memory backed by the client's memfd (the simulator: its own memory kept in step). */
+  /** MEM_SHARED: user memory backed by the client's memfd (on the simulator, its pages adopted: ADR 0193). */
   private sharedMemory(tag: number, length: number): number {
     const fd = this.takeFd(tag);
     try {
+      if (this.backend.name !== 'native') {
+        // Freed like MEM_ALLOC's memory (MEM_FREE or teardown); our mapping goes with the pages.
+        const addr = sharedMemory(this.process, this.fdPassing!.bridge, fd, length);
+        this.anon.add(addr);
+        return addr;
+      }
       const outer = this.mapOuter(fd, length);
       const key = this.nextLocalKey++;
       this.outer.set(key, outer.addr);
       // The real kernel pins our mapping itself: the same pages as the client's.
-      const addr = this.backend.name === 'native' ? Number(outer.addr) : this.simShared(key, outer.bytes, length);
+      const addr = Number(outer.addr);
       this.sharedAt.set(addr, key);
       return addr;
     } finally {
@@ -557,21 +550,11 @@ export class Session {
     }
   }
 
-  private simShared(key: number, outer: Uint8Array, length: number): number {
-    const m = this.process.memory.alloc(length);
-    const addr = Number(m.addr);
-    this.anon.add(addr);
-    this.local.add(key, outer, m.bytes);
-    return addr;
-  }
-
   private freeMemory(addr: bigint): void {
     const key = this.sharedAt.get(Number(addr));
     // Native shared memory is only our mapping of the memfd; everything else is the process's.
-    if (key === undefined || this.backend.name !== 'native') this.process.memory.free(addr);
-    if (key === undefined) return;
+    if (key === undefined) return this.process.memory.free(addr);
     this.sharedAt.delete(Number(addr));
-    this.local.delete(key);
     this.fdPassing!.bridge.munmap(this.outer.get(key)!, -1);
     this.outer.delete(key);
   }

@@ -2,6 +2,8 @@
 // through a memfd (SCM_RIGHTS, ADR 0129), with a 64 MiB region alive in the session. Baseline in the
 // same run: the same call from a session with no big region. Cases: nothing changed between calls,
 // and the client writing 1 MiB or 8 MiB of the region before each call (a VMM filling guest RAM).
+// On the simulator the shared region's pages are the memfd's (ADR 0193): its cost should stay at
+// the baseline whatever the client wrote; mirrored memory costs a compare of the whole region.
 // Bounded by count. Prints per-call microseconds and ratios; writes bench-results/shared-memory.json.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
