@@ -93,6 +93,9 @@ SOCK=/tmp/viommud.sock
       DEFERARG=$([ $DAEMON_ALL -eq 1 ] || printf -- "--defer '%s' '%s'" "$DAEMON_DEFER" "$DEFER_WHY")
       echo "node tooling/kernel-lane/runner.mjs --target daemon --socket $SOCK --json /tmp/out/$name.daemon.json $args $FILTERARG $DEFERARG"
     done
+    # Two connections at once: the session processes must be kept apart by the kernel (ADR 0125).
+    echo "echo \"== isolation (through viommud) at \$(date +%s)\""
+    echo "node tooling/kernel-lane/isolation.mjs --socket $SOCK --json /tmp/out/isolation.json"
     echo "kill -TERM \$DPID; wait \$DPID; echo \"viommud exit=\$? at \$(date +%s)\""
   fi
 } > "$OUT/guest.sh"
@@ -120,4 +123,9 @@ for s in "${SUITES[@]}"; do
       --table "$OUT/$name.daemon.compare.txt" || status=1
   fi
 done
+if [ $DAEMON -eq 1 ]; then
+  echo "== isolation through viommud"
+  if [ ! -f "$OUT/isolation.json" ]; then echo "kernel-lane: the guest wrote no isolation results" >&2; status=1
+  else node -e 'const r=require(process.argv[1]).results; for (const c of r) console.log(c.status, c.name, c.message ?? ""); process.exit(r.every((c) => c.status === "pass") ? 0 : 1)' "$OUT/isolation.json" || status=1; fi
+fi
 exit $status

@@ -94,13 +94,13 @@ export function simBackend(opts: { host?: SimHost; perClient?: boolean } = {}): 
 const NATIVE_OPENABLE = /^\/dev\/(iommu|vfio\/.+)$/;
 
 /**
- * One client's process on the real kernel (ADR 0052). All clients share the daemon's one fd table,
- * so this keeps the set of fds the client opened or was given by the kernel and refuses every
- * other number with the errno the kernel gives an fd that is not open (EBADF, POLLNVAL): a client
- * cannot name another client's /dev/iommu, event queue or memfd, nor the daemon's own socket. fds
- * the kernel returns inside ioctl structs (fault queue, vEVENTQ, selftest access and dma-buf) join
- * the set and are closed at exit with the rest, so a disconnect drops every reference to the
- * iommufd context and the kernel tears it down.
+ * One client's process on the real kernel (ADR 0052), inside the client's own session process
+ * (ADR 0125): other clients' memory and fds are not in it at all, but the session process's own
+ * fds are (the IPC channel to the broker, the client's socket, the fd channel, libuv's). So this
+ * keeps the set of fds the client opened or was given by the kernel and refuses every other number
+ * with the errno the kernel gives an fd that is not open (EBADF, POLLNVAL). fds the kernel returns
+ * inside ioctl structs (fault queue, vEVENTQ, selftest access and dma-buf) join the set and are
+ * closed at exit with the rest, so the iommufd context goes even before the process does.
  */
 export class NativeClientProcess implements BackendProcess {
   readonly memory: UserMemory;
