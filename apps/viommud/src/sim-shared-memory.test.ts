@@ -6,13 +6,15 @@
 // so, when @viommu/native is not built.
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { enc, Self } from '@viommu/backend-mock';
+import { contractSkips, enc, kernelSkips, pendingOnSimulator, scenarios, Self } from '@viommu/backend-mock';
 import { loadAddon, type NativeAddon } from '@viommu/native';
 import { connectDaemonProcess, sealedMemfd, type DaemonProcess } from '@viommu/protocol';
 import { IOMMU_TEST_OP_ACCESS_RW, MOCK_ACCESS_RW_WRITE, MOCK_FLAGS_ACCESS_WRITE, iommu_test_cmd_access_rw } from '@viommu/uapi';
 import { buildDaemon, eventually, startDaemon, type RunningDaemon } from './spawn-daemon.js';
 
 const PAGE = 4096;
+/** Scenarios that need fork/exit, which a daemon client cannot do (as in daemon.test.ts). */
+const NEEDS_FORK = /\.fork_(gone|present)$|^change_process\./;
 let notBuilt = '';
 const addon: NativeAddon | undefined = (() => {
   try {
@@ -215,4 +217,31 @@ describeShared('disconnect', () => {
     addon!.munmap(mfd.addr, -1);
     addon!.close(mfd.fd);
   });
+});
+
+/**
+ * The selftest port through the daemon with every allocation a shared memfd (sharedMemoryMin 0):
+ * the kernel's scenarios over adopted pages, huge-page dirty tracking and pin accounting included,
+ * end as they do in-process.
+ */
+describeShared('iommufd selftest through the daemon, all memory shared', () => {
+  for (const s of scenarios) {
+    const pending = pendingOnSimulator.get(s.name);
+    if (pending !== undefined) {
+      it.skip(`${s.name} — pending on the simulator: ${pending}`, () => {});
+      continue;
+    }
+    it(s.name, async () => {
+      const p = await connectDaemonProcess(daemon.socketPath, { timeoutMs: 3_600_000, fdBridge: addon, sharedMemoryMin: 0 });
+      try {
+        const outcome = await s.run(p);
+        const reason = contractSkips.get(s.name) ?? (kernelSkips.has(s.name) ? 'kernel skip' : undefined);
+        if (NEEDS_FORK.test(s.name)) expect(outcome.status).toBe('skip');
+        else if (reason === undefined) expect(outcome).toEqual({ status: 'pass' });
+        else expect(outcome.status).toBe('skip');
+      } finally {
+        p.disconnect();
+      }
+    }, 3_600_000);
+  }
 });
