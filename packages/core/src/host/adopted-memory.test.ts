@@ -9,6 +9,7 @@ import { checkAllReleased, checkInvariants } from '../invariants.js';
 import { mockIommu } from '../selftest/mock-driver.js';
 import '../selftest/test-cmd.js';
 import { errnoOf } from '../testing/harness.js';
+import { simpleDriver } from '../testing/simple-driver.js';
 import { FRAME_SIZE } from './physical-memory.js';
 import { createSimHost } from './sim-host.js';
 
@@ -207,6 +208,34 @@ describe('adopted memfd (viommud FD_IMPORT, then IOAS_MAP_FILE)', () => {
     expect(released.sort()).toEqual(['file', 'memory']);
     expect(t.host.physical.adoptedRunCount).toBe(0);
     checkAllReleased(t.host);
+  });
+});
+
+describe('a device behind an IOMMU model', () => {
+  it('DMAs adopted memory through its translation: reads the owner bytes, writes into them', async () => {
+    const host = createSimHost({ iommus: [simpleDriver({ name: 'iommu0' })], devices: [{ name: 'dev0', iommu: 'iommu0', rid: 1 }] });
+    const p = host.spawn();
+    const fd = p.open('/dev/iommu');
+    const dev = host.device('dev0');
+    const dfd = p.open(dev.path);
+    p.ioctl(dfd, U.VFIO_DEVICE_BIND_IOMMUFD, U.vfio_device_bind_iommufd.encode({ iommufd: fd }));
+    const a = U.iommu_ioas_alloc.encode({});
+    p.ioctl(fd, U.IOMMU_IOAS_ALLOC, a);
+    const ioas = U.iommu_ioas_alloc.get(a, 'out_ioas_id');
+    p.ioctl(dfd, U.VFIO_DEVICE_ATTACH_IOMMUFD_PT, U.vfio_device_attach_iommufd_pt.encode({ pt_id: ioas }));
+    const owned = clientPages(4 * PAGE);
+    let released = 0;
+    const m = p.adoptMemory(owned, () => released++);
+    p.ioctl(fd, U.IOMMU_IOAS_MAP, U.iommu_ioas_map.encode({ flags: U.IOMMU_IOAS_MAP_FIXED_IOVA | RW, ioas_id: ioas, user_va: m.addr, length: BigInt(4 * PAGE), iova: 0x100000n }));
+    owned.set([1, 2, 3, 4], 2 * PAGE + 10);
+    expect([...(await dev.dma.read(0x100000n + BigInt(2 * PAGE + 10), 4))]).toEqual([1, 2, 3, 4]);
+    await dev.dma.write(0x100000n + BigInt(PAGE - 2), Uint8Array.of(9, 8, 7, 6));
+    expect([...owned.subarray(PAGE - 2, PAGE + 2)]).toEqual([9, 8, 7, 6]);
+    p.memory.free(m.addr);
+    expect(released).toBe(0); // the attached domain pins it
+    p.exit();
+    expect(released).toBe(1);
+    checkAllReleased(host);
   });
 });
 
