@@ -2,23 +2,16 @@ import { describe, expect, it } from '@jest/globals';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { main } from '../cli/main.js';
-import type { Io } from '../cli/io.js';
-import { detectTerm } from '../cli/term.js';
 import { mockKit } from '../workload/kits/mock.js';
 import { DEFAULT_SHAPE } from '../workload/run.js';
 import { renderHtml } from './html.js';
 import { runBench, type BenchReport, type DemoDocument } from './run.js';
+import { runCaptured } from '../cli/capture.js';
 
 /** Cases run real processes (a daemon, the workload): no time limit on them (the machine may be loaded). */
 const NO_LIMIT = 3_600_000;
 
-async function run(argv: string[]) {
-  let out = '';
-  const io: Io = { out: (l) => void (out += `${l}\n`), err: () => undefined };
-  const code = await main(argv, io, detectTerm({ isTTY: false }, {}));
-  return { code, out };
-}
+const run = runCaptured;
 
 describe('viommu bench', () => {
   it('measures the workload over a device series, the demo configuration as a point, and renders a self-contained report', async () => {

@@ -3,20 +3,12 @@
 import { describe, expect, it, beforeAll } from '@jest/globals';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { main } from './main.js';
-import type { Io } from './io.js';
 import { detectTerm } from './term.js';
 import { vendorKits } from '../workload/kits/index.js';
+import { runCaptured } from './capture.js';
 
-const plain = detectTerm({ isTTY: false }, {});
 
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const io: Io = { out: (l) => void (out += `${l}\n`), err: (l, nl = true) => void (err += nl ? `${l}\n` : l) };
-  const code = await main(argv, io, plain);
-  return { code, out, err };
-}
+const run = runCaptured;
 
 describe('viommu', () => {
   it('prints help with exit 0, and a usage error with exit 2', async () => {

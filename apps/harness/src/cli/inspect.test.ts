@@ -9,22 +9,13 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { main } from './main.js';
-import type { Io } from './io.js';
 import { renderTree, type InspectGraph } from './inspect.js';
-import { detectTerm } from './term.js';
+import { runCaptured } from './capture.js';
 
 const VIOMMUD = join(dirname(fileURLToPath(import.meta.url)), '../../../viommud');
 const TSC = join(VIOMMUD, '../../node_modules/.bin/tsc');
-const plain = detectTerm({ isTTY: false }, {});
 
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const io: Io = { out: (l) => void (out += `${l}\n`), err: (l, nl = true) => void (err += nl ? `${l}\n` : l) };
-  const code = await main(['inspect', ...argv], io, plain);
-  return { code, out, err };
-}
+const run = (argv: string[]) => runCaptured(['inspect', ...argv]);
 
 /** Spawns `node script args`, resolves with the child and the first stdout JSON line matching `pick`. */
 function startChild(script: string, args: string[], pick: (rec: Record<string, unknown>) => boolean): Promise<{ child: ChildProcess; rec: Record<string, unknown> }> {

@@ -1,13 +1,11 @@
 import { describe, expect, it } from '@jest/globals';
-import { main } from '../cli/main.js';
-import type { Io } from '../cli/io.js';
-import { detectTerm } from '../cli/term.js';
 import type { vtd } from '@viommu/backend-vtd';
 import { smmuv3Kit } from '@viommu/backend-smmuv3-cmdqv/compliance-kit';
 import { vtdKit } from '@viommu/backend-vtd/compliance-kit';
 import type { NoViommuKit } from '@viommu/backend-compliance/testing';
 import { COMPLIANCE_VENDORS, complianceCaseNames, runComplianceVendor } from './compliance.js';
 import { compare, tally, toJunit, toTap, xmlEscape, type CaseResult } from './formats.js';
+import { runCaptured } from '../cli/capture.js';
 
 /** Cases run real processes (a daemon, the workload): no time limit on them (the machine may be loaded). */
 const NO_LIMIT = 3_600_000;
@@ -18,13 +16,7 @@ const cases: CaseResult[] = [
   { name: 'iommufd.cmd_length', suite: 'iommufd', status: 'fail', message: 'expected EINVAL, got <ok> & "more"', ms: 2 },
 ];
 
-async function run(argv: string[]) {
-  let out = '';
-  let err = '';
-  const io: Io = { out: (l) => void (out += `${l}\n`), err: (l, nl = true) => void (err += nl ? `${l}\n` : l) };
-  const code = await main(argv, io, detectTerm({ isTTY: false }, {}));
-  return { code, out, err };
-}
+const run = runCaptured;
 
 describe('conformance output formats', () => {
   it('JUnit XML: one testcase per case, failures and skips marked, text escaped', () => {

@@ -5,22 +5,14 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { forkCases } from '@viommu/backend-mock';
-import { main } from '../cli/main.js';
-import type { Io } from '../cli/io.js';
-import { detectTerm } from '../cli/term.js';
 import { APP_ROOT, startDaemon, viommudCli, type DaemonHandle } from './daemon.js';
 import { runTarget } from './targets.js';
+import { runCaptured } from '../cli/capture.js';
 
 /** Cases run real processes (a daemon, the workload): no time limit on them (the machine may be loaded). */
 const NO_LIMIT = 3_600_000;
 
-async function run(argv: string[]) {
-  let out = '';
-  let err = '';
-  const io: Io = { out: (l) => void (out += `${l}\n`), err: (l, nl = true) => void (err += nl ? `${l}\n` : l) };
-  const code = await main(argv, io, detectTerm({ isTTY: false }, {}));
-  return { code, out, err };
-}
+const run = runCaptured;
 
 interface Doc {
   ok: boolean;
