@@ -3,9 +3,11 @@
 // of its own, so the real kernel must keep them apart exactly as two processes.
 //   node isolation.mjs --socket PATH [--json OUT]
 // A maps a buffer into its IOAS and reads it back through a selftest access; B then tries A's
-// user_va in its own IOAS_MAP (the kernel: EFAULT, the address is not mapped in B's mm), A's fd
-// numbers (EBADF), and A's object IDs in its own context (ENOENT); afterwards A's mapping still
-// holds A's bytes and unmaps whole. Prints one line per check and "N passed, N failed".
+// user_va in its own IOAS_MAP (with a mock domain attached, so the kernel pins at once: EFAULT,
+// the address is not mapped in B's mm), then without a domain (mapped lazily) through an access
+// (EFAULT, or B's own bytes: never A's), A's fd numbers (EBADF), and A's object IDs in its own
+// context (ENOENT); afterwards A's mapping still holds A's bytes and unmaps whole. Prints one line
+// per check and "N passed, N failed".
 import { writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -52,8 +54,9 @@ const expectErrno = (want, f) => {
   return got === want ? undefined : `expected ${want}, got ${got}`;
 };
 
-const a = await connectDaemonProcess(socket, { clientName: 'isolation-a' });
-const b = await connectDaemonProcess(socket, { clientName: 'isolation-b' });
+// A generous wait: under TCG a session process (ADR 0125) can take a minute to start.
+const a = await connectDaemonProcess(socket, { clientName: 'isolation-a', timeoutMs: 600_000 });
+const b = await connectDaemonProcess(socket, { clientName: 'isolation-b', timeoutMs: 600_000 });
 try {
   // A: an IOAS with 4 pages of its memory mapped at a fixed IOVA, and an access that reads them.
   const sa = new Self(a, a.memory.alloc(PAGE));
@@ -78,7 +81,24 @@ try {
   const sb = new Self(b, b.memory.alloc(PAGE));
   sb.fd = b.open('/dev/iommu');
   sb.ioas_id = sb.testIoctlIoasAlloc();
-  check('b_map_of_a_user_va_is_efault', () => expectErrno('EFAULT', () => sb.testIoctlIoasMap(buf.addr, 4 * PAGE)));
+  // A domain makes IOAS_MAP pin the pages there and then (without one, iommufd pins lazily).
+  const bDomainIoas = sb.testIoctlIoasAlloc();
+  sb.testCmdMockDomain(bDomainIoas);
+  check('b_map_of_a_user_va_is_efault', () => expectErrno('EFAULT', () => sb.testIoctlIoasMapId(bDomainIoas, buf.addr, 4 * PAGE)));
+  // Mapped lazily (no domain): the first access pins, in B's mm.
+  check('b_access_through_a_user_va_never_reads_a', () => {
+    const iova = sb.testIoctlIoasMap(buf.addr, 4 * PAGE);
+    const bAccess = sb.testCmdCreateAccess(sb.ioas_id, 0);
+    const out = b.memory.alloc(PAGE);
+    const got = errnoOf(() =>
+      sb.testCmd(enc(uapi.iommu_test_cmd_access_rw, { op: uapi.IOMMU_TEST_OP_ACCESS_RW, id: bAccess, iova: iova + PAGE, length: 64, uptr: out.addr, flags: 0 })),
+    );
+    sb.testIoctlIoasUnmap(iova, 4 * PAGE);
+    if (got === 'EFAULT') return undefined;
+    if (got !== 'success') return `expected EFAULT, got ${got}`;
+    for (let i = 0; i < 64; i++) if (out.bytes[i] !== buf.bytes[PAGE + i]) return undefined; // B's own memory there
+    return "B read A's bytes";
+  });
   check('b_ioctl_on_a_fd_is_ebadf', () =>
     aSecondFd === sb.fd
       ? `A's second fd ${aSecondFd} is B's own number too (cannot tell)`

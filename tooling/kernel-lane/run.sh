@@ -34,7 +34,8 @@ while [ $# -gt 0 ]; do
     --daemon) DAEMON=1; shift ;;
     --no-daemon) DAEMON=0; shift ;;
     --daemon-all) DAEMON=1; DAEMON_ALL=1; shift ;;
-    *) echo "usage: run.sh [--module PATH]... [--export NAME] [--fail-nth] [--filter REGEX] [--no-sim] [--daemon|--no-daemon|--daemon-all]" >&2; exit 2 ;;
+    --daemon-fd-passing) DAEMON_FD=--fd-passing; shift ;;
+    *) echo "usage: run.sh [--module PATH]... [--export NAME] [--fail-nth] [--filter REGEX] [--no-sim] [--daemon|--no-daemon|--daemon-all] [--daemon-fd-passing]" >&2; exit 2 ;;
   esac
 done
 
@@ -91,7 +92,7 @@ SOCK=/tmp/viommud.sock
       name=${s%% *}; args=${s#* }
       echo "echo \"== suite $name (through viommud) at \$(date +%s)\""
       DEFERARG=$([ $DAEMON_ALL -eq 1 ] || printf -- "--defer '%s' '%s'" "$DAEMON_DEFER" "$DEFER_WHY")
-      echo "node tooling/kernel-lane/runner.mjs --target daemon --socket $SOCK --json /tmp/out/$name.daemon.json $args $FILTERARG $DEFERARG"
+      echo "node tooling/kernel-lane/runner.mjs --target daemon --socket $SOCK ${DAEMON_FD:-} --json /tmp/out/$name.daemon.json $args $FILTERARG $DEFERARG"
     done
     # Two connections at once: the session processes must be kept apart by the kernel (ADR 0125).
     echo "echo \"== isolation (through viommud) at \$(date +%s)\""

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs scenario modules on one target and reports case by case.
 //   node runner.mjs --target native|sim|daemon --module PATH [--module PATH...] [--export NAME]
-//                   [--socket PATH] [--fail-nth] [--filter REGEX] [--defer REGEX WHY]
+//                   [--socket PATH] [--fd-passing] [--fail-nth] [--filter REGEX] [--defer REGEX WHY]
 //                   [--case-timeout SECONDS] [--json OUT]
 // A scenario module exports `scenarios`: [{ name, run(process) -> Outcome | void }] where Outcome is
 // { status: 'pass' } | { status: 'skip', reason } | { status: 'fail', message } (the shape of
@@ -23,7 +23,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 function parseArgs(argv) {
-  const opts = { target: 'native', modules: [], exportName: 'scenarios', socket: undefined, failNth: false, filter: undefined, defer: undefined, deferWhy: '', caseTimeout: 300, json: undefined };
+  const opts = { target: 'native', modules: [], exportName: 'scenarios', socket: undefined, fdPassing: false, failNth: false, filter: undefined, defer: undefined, deferWhy: '', caseTimeout: 300, json: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = () => {
@@ -34,6 +34,7 @@ function parseArgs(argv) {
     else if (a === '--module') opts.modules.push(next());
     else if (a === '--export') opts.exportName = next();
     else if (a === '--socket') opts.socket = next();
+    else if (a === '--fd-passing') opts.fdPassing = true;
     else if (a === '--fail-nth') opts.failNth = true;
     else if (a === '--filter') opts.filter = new RegExp(next());
     else if (a === '--defer') {
@@ -86,16 +87,21 @@ const DAEMON_NO_FAIL_NTH =
  * control is the fault-injection switch for --fail-nth; dispose(process) after each case.
  * `noFailNth` is the reason a target cannot inject (its cases then skip with it).
  */
-async function targetOf(name, failNth, socket) {
+async function targetOf(name, failNth, socket, fdPassing) {
   if (name === 'daemon') {
     const protocol = await import(pathToFileURL(resolve(repo, 'packages/protocol/dist/index.js')).href);
+    // --fd-passing: SCM_RIGHTS with @viommu/native, so vEVENTQ and FAULT fds come to this process
+    // and are read and polled here on the real fd (protocol 1.2 EVENT_FDS, ADR 0126).
+    const fdBridge = fdPassing ? (await import(pathToFileURL(resolve(repo, 'packages/native/dist/index.js')).href)).loadAddon() : undefined;
     // One probe connection up front, so a daemon that is not there fails the run with the reason.
-    (await protocol.connectDaemonProcess(socket, { clientName: 'kernel-lane probe' })).disconnect();
+    // Its wait is as generous as a case's: under TCG the first session process (ADR 0125) can take
+    // a minute to start.
+    (await protocol.connectDaemonProcess(socket, { clientName: 'kernel-lane probe', timeoutMs: 600_000 })).disconnect();
     return {
       noFailNth: failNth ? DAEMON_NO_FAIL_NTH : undefined,
       async spawn() {
         // TCG is slow and a call may compare a 128 MiB mirrored buffer (ADR 0120): a generous wait.
-        const process = await protocol.connectDaemonProcess(socket, { clientName: 'kernel-lane', timeoutMs: 600_000 });
+        const process = await protocol.connectDaemonProcess(socket, { clientName: 'kernel-lane', timeoutMs: 600_000, fdBridge });
         return { process, control: undefined };
       },
       dispose: (p) => p.disconnect(),
@@ -162,7 +168,7 @@ async function runCase(scenario, process, control, timeoutS) {
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
-  const target = await targetOf(opts.target, opts.failNth, opts.socket);
+  const target = await targetOf(opts.target, opts.failNth, opts.socket, opts.fdPassing);
   const results = [];
   const started = Date.now();
   let n = 0;

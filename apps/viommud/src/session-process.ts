@@ -6,12 +6,14 @@
 // the kernel releases everything it still held.
 import type { Socket } from 'node:net';
 import { pino } from 'pino';
-import { FdInbox } from '@viommu/protocol';
-import { nativeBackend, type Backend } from './backend.js';
+import { FdInbox, type FdBridge } from '@viommu/protocol';
+import type { Backend } from './backend.js';
 import { instrumentBackend, type IoctlStats } from './inspect/stats.js';
 import type { SessionMetrics } from './metrics.js';
-import { loadFdBridge } from './server.js';
+import { nativeBackend } from './native-client.js';
 import { Session, type FdPassing, type PeerCredentials, type SessionLimits } from './session.js';
+// Only what a session runs is imported here (no simulator, no prom-client): under TCG every module
+// is seconds of start-up, paid by the spare but still paid.
 
 /** How the broker configures its session processes (argv[2], JSON). */
 export interface SessionProcessConfig {
@@ -144,7 +146,12 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => {});
   const log = pino({ name: 'viommud', level: config.logLevel }).child({ sessionPid: process.pid });
   const backend = instrumentBackend(await loadBackend());
-  const bridge = config.fdDir ? await loadFdBridge((reason) => log.warn({ reason }, 'no fd passing in this session')) : undefined;
+  let bridge: FdBridge | undefined;
+  try {
+    if (config.fdDir) bridge = (await import('@viommu/native')).loadAddon();
+  } catch (e) {
+    log.warn({ reason: (e as Error).message }, 'no fd passing in this session');
+  }
   const fdPassing: FdPassing | undefined = bridge && config.fdDir ? { inbox: new FdInbox(bridge, config.fdDir, `fds-${process.pid}.sock`), bridge } : undefined;
   const metrics = new BatchedMetrics();
   let session: Session | undefined;

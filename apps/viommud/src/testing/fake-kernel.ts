@@ -5,7 +5,8 @@
 // Everything else is a real syscall.
 import { EFD_NONBLOCK, loadAddon, NativeProcess } from '@viommu/native';
 import { IOMMU_FAULT_QUEUE_ALLOC, IOMMU_VEVENTQ_ALLOC, iommu_fault_alloc, iommu_veventq_alloc, type IoctlArg } from '@viommu/uapi';
-import { NativeClientProcess, type Backend, type BackendProcess } from '../backend.js';
+import type { Backend, BackendProcess } from '../backend.js';
+import { NativeClientProcess } from '../native-client.js';
 
 /** The eventfd counters a fresh vEVENTQ / FAULT fd starts with (a read shows which one it is). */
 export const FAKE_VEVENTQ_COUNT = 0x5e;
