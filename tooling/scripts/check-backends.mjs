@@ -5,6 +5,8 @@
 //   - README.md;
 //   - src/index.ts exporting a backend factory: a function whose result has the DriverV1 members
 //     (found with the TypeScript checker, so re-exports and classes implementing DriverV1 count);
+//   - src/compliance-kit.ts exporting `complianceKits` without jest, listed in exports as
+//     ./compliance-kit (viommu conformance loads it);
 //   - a jest test (src/**/*.test.ts or test/**/*.test.ts) that calls runComplianceSuite(.
 // Usage: node tooling/scripts/check-backends.mjs [--warn-only]   (exit 1 on a problem unless --warn-only)
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -81,6 +83,14 @@ for (const p of backendsToCheck) {
     factories = driverFactories(index);
     if (factories.length === 0) issues.push('src/index.ts exports no backend factory (a function returning a DriverV1)');
   }
+  const kit = join(p.dir, 'src', 'compliance-kit.ts');
+  if (!existsSync(kit)) issues.push('no src/compliance-kit.ts (the vendor kits, jest-free, for `viommu conformance`)');
+  else {
+    const text = readFileSync(kit, 'utf8');
+    if (!/export const complianceKits\b/.test(text)) issues.push('src/compliance-kit.ts exports no `complianceKits`');
+    if (/@jest\/globals/.test(text)) issues.push('src/compliance-kit.ts imports jest (the harness runs it without jest)');
+  }
+  if (!m.exports?.['./compliance-kit']) issues.push('package.json: no "./compliance-kit" entry in exports');
   const compliance = testFiles(p.dir).filter((f) => readFileSync(f, 'utf8').includes('runComplianceSuite('));
   if (compliance.length === 0) issues.push('no test calls runComplianceSuite( from @viommu/backend-compliance');
   const found = factories.length ? ` (factory: ${factories.join(', ')})` : '';
