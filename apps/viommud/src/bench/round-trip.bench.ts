@@ -12,7 +12,7 @@
 // bench-results/round-trip.json (VIOMMUD_BENCH_OUT: elsewhere). VIOMMUD_BENCH_ROUNDTRIPS sets N
 // (default 4000).
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -230,6 +230,17 @@ function timerProbe(): Record<string, number> {
   return { atomicsWait1msMedianMs: +waits[10]!.toFixed(3), pollWait1msMedianMs: +polls[10]!.toFixed(3) };
 }
 
+/** viommud under `node --cpu-prof` (a flag NODE_OPTIONS refuses, so not through startDaemon). */
+async function profiledDaemon(dir: string): Promise<{ socketPath: string; stop(): Promise<unknown> }> {
+  const socketPath = join(mkdtempSync(join(tmpdir(), 'viommud-')), 'viommud.sock');
+  const child = spawn(process.execPath, ['--cpu-prof', '--cpu-prof-dir', dir, join(APP_DIR, 'dist/cli.js'), '--socket', socketPath, '--backend', 'sim'], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const exited = new Promise((r) => child.once('exit', r));
+  while (!existsSync(socketPath)) await new Promise((r) => setTimeout(r, 20));
+  return { socketPath, stop: () => (child.kill('SIGTERM'), exited) };
+}
+
 async function main(): Promise<void> {
   const protocolDist = join(APP_DIR, '../../packages/protocol/dist');
   const { WorkerChannel } = (await import(pathToFileURL(join(protocolDist, 'sync-channel.js')).href)) as ChannelModule;
@@ -261,7 +272,7 @@ async function main(): Promise<void> {
   for (const s of daemonCalls([['in-process', createSimHost().spawn()]], N)) log(s);
   // VIOMMUD_BENCH_PROFILE=DIR: the daemon writes a V8 CPU profile there when it exits.
   const profile = process.env['VIOMMUD_BENCH_PROFILE'];
-  const daemon = await startDaemon([], profile ? { env: { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profile}` } } : {});
+  const daemon = profile ? await profiledDaemon(profile) : await startDaemon();
   try {
     const direct = await connectDaemonProcess(daemon.socketPath, { fdBridge: loadAddon() });
     process.env['VIOMMU_SYNC_CHANNEL'] = 'worker';
