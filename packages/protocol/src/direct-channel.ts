@@ -90,14 +90,14 @@ export class DirectChannel {
   call(frame: Uint8Array, id: number, syscall: string): Uint8Array {
     if (this.closed) throw new SystemError('ENOTCONN', syscall, 'the daemon connection is closed');
     const deadline = Date.now() + this.timeoutMs;
-    if (this.paused) {
-      // Same contract as the worker channel: nothing is read while paused, so the reply cannot
-      // arrive; the call waits out its timeout.
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, this.timeoutMs);
-      this.timedOut(syscall);
-    }
     // Earlier asynchronous sends go first, then the request, both without ever refusing to read.
     if (!this.flushBlocking(deadline, syscall) || !this.writeBlocking(frame, 0, deadline, syscall)) this.timedOut(syscall);
+    if (this.paused) {
+      // Same contract as the worker channel: the request goes out, but nothing is read while
+      // paused, so its reply cannot arrive; the call waits out its timeout.
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Math.max(0, deadline - Date.now()));
+      this.timedOut(syscall);
+    }
     for (;;) {
       const reply = this.takeReply(id);
       if (reply !== undefined) {
@@ -287,7 +287,8 @@ export class DirectChannel {
       if (offset === buf.length) break;
       const left = deadline - Date.now();
       if (left <= 0) return false;
-      const revents = this.bridge.pollWait(this.fd, POLLIN | POLLOUT, left);
+      // Paused means nothing is read, even here (the daemon buffers, as it does for the worker channel).
+      const revents = this.bridge.pollWait(this.fd, this.paused ? POLLOUT : POLLIN | POLLOUT, left);
       if (revents > 0 && revents & POLLIN && !this.readAvailable()) this.lost(syscall);
     }
     return true;
