@@ -80,9 +80,6 @@ export interface SyncChannel {
   close(): void;
 }
 
-/** Which channel a connection uses: `VIOMMU_SYNC_CHANNEL=worker|direct` overrides the choice (tests, benchmarks). */
-export type ChannelKind = 'worker' | 'direct';
-
 export const SyncChannel = {
   /**
    * Connects to the daemon. `bridge`: the client's @viommu/native addon when it has one; an addon
