@@ -80,11 +80,21 @@ try {
   // B: its own context and IOAS.
   const sb = new Self(b, b.memory.alloc(PAGE));
   sb.fd = b.open('/dev/iommu');
+  // First, while B holds nothing but its /dev/iommu: A's second fd number is not open in B's process.
+  check('b_ioctl_on_a_fd_is_ebadf', () =>
+    aSecondFd === sb.fd
+      ? `A's second fd ${aSecondFd} is B's own number too (cannot tell)`
+      : expectErrno('EBADF', () => b.ioctl(aSecondFd, uapi.IOMMU_IOAS_ALLOC, enc(uapi.iommu_ioas_alloc, {}))),
+  );
+  check('b_close_of_a_fd_is_ebadf', () => expectErrno('EBADF', () => b.close(aSecondFd)));
   sb.ioas_id = sb.testIoctlIoasAlloc();
   // A domain makes IOAS_MAP pin the pages there and then (without one, iommufd pins lazily).
   const bDomainIoas = sb.testIoctlIoasAlloc();
   sb.testCmdMockDomain(bDomainIoas);
-  check('b_map_of_a_user_va_is_efault', () => expectErrno('EFAULT', () => sb.testIoctlIoasMapId(bDomainIoas, buf.addr, 4 * PAGE)));
+  const RW = uapi.IOMMU_IOAS_MAP_READABLE | uapi.IOMMU_IOAS_MAP_WRITEABLE;
+  check('b_map_of_a_user_va_is_efault', () =>
+    expectErrno('EFAULT', () => b.ioctl(sb.fd, uapi.IOMMU_IOAS_MAP, enc(uapi.iommu_ioas_map, { flags: RW, ioas_id: bDomainIoas, user_va: buf.addr, length: 4 * PAGE }))),
+  );
   // Mapped lazily (no domain): the first access pins, in B's mm.
   check('b_access_through_a_user_va_never_reads_a', () => {
     const iova = sb.testIoctlIoasMap(buf.addr, 4 * PAGE);
@@ -99,12 +109,6 @@ try {
     for (let i = 0; i < 64; i++) if (out.bytes[i] !== buf.bytes[PAGE + i]) return undefined; // B's own memory there
     return "B read A's bytes";
   });
-  check('b_ioctl_on_a_fd_is_ebadf', () =>
-    aSecondFd === sb.fd
-      ? `A's second fd ${aSecondFd} is B's own number too (cannot tell)`
-      : expectErrno('EBADF', () => b.ioctl(aSecondFd, uapi.IOMMU_IOAS_ALLOC, enc(uapi.iommu_ioas_alloc, {}))),
-  );
-  check('b_close_of_a_fd_is_ebadf', () => expectErrno('EBADF', () => b.close(aSecondFd)));
   check('b_destroy_of_a_ioas_id_is_enoent', () =>
     sa.ioas_id === sb.ioas_id ? undefined : expectErrno('ENOENT', () => b.ioctl(sb.fd, uapi.IOMMU_DESTROY, enc(uapi.iommu_destroy, { id: sa.ioas_id }))),
   );

@@ -149,7 +149,7 @@ export class SessionProcessPool {
    * broker's handle of it is closed once sent. `onEnd` runs when the process is gone.
    */
   hand(socket: Socket, id: number, peer: PeerCredentials | undefined, limits: SessionLimits, onEnd: (s: RemoteSession, crashed: boolean) => void): RemoteSession {
-    const { child } = this.spare ?? this.forkOne();
+    const { child, ready } = this.spare ?? this.forkOne();
     this.spare = undefined;
     const session = new RemoteSession(id, peer, child);
     child.on('message', (m: FromSessionProcess) => {
@@ -165,13 +165,16 @@ export class SessionProcessPool {
       onEnd(session, crashed);
     });
     const msg: ToSessionProcess = { type: 'session', id, peer, limits };
-    // If the process is gone already the send fails; its exit handler above ends the session.
-    child.send(msg, socket, (err) => {
-      if (err) {
+    // Only once the process listens: a message (and its socket) sent before that would be dropped.
+    // If it never gets there, or the send fails, its exit handler above ends the session.
+    void ready.then((up) => {
+      if (!up) return void socket.destroy();
+      child.send(msg, socket, (err) => {
+        if (!err) return;
         this.log.warn({ session: id, err: err.message }, 'could not hand the connection to its session process');
         socket.destroy();
         child.kill('SIGKILL');
-      }
+      });
     });
     if (this.opts.spare !== false && !this.closing) setImmediate(() => this.refill());
     return session;
