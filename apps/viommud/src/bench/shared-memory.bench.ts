@@ -49,8 +49,9 @@ async function main(): Promise<void> {
   const daemon = await startDaemon();
   const rows: Array<Record<string, number | string>> = [];
   try {
-    const base = await connectDaemonProcess(daemon.socketPath, { clientName: 'bench-baseline' });
-    const mirrored = await connectDaemonProcess(daemon.socketPath, { clientName: 'bench-mirrored' });
+    // All three with the addon, so all make their calls on the same channel (ADR 0131): only memory differs.
+    const base = await connectDaemonProcess(daemon.socketPath, { clientName: 'bench-baseline', fdBridge: bridge, sharedMemoryMin: false });
+    const mirrored = await connectDaemonProcess(daemon.socketPath, { clientName: 'bench-mirrored', fdBridge: bridge, sharedMemoryMin: false });
     const shared = await connectDaemonProcess(daemon.socketPath, { clientName: 'bench-shared', fdBridge: bridge, sharedMemoryMin: 1 << 20 });
     const fds = [base, mirrored, shared].map((p) => p.open('/dev/iommu'));
     const mRegion = mirrored.memory.alloc(REGION).bytes;
