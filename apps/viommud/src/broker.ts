@@ -213,9 +213,10 @@ export class SessionProcessPool {
         return;
       }
       if (this.spare === spare) this.spare = undefined;
+      if (this.closing) return; // the spare we ended at shutdown
       this.failedStarts++;
       this.log.error({ sessionPid: spare.child.pid, failedStarts: this.failedStarts }, 'a session process failed to start');
-      if (!this.closing) setTimeout(() => this.refill(), Math.min(30_000, 1000 * this.failedStarts)).unref();
+      setTimeout(() => this.refill(), Math.min(30_000, 1000 * this.failedStarts)).unref();
     });
   }
 
