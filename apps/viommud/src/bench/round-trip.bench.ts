@@ -16,27 +16,16 @@ import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { createSimHost } from '@viommu/core';
 import { loadAddon } from '@viommu/native';
-import { connectDaemonProcess } from '@viommu/protocol';
+import { connectDaemonProcess, DirectChannel, WorkerChannel, type SyncChannel } from '@viommu/protocol';
 import { IOMMU_DESTROY, IOMMU_IOAS_ALLOC, iommu_destroy, iommu_ioas_alloc, type Process } from '@viommu/uapi';
 import { APP_DIR, startDaemon } from '../spawn-daemon.js';
 
 const N = Number(process.env['VIOMMUD_BENCH_ROUNDTRIPS'] ?? 4000);
 const WARM = Math.max(20, N >> 4);
 
-interface Channel {
-  call(frame: Uint8Array, id: number, syscall: string): Uint8Array;
-  close(): void;
-}
-interface ChannelModule {
-  WorkerChannel: { open(path: string, events: object, timeoutMs: number): Promise<Channel> };
-}
-interface DirectModule {
-  DirectChannel: { open(path: string, events: object, timeoutMs: number, bridge: unknown): Promise<Channel> };
-}
 
 interface Stat {
   name: string;
@@ -166,7 +155,7 @@ async function echoNode(path: string, n: number): Promise<Stat> {
   return stat('echo node (net.Socket, async)', ns);
 }
 
-async function echoChannel(name: string, ch: Channel, n: number): Promise<Stat> {
+async function echoChannel(name: string, ch: SyncChannel, n: number): Promise<Stat> {
   let id = 1;
   const ns = measure(n, () => {
     const f = frame(++id);
@@ -242,9 +231,6 @@ async function profiledDaemon(dir: string): Promise<{ socketPath: string; stop()
 }
 
 async function main(): Promise<void> {
-  const protocolDist = join(APP_DIR, '../../packages/protocol/dist');
-  const { WorkerChannel } = (await import(pathToFileURL(join(protocolDist, 'sync-channel.js')).href)) as ChannelModule;
-  const { DirectChannel } = (await import(pathToFileURL(join(protocolDist, 'direct-channel.js')).href)) as DirectModule;
   const events = { onFrame: () => undefined, onClosed: () => undefined };
   const results: Stat[] = [];
   const log = (s: Stat) => {
