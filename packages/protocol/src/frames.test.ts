@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { ProtocolError, Reader, Writer } from './buffer.js';
 import { FrameReader, finishFrame, frameWriter } from './frames.js';
-import { LocalMirror, MirrorSet } from './mirror.js';
+import { MirrorSet } from './mirror.js';
 import { FLAG, HEADER_SIZE, OP, readHeader } from './wire.js';
 
 function frame(id: number, payload: number[]): Uint8Array {
@@ -101,27 +101,5 @@ describe('mirrored memory', () => {
     m.add(0x2000, new Uint8Array(4096));
     const w = new Writer().u32(1).u64(0x2000 + 4000).bytes(new Uint8Array(200));
     expect(() => m.applyChanges(new Reader(w.finish()))).toThrow(ProtocolError);
-  });
-});
-
-describe('local mirror (shared memory over the simulator)', () => {
-  it('loads the inner copy, then moves changed pages inward before a call and outward after it', () => {
-    const outer = new Uint8Array(3 * 4096 + 10).fill(1);
-    const inner = new Uint8Array(3 * 4096 + 10);
-    const m = new LocalMirror();
-    m.add(7, outer, inner);
-    expect(Buffer.compare(outer, inner)).toBe(0);
-    expect([m.pull(), m.push()]).toEqual([0, 0]);
-    outer[4096 + 3] = 9; // the client writes page 1
-    outer[3 * 4096 + 9] = 8; // and the short last page
-    expect(m.pull()).toBe(2);
-    expect([inner[4096 + 3], inner[3 * 4096 + 9]]).toEqual([9, 8]);
-    inner[5] = 4; // the call (a device) writes page 0
-    expect(m.push()).toBe(1);
-    expect(outer[5]).toBe(4);
-    // Nothing moves twice.
-    expect([m.pull(), m.push()]).toEqual([0, 0]);
-    expect(m.delete(7)).toBe(true);
-    expect(m.size).toBe(0);
   });
 });
