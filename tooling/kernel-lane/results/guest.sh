@@ -12,7 +12,9 @@ DPID=$!; i=0
 while [ ! -S /tmp/viommud.sock ] && [ $i -lt 600 ] && kill -0 $DPID 2>/dev/null; do sleep 0.5; i=$((i+1)); done
 [ -S /tmp/viommud.sock ] && echo "viommud up at $(date +%s)" || { echo 'viommud did not start:'; tail -5 /tmp/out/viommud.log; }
 echo "== suite selftest (through viommud) at $(date +%s)"
-node tooling/kernel-lane/runner.mjs --target daemon --socket /tmp/viommud.sock --json /tmp/out/selftest.daemon.json --module packages/native/dist/smoke.js --module packages/backend-mock/dist/index.js  --defer '^iommufd_ioas\.[a-z_]+\.(access_rw|access_rw_unaligned|ioas_iova_alloc)$' '8,000-25,000 synchronous daemon round trips at 50-90 ms each under TCG (run with --daemon-all)'
+node tooling/kernel-lane/runner.mjs --target daemon --socket /tmp/viommud.sock --fd-passing --json /tmp/out/selftest.daemon.json --module packages/native/dist/smoke.js --module packages/backend-mock/dist/index.js  --defer '^iommufd_ioas\.[a-z_]+\.(access_rw|access_rw_unaligned|ioas_iova_alloc)$' '8,000-25,000 synchronous daemon round trips at 50-90 ms each under TCG (run with --daemon-all)'
 echo "== suite fail_nth (through viommud) at $(date +%s)"
-node tooling/kernel-lane/runner.mjs --target daemon --socket /tmp/viommud.sock --json /tmp/out/fail_nth.daemon.json --module packages/backend-mock/dist/index.js --export failNthScenarios --fail-nth  --defer '^iommufd_ioas\.[a-z_]+\.(access_rw|access_rw_unaligned|ioas_iova_alloc)$' '8,000-25,000 synchronous daemon round trips at 50-90 ms each under TCG (run with --daemon-all)'
+node tooling/kernel-lane/runner.mjs --target daemon --socket /tmp/viommud.sock --fd-passing --json /tmp/out/fail_nth.daemon.json --module packages/backend-mock/dist/index.js --export failNthScenarios --fail-nth  --defer '^iommufd_ioas\.[a-z_]+\.(access_rw|access_rw_unaligned|ioas_iova_alloc)$' '8,000-25,000 synchronous daemon round trips at 50-90 ms each under TCG (run with --daemon-all)'
+echo "== isolation (through viommud) at $(date +%s)"
+node tooling/kernel-lane/isolation.mjs --socket /tmp/viommud.sock --json /tmp/out/isolation.json
 kill -TERM $DPID; wait $DPID; echo "viommud exit=$? at $(date +%s)"
