@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { statSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { contractSkips, iommufd_viommu, kernelSkips, pendingOnSimulator, scenarios } from '@viommu/backend-mock';
+import { iommufd_viommu, pendingOnSimulator, scenarios } from '@viommu/backend-mock';
 import { connectDaemonProcess, FLAG, FrameReader, PROTOCOL_MINOR, finishFrame, frameWriter, HELLO_MAGIC, OP, type DaemonProcess, type Frame } from '@viommu/protocol';
 import {
   ERRNO,
@@ -22,19 +22,13 @@ import {
   IOMMU_VEVENTQ_TYPE_SELFTEST,
 } from '@viommu/uapi';
 import { buildDaemon, sample, startDaemon, type RunningDaemon } from './spawn-daemon.js';
+import { expectAsInProcess } from './testing/daemon-tests.js';
 
 let daemon: RunningDaemon;
 /** A fresh simulated host per connection, as each in-process scenario gets one. */
 let perClient: RunningDaemon;
 /** One simulated host for every connection (the default), with default limits. */
 let shared: RunningDaemon;
-
-/**
- * Scenarios that fork the VMM process (fork_gone, fork_present) or move the context to another
- * process (change_process): the optional fork/exit members of the Process contract are not offered
- * over the daemon socket, so they skip, with that reason, as on any target without fork.
- */
-const NEEDS_FORK = /\.fork_(gone|present)$|^change_process\./;
 
 beforeAll(async () => {
   buildDaemon();
@@ -145,10 +139,7 @@ describe.each([
       const p = await connectDaemonProcess(target().socketPath, { timeoutMs: 3_600_000 });
       try {
         const outcome = await s.run(p);
-        const reason = contractSkips.get(s.name) ?? (kernelSkips.has(s.name) ? 'kernel skip' : undefined);
-        if (NEEDS_FORK.test(s.name)) expect(outcome).toEqual({ status: 'skip', reason: expect.stringMatching(/needs fork and exit/) });
-        else if (reason === undefined) expect(outcome).toEqual({ status: 'pass' });
-        else expect(outcome.status).toBe('skip');
+        expectAsInProcess(s.name, outcome);
       } finally {
         p.disconnect();
       }

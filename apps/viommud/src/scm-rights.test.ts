@@ -3,21 +3,13 @@
 // mirrored memory when either end lacks @viommu/native. Skips, saying so, when the addon is not built.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { enc, Self } from '@viommu/backend-mock';
-import { loadAddon, type NativeAddon } from '@viommu/native';
 import { connectDaemonProcess, FEATURE, PROTOCOL_MINOR, sealedMemfd, type DaemonProcess } from '@viommu/protocol';
 import { IOMMU_TEST_OP_ACCESS_RW, MOCK_ACCESS_RW_WRITE, MOCK_FLAGS_ACCESS_WRITE, iommu_test_cmd_access_rw } from '@viommu/uapi';
 import { buildDaemon, sample, startDaemon, type RunningDaemon } from './spawn-daemon.js';
+import { addonOrReason } from './testing/daemon-tests.js';
 
 const PAGE = 4096;
-let notBuilt = '';
-const addon: NativeAddon | undefined = (() => {
-  try {
-    return loadAddon();
-  } catch (e) {
-    notBuilt = (e as Error).message;
-    return undefined;
-  }
-})();
+const { addon, reason: notBuilt } = addonOrReason();
 
 const describeScm = addon ? describe : describe.skip;
 if (!addon) it.skip(`fd passing — skipped: ${notBuilt}`, () => {});

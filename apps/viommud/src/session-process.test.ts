@@ -4,21 +4,13 @@
 // kernel's files); the same path on the real kernel is the kernel lane's daemon run.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { join } from 'node:path';
-import { loadAddon, type NativeAddon } from '@viommu/native';
 import { connectDaemonProcess, FEATURE, type DaemonProcess } from '@viommu/protocol';
 import { IOMMU_FAULT_QUEUE_ALLOC, IOMMU_IOAS_ALLOC, IOMMU_VEVENTQ_ALLOC, POLLIN, iommu_fault_alloc, iommu_ioas_alloc, iommu_veventq_alloc } from '@viommu/uapi';
 import { APP_DIR, buildDaemon, eventually, sample, startDaemon, type RunningDaemon } from './spawn-daemon.js';
+import { addonOrReason } from './testing/daemon-tests.js';
 import { FAKE_FAULT_COUNT, FAKE_VEVENTQ_COUNT } from './testing/fake-kernel.js';
 
-let notBuilt = '';
-const addon: NativeAddon | undefined = (() => {
-  try {
-    return loadAddon();
-  } catch (e) {
-    notBuilt = (e as Error).message;
-    return undefined;
-  }
-})();
+const { addon, reason: notBuilt } = addonOrReason();
 const suite = addon ? describe : describe.skip;
 if (!addon) it.skip(`session processes — skipped: ${notBuilt}`, () => {});
 

@@ -6,24 +6,14 @@
 // so, when @viommu/native is not built.
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { contractSkips, enc, kernelSkips, pendingOnSimulator, scenarios, Self } from '@viommu/backend-mock';
-import { loadAddon, type NativeAddon } from '@viommu/native';
+import { enc, pendingOnSimulator, scenarios, Self } from '@viommu/backend-mock';
 import { connectDaemonProcess, sealedMemfd, type DaemonProcess } from '@viommu/protocol';
 import { IOMMU_TEST_OP_ACCESS_RW, MOCK_ACCESS_RW_WRITE, MOCK_FLAGS_ACCESS_WRITE, iommu_test_cmd_access_rw } from '@viommu/uapi';
 import { buildDaemon, eventually, startDaemon, type RunningDaemon } from './spawn-daemon.js';
+import { addonOrReason, expectAsInProcess } from './testing/daemon-tests.js';
 
 const PAGE = 4096;
-/** Scenarios that need fork/exit, which a daemon client cannot do (as in daemon.test.ts). */
-const NEEDS_FORK = /\.fork_(gone|present)$|^change_process\./;
-let notBuilt = '';
-const addon: NativeAddon | undefined = (() => {
-  try {
-    return loadAddon();
-  } catch (e) {
-    notBuilt = (e as Error).message;
-    return undefined;
-  }
-})();
+const { addon, reason: notBuilt } = addonOrReason();
 
 const describeShared = addon ? describe : describe.skip;
 if (!addon) it.skip(`simulator shared memory — skipped: ${notBuilt}`, () => {});
@@ -235,10 +225,7 @@ describeShared('iommufd selftest through the daemon, all memory shared', () => {
       const p = await connectDaemonProcess(daemon.socketPath, { timeoutMs: 3_600_000, fdBridge: addon, sharedMemoryMin: 0 });
       try {
         const outcome = await s.run(p);
-        const reason = contractSkips.get(s.name) ?? (kernelSkips.has(s.name) ? 'kernel skip' : undefined);
-        if (NEEDS_FORK.test(s.name)) expect(outcome.status).toBe('skip');
-        else if (reason === undefined) expect(outcome).toEqual({ status: 'pass' });
-        else expect(outcome.status).toBe('skip');
+        expectAsInProcess(s.name, outcome);
       } finally {
         p.disconnect();
       }
