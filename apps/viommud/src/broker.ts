@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
+import type { InspectableSession } from './inspect/snapshot.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { PeerCredentials, SessionLimits } from './session.js';
 import type { FromSessionProcess, SessionFigures, SessionProcessConfig, StatsBatch, ToSessionProcess } from './session-process.js';
@@ -14,19 +15,10 @@ import type { FromSessionProcess, SessionFigures, SessionProcessConfig, StatsBat
 const here = dirname(fileURLToPath(import.meta.url));
 
 /** What the daemon needs of a session, in-process (Session) or in a process of its own (RemoteSession). */
-export interface DaemonSession {
-  readonly id: number;
-  readonly clientName: string;
-  readonly peer: PeerCredentials | undefined;
-  readonly started: number;
-  /** The backend process (in-process), or a RemoteProcess standing for the session process. */
-  readonly process: object;
-  readonly queueDepth: number;
+export interface DaemonSession extends InspectableSession {
   readonly unsent: number;
   readonly unsentEventBytes: number;
-  readonly eventsSent: number;
   readonly eventsLost: number;
-  liveObjects(): Map<string, number>;
   end(reason?: string): void;
 }
 

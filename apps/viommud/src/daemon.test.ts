@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { statSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { iommufd_viommu, pendingOnSimulator, scenarios } from '@viommu/backend-mock';
+import { iommufd_viommu } from '@viommu/backend-mock';
 import { connectDaemonProcess, FLAG, FrameReader, PROTOCOL_MINOR, finishFrame, frameWriter, HELLO_MAGIC, OP, type DaemonProcess, type Frame } from '@viommu/protocol';
 import {
   ERRNO,
@@ -22,7 +22,7 @@ import {
   IOMMU_VEVENTQ_TYPE_SELFTEST,
 } from '@viommu/uapi';
 import { buildDaemon, sample, startDaemon, type RunningDaemon } from './spawn-daemon.js';
-import { expectAsInProcess } from './testing/daemon-tests.js';
+import { selftestThroughDaemon } from './testing/daemon-tests.js';
 
 let daemon: RunningDaemon;
 /** A fresh simulated host per connection, as each in-process scenario gets one. */
@@ -128,25 +128,9 @@ describe.each([
   ['a sim host per client', () => perClient],
   ['one shared sim host', () => shared],
 ])('iommufd selftest through the daemon, %s', (_mode, target) => {
-  for (const s of scenarios) {
-    const pending = pendingOnSimulator.get(s.name);
-    if (pending !== undefined) {
-      it.skip(`${s.name} — pending on the simulator: ${pending}`, () => {});
-      continue;
-    }
-    it(s.name, async () => {
-      // A generous per-call timeout: a busy machine must not fail a scenario (ADR 0121's 30 s default).
-      const p = await connectDaemonProcess(target().socketPath, { timeoutMs: 3_600_000 });
-      try {
-        const outcome = await s.run(p);
-        expectAsInProcess(s.name, outcome);
-      } finally {
-        p.disconnect();
-      }
-      // The 64/128 MiB dirty-tracking buffers are compared page by page on every call (ADR 0120):
-      // no time limit on a scenario.
-    }, 3_600_000);
-  }
+  selftestThroughDaemon(() =>
+    // A generous per-call timeout: a busy machine must not fail a scenario (ADR 0121's 30 s default).
+    connectDaemonProcess(target().socketPath, { timeoutMs: 3_600_000 }));
 });
 
 describe('isolation', () => {

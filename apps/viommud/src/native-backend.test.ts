@@ -25,6 +25,7 @@ import {
   type IoctlArg,
 } from '@viommu/uapi';
 import { NativeClientProcess } from './backend.js';
+import { codeOf } from './testing/daemon-tests.js';
 
 const unavailable = (() => {
   try {
@@ -72,14 +73,6 @@ function client(): NativeClientProcess {
   return new NativeClientProcess(new NativeProcess(loadAddon()));
 }
 
-function codeOf(f: () => unknown): string | undefined {
-  try {
-    f();
-    return undefined;
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
-}
 
 describeNative('a native client process in the daemon', () => {
   it('opens only /dev/iommu and /dev/vfio/*: anything else is EACCES and opens nothing', () => {

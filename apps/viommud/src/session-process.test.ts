@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { connectDaemonProcess, FEATURE, type DaemonProcess } from '@viommu/protocol';
 import { IOMMU_FAULT_QUEUE_ALLOC, IOMMU_IOAS_ALLOC, IOMMU_VEVENTQ_ALLOC, POLLIN, iommu_fault_alloc, iommu_ioas_alloc, iommu_veventq_alloc } from '@viommu/uapi';
 import { APP_DIR, buildDaemon, eventually, sample, startDaemon, type RunningDaemon } from './spawn-daemon.js';
-import { addonOrReason } from './testing/daemon-tests.js';
+import { addonOrReason, codeOf } from './testing/daemon-tests.js';
 import { FAKE_FAULT_COUNT, FAKE_VEVENTQ_COUNT } from './testing/fake-kernel.js';
 
 const { addon, reason: notBuilt } = addonOrReason();
@@ -38,14 +38,6 @@ function alive(pid: number): boolean {
   }
 }
 
-function codeOf(f: () => unknown): string | undefined {
-  try {
-    f();
-    return undefined;
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
-}
 
 /** The session process serving `p` (from the broker's "client connected" line). */
 async function sessionPidOf(d: RunningDaemon, p: DaemonProcess): Promise<number> {

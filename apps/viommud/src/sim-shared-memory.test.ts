@@ -6,11 +6,11 @@
 // so, when @viommu/native is not built.
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { enc, pendingOnSimulator, scenarios, Self } from '@viommu/backend-mock';
+import { enc, Self } from '@viommu/backend-mock';
 import { connectDaemonProcess, sealedMemfd, type DaemonProcess } from '@viommu/protocol';
 import { IOMMU_TEST_OP_ACCESS_RW, MOCK_ACCESS_RW_WRITE, MOCK_FLAGS_ACCESS_WRITE, iommu_test_cmd_access_rw } from '@viommu/uapi';
 import { buildDaemon, eventually, startDaemon, type RunningDaemon } from './spawn-daemon.js';
-import { addonOrReason, expectAsInProcess } from './testing/daemon-tests.js';
+import { addonOrReason, selftestThroughDaemon } from './testing/daemon-tests.js';
 
 const PAGE = 4096;
 const { addon, reason: notBuilt } = addonOrReason();
@@ -215,20 +215,5 @@ describeShared('disconnect', () => {
  * end as they do in-process.
  */
 describeShared('iommufd selftest through the daemon, all memory shared', () => {
-  for (const s of scenarios) {
-    const pending = pendingOnSimulator.get(s.name);
-    if (pending !== undefined) {
-      it.skip(`${s.name} — pending on the simulator: ${pending}`, () => {});
-      continue;
-    }
-    it(s.name, async () => {
-      const p = await connectDaemonProcess(daemon.socketPath, { timeoutMs: 3_600_000, fdBridge: addon, sharedMemoryMin: 0 });
-      try {
-        const outcome = await s.run(p);
-        expectAsInProcess(s.name, outcome);
-      } finally {
-        p.disconnect();
-      }
-    }, 3_600_000);
-  }
+  selftestThroughDaemon(() => connectDaemonProcess(daemon.socketPath, { timeoutMs: 3_600_000, fdBridge: addon, sharedMemoryMin: 0 }));
 });
